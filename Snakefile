@@ -1,0 +1,29 @@
+# memnet: the replication of Memory Networks (Ruiz & Gupta, 2024) as one DAG.
+#   snakemake --cores all                               # the paper's experiments (config/config.yaml)
+#   snakemake --cores all --configfile config/quick.yaml  # a small version of each
+from pathlib import Path
+
+from memnet.config import validate
+
+REPO = Path(workflow.basedir)
+
+# A --configfile replaces the default rather than merging into it, so that quick.yaml's short lists stay short.
+if not workflow.overwrite_configfiles:
+
+    configfile: REPO / "config/config.yaml"
+
+
+validate(config, REPO / "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/experiments.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.aggregate.output,
+        REPORT_OUTPUTS,

@@ -1,0 +1,284 @@
+"""Experiments as data: the config expands into runs, and one run turns into one metrics file.
+
+`plan(config)` lists every run the config declares (seeds aside); the Snakemake rules expand it into jobs.
+`execute(...)` trains and evaluates one model on one dataset for one seed and returns its metrics.
+Adding a seed, sweep point, ablation or baseline is a config edit: nothing here names one.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memnet import datasets
+
+MEMNET = "memnet"
+BASELINES = ("mlp", "cnn", "knn", "ncm")
+RUNS_DIR = "results/runs"
+# Keys of a config entry that select where it applies rather than being model parameters.
+SELECTORS = ("only_datasets",)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One model setting on one dataset; the pipeline runs it once per seed."""
+
+    dataset: str
+    experiment: str
+    model: str
+    variant: str
+    name: str  # unique within (dataset, experiment, model): the variant, plus the sweep value
+    params: dict[str, Any] = field(hash=False)
+    x: float | None = None  # the swept value (n_neurons or n_train), if any
+    n_train: int | None = None  # a stratified training subset of this size, if any
+
+    def metrics_path(self, seed: int | str) -> str:
+        return f"{RUNS_DIR}/{self.dataset}/{self.experiment}/{self.model}/{self.name}/seed{seed}.json"
+
+    @property
+    def needs_tuning(self) -> bool:
+        return self.model == MEMNET and self.params.get("tau") is None
+
+
+def _applies(entry: dict, dataset: str) -> bool:
+    only = entry.get("only_datasets")
+    return only is None or dataset in only
+
+
+def _params(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k not in SELECTORS}
+
+
+def _model_variants(config: dict, models: dict, dataset: str):
+    """Yield (model, variant, params) for a `models:` block of an experiment."""
+    for model, variants in models.items():
+        for variant in variants:
+            if model == MEMNET:
+                yield model, variant, _params(config["memnet"])
+                continue
+            try:
+                entry = config["baselines"][model][variant]
+            except KeyError:
+                raise ValueError(
+                    f"config: experiments use baseline {model}/{variant}, but "
+                    f"baselines.{model} defines no '{variant}'; add it under baselines.{model}"
+                ) from None
+            if _applies(entry, dataset):
+                yield model, variant, _params(entry)
+
+
+def train_size(config: dict, dataset: str) -> int:
+    """The number of training images a run of this dataset sees at most."""
+    full = datasets.get_spec(dataset).n_train
+    cap = config.get("data", {}).get("subset", {}).get(dataset, {}).get("n_train")
+    return min(full, cap) if cap else full
+
+
+def plan(config: dict) -> list[Run]:
+    """Every run that `config` declares, in a stable order."""
+    runs: list[Run] = []
+    experiments = config.get("experiments", {})
+    paper = _params(config["memnet"])
+    for dataset in config["datasets"]:
+        main = experiments.get("main")
+        if main:
+            for model, variant, params in _model_variants(config, main["models"], dataset):
+                runs.append(Run(dataset, "main", model, variant, variant, params))
+
+        neurons = experiments.get("neurons")
+        if neurons:
+            for n in neurons["n_neurons"]:
+                params = {**paper, "n_neurons": n}
+                runs.append(Run(dataset, "neurons", MEMNET, f"n{n}", f"n{n}", params, x=n))
+
+        samples = experiments.get("samples")
+        if samples:
+            available = train_size(config, dataset)
+            sizes = sorted({min(n, available) for n in samples["n_train"]})
+            for model, variant, params in _model_variants(config, samples["models"], dataset):
+                for n in sizes:
+                    name = f"{variant}-t{n}"
+                    runs.append(Run(dataset, "samples", model, variant, name, params, x=n, n_train=n))
+
+        for name, overrides in experiments.get("ablations", {}).items():
+            if _applies(overrides, dataset):
+                params = {**paper, **_params(overrides)}
+                runs.append(Run(dataset, "ablations", MEMNET, name, name, params))
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing one run
+
+
+def load_data(npz: str | Path, subset: dict | None) -> datasets.Dataset:
+    """The dataset, cut to the config's subset (the same subset for every run and seed)."""
+    data = datasets.load(npz)
+    if subset:
+        data = datasets.subset(data, n_train=subset.get("n_train"), n_test=subset.get("n_test"), seed=0)
+    return data
+
+
+def limit_threads(n: int) -> None:
+    """Make numba, BLAS (and torch, via the baselines) use at most ``n`` threads."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    threadpool_limits(n)
+
+
+def make_model(model: str, params: dict, seed: int, threads: int):
+    if model == MEMNET:
+        from memnet.model import MemoryNetwork
+
+        return MemoryNetwork(**params, random_state=seed)
+    if model in BASELINES:
+        from memnet.baselines import make_baseline
+
+        return make_baseline(model, random_state=seed, n_threads=threads, **params)
+    raise ValueError(f"unknown model '{model}'; expected one of {(MEMNET, *BASELINES)}")
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def execute(
+    *,
+    data: datasets.Dataset,
+    dataset: str,
+    experiment: str,
+    model: str,
+    variant: str,
+    params: dict,
+    seed: int,
+    threads: int = 1,
+    x: float | None = None,
+    n_train: int | None = None,
+    model_out: str | Path | None = None,
+) -> dict:
+    """Train ``model`` once on ``data`` (or a seeded stratified subset of ``n_train``) and test it."""
+    limit_threads(threads)
+    X, y = data.X_train, data.y_train
+    if n_train is not None and n_train < len(y):
+        idx = datasets.stratified_indices(y, n_train, seed)
+        X, y = X[idx], y[idx]
+
+    estimator = make_model(model, params, seed, threads)
+    start = time.perf_counter()
+    estimator.fit(X, y)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    y_pred = estimator.predict(data.X_test)
+    infer_seconds = time.perf_counter() - start
+    if model_out is not None:
+        estimator.save(model_out)
+
+    n_classes = len(data.classes)
+    metrics = {
+        "dataset": dataset,
+        "experiment": experiment,
+        "model": model,
+        "variant": variant,
+        "x": x,
+        "seed": seed,
+        "params": params,
+        "accuracy": float(np.mean(y_pred == data.y_test)),
+        "confusion": confusion_matrix(data.y_test, y_pred, n_classes).tolist(),
+        "n_train": int(len(y)),
+        "n_test": int(len(data.y_test)),
+        "n_born": None,
+        "births_per_class": None,
+        "train_seconds": train_seconds,
+        "infer_seconds": infer_seconds,
+        "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "threads": threads,
+        "versions": versions(),
+        "git_revision": git_revision(),
+    }
+    if model == MEMNET:
+        metrics["n_born"] = int(estimator.n_born_)
+        metrics["births_per_class"] = np.bincount(estimator.labels_, minlength=n_classes).tolist()
+        metrics["model_bytes"] = int(estimator.memory_bytes_)
+        metrics.update(uses_backprop=False, uses_weight_sharing=False, n_passes=1)
+    else:
+        metrics.update(
+            model_bytes=int(estimator.model_bytes),
+            uses_backprop=bool(estimator.uses_backprop),
+            uses_weight_sharing=bool(estimator.uses_weight_sharing),
+            n_passes=int(estimator.n_passes),
+        )
+    return metrics
+
+
+def tune(
+    data: datasets.Dataset,
+    params: dict,
+    *,
+    tau_scale: list[float],
+    validation_fraction: float,
+    seed: int,
+    threads: int = 1,
+) -> dict:
+    """Choose the initial tau on a seeded, stratified validation split of the training set."""
+    from memnet.model import MemoryNetwork, default_tau
+
+    limit_threads(threads)
+    n_val = max(1, round(validation_fraction * len(data.y_train)))
+    val = datasets.stratified_indices(data.y_train, n_val, seed)
+    fit = np.setdiff1d(np.arange(len(data.y_train)), val)
+    X_fit, y_fit = data.X_train[fit], data.y_train[fit]
+    X_val, y_val = data.X_train[val], data.y_train[val]
+
+    base = default_tau(X_fit, params["distance"])
+    scores = {}
+    for scale in tau_scale:
+        model = MemoryNetwork(**{**params, "tau": scale * base}, random_state=seed)
+        scores[scale] = float(model.fit(X_fit, y_fit).score(X_val, y_val))
+    best = max(tau_scale, key=lambda s: (scores[s], -abs(np.log(s))))  # ties: closest to default
+    return {
+        "tau": best * base,
+        "tau_scale": best,
+        "default_tau": base,
+        "validation_accuracy": {str(s): a for s, a in scores.items()},
+        "n_fit": int(len(fit)),
+        "n_validation": int(n_val),
+        "seed": seed,
+        "params": params,
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("memnet", "numpy", "numba", "torch", "faiss-cpu", "scikit-learn"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_revision() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+def params_json(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)

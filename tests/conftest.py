@@ -1,0 +1,63 @@
+"""Shared fixtures: the repo, the dataset mirror, and one end-to-end run of config/quick.yaml."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # lets tests import their fixture helpers
+
+
+def find_mirror() -> Path | None:
+    """The dataset mirror: $MEMNET_DATA_MIRROR, else ../shared/datasets beside the repo."""
+    candidates = [os.environ.get("MEMNET_DATA_MIRROR"), REPO.parent / "shared" / "datasets"]
+    for c in candidates:
+        if c and (Path(c) / "mnist").is_dir():
+            return Path(c).resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    found = find_mirror()
+    if found is None:
+        pytest.skip("no MNIST mirror: set MEMNET_DATA_MIRROR or place ../shared/datasets/mnist")
+    return found
+
+
+def snakemake(*args: str, cwd: Path, check: bool = True, timeout: int = 1800):
+    """Run the repo's Snakefile with its working directory at ``cwd``."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, mirror) -> Path:
+    """One full run of config/quick.yaml on real MNIST; returns its working directory."""
+    workdir = tmp_path_factory.mktemp("quick")
+    snakemake(
+        "--cores", "2", "--configfile", str(REPO / "config" / "quick.yaml"),
+        "--config", f"data={{'mirror': '{mirror}'}}", cwd=workdir,
+    )
+    return workdir
+
+
+@pytest.fixture
+def quick_config_copy(tmp_path) -> Path:
+    dst = tmp_path / "quick.yaml"
+    shutil.copy(REPO / "config" / "quick.yaml", dst)
+    return dst
