@@ -36,12 +36,27 @@ def mirror() -> Path:
     return found
 
 
-def snakemake(*args: str, cwd: Path, check: bool = True, timeout: int = 1800):
-    """Run the repo's Snakefile with its working directory at ``cwd``."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def snakemake(*args: str, cwd: Path, check: bool = True, timeout: int = 1800, env=None):
+    """Run the repo's Snakefile with its working directory at ``cwd`` (the mirror from find_mirror)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(cwd),
+    ]
+    env = {**os.environ, **(env or {})}
+    mirror = find_mirror()
+    if mirror is not None:
+        env.setdefault("MEMNET_DATA_MIRROR", str(mirror))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 
@@ -49,10 +64,7 @@ def snakemake(*args: str, cwd: Path, check: bool = True, timeout: int = 1800):
 def quick_run(tmp_path_factory, mirror) -> Path:
     """One full run of config/quick.yaml on real MNIST; returns its working directory."""
     workdir = tmp_path_factory.mktemp("quick")
-    snakemake(
-        "--cores", "2", "--configfile", str(REPO / "config" / "quick.yaml"),
-        "--config", f"data={{'mirror': '{mirror}'}}", cwd=workdir,
-    )
+    snakemake("--cores", "2", "--configfile", str(REPO / "config" / "quick.yaml"), cwd=workdir)
     return workdir
 
 

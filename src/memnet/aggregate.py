@@ -47,7 +47,9 @@ def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
         row["params"] = json.dumps(run["params"], sort_keys=True)
         rows.append(row)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    return df.sort_values([*KEYS, "seed"], na_position="first", kind="stable").reset_index(drop=True)
+    return df.sort_values([*KEYS, "seed"], na_position="first", kind="stable").reset_index(
+        drop=True
+    )
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

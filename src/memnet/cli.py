@@ -1,10 +1,10 @@
 """The `memnet` command: one subcommand per pipeline step, each callable by hand as well.
 
-    memnet fetch      --dataset mnist --file train-images-idx3-ubyte.gz --out results/data/raw/mnist/...
-    memnet prepare    --dataset mnist --raw-dir results/data/raw/mnist --out results/data/mnist.npz
-    memnet tune       --data results/data/mnist.npz --params '{...}' --out results/tuning/mnist.json
-    memnet run        --data results/data/mnist.npz --model memnet --params '{...}' --seed 0 --out m.json
-    memnet aggregate  --runs-csv runs.csv --summary-csv summary.csv results/runs/**/*.json
+memnet fetch      --dataset mnist --file train-images-idx3-ubyte.gz --out results/data/raw/mnist/...
+memnet prepare    --dataset mnist --raw-dir results/data/raw/mnist --out results/data/mnist.npz
+memnet tune       --data results/data/mnist.npz --params '{...}' --out results/tuning/mnist.json
+memnet run        --data results/data/mnist.npz --model memnet --params '{...}' --seed 0 --out m.json
+memnet aggregate  --runs-csv runs.csv --summary-csv summary.csv results/runs/**/*.json
 """
 
 from __future__ import annotations

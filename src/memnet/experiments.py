@@ -41,7 +41,9 @@ class Run:
     n_train: int | None = None  # a stratified training subset of this size, if any
 
     def metrics_path(self, seed: int | str) -> str:
-        return f"{RUNS_DIR}/{self.dataset}/{self.experiment}/{self.model}/{self.name}/seed{seed}.json"
+        return (
+            f"{RUNS_DIR}/{self.dataset}/{self.experiment}/{self.model}/{self.name}/seed{seed}.json"
+        )
 
     @property
     def needs_tuning(self) -> bool:
@@ -106,7 +108,9 @@ def plan(config: dict) -> list[Run]:
             for model, variant, params in _model_variants(config, samples["models"], dataset):
                 for n in sizes:
                     name = f"{variant}-t{n}"
-                    runs.append(Run(dataset, "samples", model, variant, name, params, x=n, n_train=n))
+                    runs.append(
+                        Run(dataset, "samples", model, variant, name, params, x=n, n_train=n)
+                    )
 
         for name, overrides in experiments.get("ablations", {}).items():
             if _applies(overrides, dataset):
@@ -123,7 +127,9 @@ def load_data(npz: str | Path, subset: dict | None) -> datasets.Dataset:
     """The dataset, cut to the config's subset (the same subset for every run and seed)."""
     data = datasets.load(npz)
     if subset:
-        data = datasets.subset(data, n_train=subset.get("n_train"), n_test=subset.get("n_test"), seed=0)
+        data = datasets.subset(
+            data, n_train=subset.get("n_train"), n_test=subset.get("n_test"), seed=0
+        )
     return data
 
 
