@@ -299,3 +299,8 @@ def test_real_mnist_counts(tmp_path, mirror):
     test_counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert np.bincount(ds.y_train).tolist() == train_counts
     assert np.bincount(ds.y_test).tolist() == test_counts
+
+
+def test_read_idx_missing_file(tmp_path):
+    with pytest.raises(ValueError, match=r"nothing\.gz: cannot read IDX file"):
+        read_idx(tmp_path / "nothing.gz")

@@ -191,11 +191,14 @@ def _copy_from_mirror(src: Path, tmp: Path, expected: RemoteFile) -> None:
         )
     sha = hashlib.sha256()
     size = 0
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        while chunk := fin.read(CHUNK_BYTES):
-            fout.write(chunk)
-            sha.update(chunk)
-            size += len(chunk)
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            while chunk := fin.read(CHUNK_BYTES):
+                fout.write(chunk)
+                sha.update(chunk)
+                size += len(chunk)
+    except OSError as err:
+        raise _SourceFailed(f"cannot copy ({err})", transient=False) from err
     if reason := _mismatch(size, sha.hexdigest(), expected):
         raise _SourceFailed(reason, transient=False)
 
@@ -282,8 +285,9 @@ def fetch_file(
     mirror_dir = resolve_mirror(mirror)
     sources: list[tuple[str, str]] = []  # (kind, location)
     if mirror_dir is not None:
-        sources += [("mirror", str(mirror_dir / dataset / filename))]
-        sources += [("mirror", str(mirror_dir / filename))]
+        for candidate in (mirror_dir / dataset / filename, mirror_dir / filename):
+            if candidate.resolve() != dest.resolve():  # dest itself is no source
+                sources.append(("mirror", str(candidate)))
     sources += [("url", base + filename) for base in spec.urls]
 
     failures: list[str] = []
@@ -355,8 +359,8 @@ IDX_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (gzip-compressed or plain): uint8 images (n, rows, cols) or labels (n,)."""
     path = Path(path)
-    opener = gzip.open if _is_gzip(path) else open
     try:
+        opener = gzip.open if _is_gzip(path) else open
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as err:
@@ -456,6 +460,7 @@ def _parse_mnist(raw_dir: Path, spec: DatasetSpec):
 
 
 def _parse_cifar10(raw_dir: Path, spec: DatasetSpec):
+    # Each of the five train batches and the test batch holds n_test (10000) images.
     return read_cifar10_archive(raw_dir / CIFAR10_ARCHIVE, batch_rows=spec.n_test)
 
 
