@@ -1,0 +1,67 @@
+"""Aggregation: runs.csv holds every run; the summary's mean and t-interval match a hand computation."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from memnet import aggregate
+from memnet.io import write_json
+
+
+def fake_run(tmp_path, seed, accuracy, variant="paper", x=None):
+    metrics = {c: 0 for c in aggregate.RUN_COLUMNS}
+    metrics.update(
+        dataset="mnist",
+        experiment="main",
+        model="memnet",
+        variant=variant,
+        x=x,
+        seed=seed,
+        accuracy=accuracy,
+        train_seconds=seed + 1.0,
+        uses_backprop=False,
+        uses_weight_sharing=False,
+        n_passes=1,
+        params={"k": 1, "distance": "l2"},
+    )
+    path = tmp_path / f"{variant}-{seed}.json"
+    write_json(path, metrics)
+    return path
+
+
+def test_t_interval_by_hand():
+    # mean 0.9, sample sd 0.01 with n=3: t(0.975, 2) = 4.302652729911275
+    low, high = aggregate.t_interval([0.89, 0.90, 0.91])
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)
+    assert low == pytest.approx(0.9 - half) and high == pytest.approx(0.9 + half)
+    assert all(math.isnan(v) for v in aggregate.t_interval([0.5]))
+
+
+def test_aggregate_cli(tmp_path):
+    paths = [fake_run(tmp_path, s, a) for s, a in enumerate([0.89, 0.90, 0.91])]
+    paths.append(fake_run(tmp_path, 0, 0.5, variant="other"))
+    runs_csv, summary_csv = tmp_path / "runs.csv", tmp_path / "summary.csv"
+    aggregate.main(
+        ["--runs-csv", str(runs_csv), "--summary-csv", str(summary_csv), *map(str, paths)]
+    )
+
+    runs = pd.read_csv(runs_csv)
+    assert list(runs.columns) == aggregate.RUN_COLUMNS
+    assert len(runs) == 4
+    assert json.loads(runs["params"][0]) == {"distance": "l2", "k": 1}
+
+    summary = pd.read_csv(summary_csv).set_index("variant")
+    assert summary.loc["paper", "n_seeds"] == 3
+    assert summary.loc["paper", "accuracy_mean"] == pytest.approx(0.9)
+    assert summary.loc["paper", "accuracy_std"] == pytest.approx(0.01)
+    assert summary.loc["paper", "train_seconds_mean"] == pytest.approx(2.0)
+    assert summary.loc["other", "n_seeds"] == 1
+
+
+def test_incomplete_metrics_file_is_named(tmp_path):
+    path = tmp_path / "bad.json"
+    write_json(path, {"dataset": "mnist"})
+    with pytest.raises(ValueError, match="bad.json: metrics file lacks"):
+        aggregate.runs_table([path])

@@ -1,0 +1,50 @@
+"""The config schema accepts both shipped configs and rejects bad ones with a message naming the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from memnet.config import ConfigError, validate
+
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+@pytest.fixture(params=["config/config.yaml", "config/quick.yaml"])
+def config(request, repo):
+    return yaml.safe_load((repo / request.param).read_text())
+
+
+def test_shipped_configs_are_valid(config, repo):
+    assert validate(copy.deepcopy(config), repo / SCHEMA) == config
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "why"),
+    [
+        (lambda c: c.update(seeds=["zero"]), "seeds[0]", "not of type 'integer'"),
+        (lambda c: c.update(datasets=["svhn"]), "datasets[0]", "is not one of"),
+        (lambda c: c["memnet"].update(distanse="l2"), "memnet", "'distanse' was unexpected"),
+        (lambda c: c["memnet"].update(threshold="soft"), "memnet.threshold", "is not one of"),
+        (lambda c: c["memnet"].update(n_neurons=0), "memnet.n_neurons", "less than the minimum"),
+        (
+            lambda c: c["experiments"]["ablations"].update(bad={"k": "three"}),
+            "experiments.ablations.bad.k",
+            "not of type 'integer'",
+        ),
+        (lambda c: c.update(colour="blue"), "(top level)", "'colour' was unexpected"),
+        (lambda c: c.pop("seeds"), "(top level)", "'seeds' is a required property"),
+    ],
+)
+def test_bad_config_names_the_key(config, repo, edit, key, why):
+    edit(config)
+    with pytest.raises(ConfigError) as err:
+        validate(config, repo / SCHEMA)
+    assert f"config key '{key}'" in str(err.value)
+    assert why in str(err.value)
+
+
+def test_undefined_baseline_variant_is_named(config, repo):
+    config["experiments"]["main"]["models"]["mlp"] = ["epochs99"]
+    with pytest.raises(ConfigError, match=r"baselines\.mlp defines no 'epochs99'"):
+        validate(config, repo / SCHEMA)

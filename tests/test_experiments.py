@@ -1,0 +1,99 @@
+"""Planning: the config expands into exactly the runs it declares."""
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from memnet import experiments
+from memnet.experiments import plan
+
+
+@pytest.fixture
+def config(repo):
+    return yaml.safe_load((repo / "config/config.yaml").read_text())
+
+
+def expected_runs(config: dict) -> int:
+    """Count the runs of a config straight from its lists (independently of plan())."""
+    sizes = {"mnist": 60000, "cifar10": 50000}
+    total = 0
+    for ds in config["datasets"]:
+
+        def applies(entry, ds=ds):
+            return ds in entry.get("only_datasets", [ds])
+
+        def variants(models, ds=ds, applies=applies):
+            return sum(
+                len(vs) if m == "memnet" else sum(applies(config["baselines"][m][v]) for v in vs)
+                for m, vs in models.items()
+            )
+
+        exp = config["experiments"]
+        total += variants(exp["main"]["models"])
+        total += len(exp["neurons"]["n_neurons"])
+        cap = config["data"].get("subset", {}).get(ds, {}).get("n_train", sizes[ds])
+        n_sizes = len({min(n, cap, sizes[ds]) for n in exp["samples"]["n_train"]})
+        total += n_sizes * variants(exp["samples"]["models"])
+        total += sum(applies(o) for o in exp["ablations"].values())
+    return total
+
+
+def test_plan_counts_match_the_config(config):
+    assert len(plan(config)) == expected_runs(config)
+
+
+def test_run_paths_are_unique(config):
+    paths = [r.metrics_path(0) for r in plan(config)]
+    assert len(paths) == len(set(paths))
+
+
+def test_adding_an_ablation_adds_exactly_its_runs(config):
+    before = plan(config)
+    config["experiments"]["ablations"]["eta-half"] = {"plasticity": "constant", "eta": 0.5}
+    after = plan(config)
+    added = [r for r in after if r not in before]
+    assert len(after) == len(before) + len(config["datasets"])
+    assert {(r.experiment, r.variant) for r in added} == {("ablations", "eta-half")}
+    assert all(r.params["eta"] == 0.5 and r.params["plasticity"] == "constant" for r in added)
+    assert all(r.params["distance"] == config["memnet"]["distance"] for r in added)
+
+
+def test_only_datasets_restricts_an_entry(config):
+    runs = plan(config)
+    l1 = [r.dataset for r in runs if r.model == "knn" and r.variant == "k1-l1"]
+    assert l1 == ["cifar10"]
+    joint = [r.dataset for r in runs if r.variant == "voting-joint"]
+    assert joint == ["cifar10"]
+
+
+def test_sample_sizes_are_capped_at_the_training_set(config):
+    config["datasets"] = ["cifar10"]
+    config["experiments"]["samples"]["n_train"] = [10, 50000, 60000]
+    sizes = {r.n_train for r in plan(config) if r.experiment == "samples"}
+    assert sizes == {10, 50000}
+
+
+def test_neurons_sweep_changes_only_n_neurons(config):
+    runs = [r for r in plan(config) if r.experiment == "neurons"]
+    paper = {k: v for k, v in config["memnet"].items()}
+    for r in runs:
+        assert r.x == r.params["n_neurons"]
+        assert {**r.params, "n_neurons": paper["n_neurons"]} == paper
+
+
+def test_tuned_runs_are_the_memnet_runs_without_tau(config):
+    config = copy.deepcopy(config)
+    config["experiments"]["ablations"]["tau-fixed-1"] = {"threshold": "fixed", "tau": 1.0}
+    runs = plan(config)
+    assert all(r.needs_tuning == (r.model == "memnet" and "tau" not in r.params) for r in runs)
+
+
+def test_confusion_matrix_against_counting():
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    cm = experiments.confusion_matrix(y, p, 4)
+    for i in range(4):
+        for j in range(4):
+            assert cm[i, j] == np.sum((y == i) & (p == j))
