@@ -1,0 +1,122 @@
+"""The DAG: what `snakemake -n` plans, and an end-to-end run of config/quick.yaml on real MNIST."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import snakemake
+from test_experiments import expected_runs
+
+from memnet.aggregate import TIMING_COLUMNS
+from memnet.datasets import REGISTRY
+
+
+def planned_jobs(repo, tmp_path, *args) -> dict[str, int]:
+    """Job counts per rule from a dry run."""
+    proc = snakemake("-n", "--quiet", "rules", *args, cwd=tmp_path)
+    stats = proc.stdout[proc.stdout.index("Job stats") :]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml"])
+def test_dry_run_plans_every_run(repo, tmp_path, name):
+    config = yaml.safe_load((repo / "config" / name).read_text())
+    jobs = planned_jobs(repo, tmp_path, "--configfile", str(repo / "config" / name))
+    assert jobs["run"] == expected_runs(config) * len(config["seeds"])
+    assert jobs["download"] == sum(len(REGISTRY[d].files) for d in config["datasets"])
+    assert jobs["prepare"] == jobs["tune"] == len(config["datasets"])
+    assert jobs["aggregate"] == 1
+
+
+def test_dry_run_picks_datasets_from_the_command_line(repo, tmp_path):
+    jobs = planned_jobs(repo, tmp_path, "--config", "datasets=[mnist]")
+    config = yaml.safe_load((repo / "config/config.yaml").read_text())
+    config["datasets"] = ["mnist"]
+    assert jobs["run"] == expected_runs(config) * len(config["seeds"])
+    assert jobs["download"] == len(REGISTRY["mnist"].files)
+
+
+def test_bad_config_stops_before_any_job(repo, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    config = yaml.safe_load((repo / "config/quick.yaml").read_text())
+    config["memnet"]["voting"] = "loud"
+    bad.write_text(yaml.safe_dump(config))
+    proc = snakemake("-n", "--configfile", str(bad), cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "config key 'memnet.voting'" in proc.stdout + proc.stderr
+
+
+def test_data_rules_give_real_mnist(quick_run):
+    from memnet.datasets import load
+
+    data = load(quick_run / "results/data/mnist.npz")
+    assert data.X_train.shape == (60000, 1, 28, 28) and data.X_test.shape == (10000, 1, 28, 28)
+    train_counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    test_counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert data.y_train.tolist().count(1) == train_counts[1]
+    assert pd.Series(data.y_train).value_counts().sort_index().tolist() == train_counts
+    assert pd.Series(data.y_test).value_counts().sort_index().tolist() == test_counts
+
+
+def test_quick_run_gives_one_sane_row_per_run(repo, quick_run):
+    config = yaml.safe_load((repo / "config/quick.yaml").read_text())
+    runs = pd.read_csv(quick_run / "results/tables/runs.csv")
+    assert len(runs) == expected_runs(config) * len(config["seeds"])
+    assert not runs.duplicated(["dataset", "experiment", "model", "variant", "x", "seed"]).any()
+    assert set(runs["seed"]) == set(config["seeds"])
+    main = runs[runs.experiment == "main"].groupby("model")["accuracy"].min()
+    assert main["memnet"] > 0.75 and main["knn"] > 0.75  # 2,000 images: chance is 0.10
+    assert main["mlp"] > 0.5 and main["ncm"] > 0.5
+    assert (runs["n_test"] == config["data"]["subset"]["mnist"]["n_test"]).all()
+    samples = runs[runs.experiment == "samples"]
+    assert (samples["n_train"] == samples["x"]).all()
+    memnet = runs[runs.model == "memnet"]
+    assert not memnet["uses_backprop"].any() and (memnet["n_passes"] == 1).all()
+    tuning = yaml.safe_load((quick_run / "results/tuning/mnist.json").read_text())
+    assert tuning["tau_scale"] in config["tuning"]["tau_scale"]
+
+
+def test_adding_an_ablation_runs_exactly_its_jobs(repo, quick_run, tmp_path):
+    workdir = tmp_path / "work"
+    shutil.copytree(quick_run, workdir, symlinks=True)
+    config = yaml.safe_load((repo / "config/quick.yaml").read_text())
+    config["experiments"]["ablations"]["eta-half"] = {"plasticity": "constant", "eta": 0.5}
+    path = tmp_path / "quick-plus.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    jobs = planned_jobs(repo, workdir, "--configfile", str(path))
+    assert jobs["run"] == len(config["seeds"])
+    snakemake("--cores", "2", "--configfile", str(path), cwd=workdir)
+    runs = pd.read_csv(workdir / "results/tables/runs.csv")
+    added = runs[runs.variant == "eta-half"]
+    assert sorted(added["seed"]) == sorted(config["seeds"])
+
+
+def test_same_results_on_one_core_and_two(repo, quick_run, tmp_path):
+    """A second run, on one core, of part of the quick config gives identical rows (timings aside)."""
+    config = yaml.safe_load((repo / "config/quick.yaml").read_text())
+    config["experiments"] = {
+        "main": config["experiments"]["main"],
+        "ablations": {"threshold-none": {"threshold": "none"}},
+    }
+    path = tmp_path / "quick-main.yaml"
+    path.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    snakemake("--cores", "1", "--configfile", str(path), "results/tables/runs.csv", cwd=workdir)
+
+    one = pd.read_csv(workdir / "results/tables/runs.csv")
+    two = pd.read_csv(quick_run / "results/tables/runs.csv")
+    keys = ["dataset", "experiment", "model", "variant", "seed"]
+    two = two.merge(one[keys], on=keys)
+    assert len(two) == len(one) > 0
+    assert (one["threads"] == 1).all() and (two["threads"] == 2).all()
+    drop = [*TIMING_COLUMNS, "threads"]
+    pd.testing.assert_frame_equal(
+        one.drop(columns=drop).sort_values(keys).reset_index(drop=True),
+        two.drop(columns=drop).sort_values(keys).reset_index(drop=True),
+    )
