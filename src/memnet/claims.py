@@ -1,0 +1,400 @@
+"""The paper's claims (paper/claims.yaml) and their verdicts against this run's results.
+
+Three verdicts: "reproduced", "not reproduced", and "not measurable here" (with the reason, e.g. the
+claim's dataset is not among the run's datasets). Numeric claims compare a measured value with the
+reported one; structural claims are decided by a check in CHECKS that reads the results, the saved
+models and the model's source code, never by a value typed into the YAML.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from memnet.io import read_json
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_MEASURABLE = "not measurable here"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_MEASURABLE)
+
+KINDS = ("numeric", "structural")
+COMPARISONS = ("within", "at_least", "at_most")
+MAIN_MEMNET = {"experiment": "main", "model": "memnet", "variant": "paper"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    claim: str
+    source: str
+    kind: str
+    dataset: str | None = None
+    select: dict = field(default_factory=dict)
+    metric: str | None = None
+    reported: float | None = None
+    tolerance: float = 0.0
+    comparison: str = "within"
+    check: str | None = None
+    evidence: str | None = None
+    reported_neurons: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    id: str
+    verdict: str
+    measured: float | None
+    detail: str
+
+
+@dataclass
+class Evidence:
+    """What a verdict may look at: the result tables, the saved models, the model's source."""
+
+    summary: pd.DataFrame
+    runs: pd.DataFrame
+    models_dir: Path | None = None
+    model_source: Path | None = None
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted(set(self.runs["dataset"]) | set(self.summary["dataset"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_claims(path: str | Path) -> list[Claim]:
+    """Read and validate claims.yaml; one clear error names the first bad entry."""
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    entries = doc.get("claims")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: expected a top-level 'claims:' list of claims")
+    claims, seen = [], set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: claim #{i + 1} must be a mapping, not {entry!r}")
+        where = f"{path}: claim #{i + 1} ({entry.get('id', 'no id')})"
+        try:
+            claim = Claim(**entry)
+        except TypeError as err:
+            raise ValueError(f"{where}: {err}; the header of claims.yaml lists the keys") from None
+        problem = _problem(claim)
+        if claim.id in seen:
+            problem = "duplicate id"
+        if problem:
+            raise ValueError(f"{where}: {problem}")
+        seen.add(claim.id)
+        claims.append(claim)
+    return claims
+
+
+def _problem(claim: Claim) -> str | None:
+    if claim.kind not in KINDS:
+        return f"kind must be one of {KINDS}, not {claim.kind!r}"
+    if claim.kind == "numeric":
+        if claim.metric is None or claim.reported is None:
+            return "a numeric claim needs 'metric' and 'reported'"
+        if claim.comparison not in COMPARISONS:
+            return f"comparison must be one of {COMPARISONS}, not {claim.comparison!r}"
+        if not claim.select:
+            return "a numeric claim needs 'select' (experiment, model, variant)"
+    elif claim.check not in CHECKS:
+        return f"check must be one of {sorted(CHECKS)}, not {claim.check!r}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts
+
+
+def evaluate_all(claims: list[Claim], evidence: Evidence) -> list[Verdict]:
+    return [evaluate(claim, evidence) for claim in claims]
+
+
+def evaluate(claim: Claim, evidence: Evidence) -> Verdict:
+    if claim.dataset is not None and claim.dataset not in evidence.datasets:
+        have = ", ".join(evidence.datasets) or "none"
+        reason = f"{claim.dataset} is not among this run's datasets ({have})"
+        return Verdict(claim.id, NOT_MEASURABLE, None, reason)
+    if claim.kind == "numeric":
+        return _numeric(claim, evidence)
+    return CHECKS[claim.check](claim, evidence)
+
+
+def select(df: pd.DataFrame, dataset: str | None, **keys) -> pd.DataFrame:
+    """Rows of ``df`` matching ``dataset`` and ``keys``; x is null unless ``keys`` gives it."""
+    mask = pd.Series(True, index=df.index)
+    if dataset is not None:
+        mask &= df["dataset"] == dataset
+    for key, value in keys.items():
+        mask &= df[key] == value
+    if "x" not in keys and "x" in df:
+        mask &= df["x"].isna()
+    return df[mask]
+
+
+def compare(measured: float, reported: float, tolerance: float, comparison: str) -> bool:
+    if comparison == "within":
+        return abs(measured - reported) <= tolerance + 1e-12
+    if comparison == "at_least":
+        return measured >= reported - tolerance - 1e-12
+    return measured <= reported + tolerance + 1e-12
+
+
+def fmt_value(metric: str, value: float) -> str:
+    return f"{100 * value:.2f}%" if metric == "accuracy" else f"{value:,.0f}"
+
+
+def _numeric(claim: Claim, ev: Evidence) -> Verdict:
+    what = "/".join(str(v) for v in claim.select.values())
+    if claim.metric == "accuracy":
+        rows = select(ev.summary, claim.dataset, **claim.select)
+        if rows.empty:
+            return _missing(claim, what)
+        row = rows.iloc[0]
+        measured, n = float(row["accuracy_mean"]), int(row["n_seeds"])
+        spread = (
+            f" (95% CI {fmt_value('accuracy', row['accuracy_ci_low'])}"
+            f" to {fmt_value('accuracy', row['accuracy_ci_high'])})"
+            if n > 1 and not math.isnan(row["accuracy_ci_low"])
+            else ""
+        )
+    else:
+        rows = select(ev.runs, claim.dataset, **claim.select)
+        values = rows[claim.metric].dropna() if claim.metric in rows else pd.Series(dtype=float)
+        if values.empty:
+            return _missing(claim, f"{claim.metric} of {what}")
+        measured, n, spread = float(values.mean()), len(values), ""
+    ok = compare(measured, claim.reported, claim.tolerance, claim.comparison)
+    rule = {"within": "within", "at_least": "at least", "at_most": "at most"}[claim.comparison]
+    target = fmt_value(claim.metric, claim.reported)
+    tol = f" ± {fmt_value(claim.metric, claim.tolerance)}" if claim.tolerance else ""
+    detail = (
+        f"{fmt_value(claim.metric, measured)} mean over {n} seed{'s' * (n != 1)}{spread}; "
+        f"needs {rule} {target}{tol}"
+    )
+    return Verdict(claim.id, REPRODUCED if ok else NOT_REPRODUCED, measured, detail)
+
+
+def _missing(claim: Claim, what: str) -> Verdict:
+    reason = f"no {what} results for {claim.dataset} in this run"
+    return Verdict(claim.id, NOT_MEASURABLE, None, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Structural checks: each reads the evidence and returns a verdict with what it looked at.
+
+Check = Callable[[Claim, Evidence], Verdict]
+CHECKS: dict[str, Check] = {}
+
+
+def check(fn: Check) -> Check:
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+def _memnet_runs(ev: Evidence) -> pd.DataFrame:
+    return ev.runs[ev.runs["model"] == "memnet"]
+
+
+def _saved_models(ev: Evidence):
+    """(dataset, seed, model, n_train) for every saved main/memnet/paper model.
+
+    n_train comes from the metrics file saved beside the model (the run that trained it), else None.
+    """
+    paths = (
+        sorted(Path(ev.models_dir).glob("*/main/memnet/paper/seed*.npz")) if ev.models_dir else []
+    )
+    if not paths:
+        return []
+    from memnet.model import MemoryNetwork
+
+    found = []
+    for path in paths:
+        dataset, seed = path.parts[-5], int(path.stem.removeprefix("seed"))
+        metrics = path.with_suffix(".json")
+        n_train = read_json(metrics)["n_train"] if metrics.exists() else None
+        found.append((dataset, seed, MemoryNetwork.load(path), n_train))
+    return found
+
+
+def _model_source(ev: Evidence) -> Path | None:
+    if ev.model_source is not None:
+        return Path(ev.model_source)
+    spec = importlib.util.find_spec("memnet.model")
+    return Path(spec.origin) if spec and spec.origin else None
+
+
+def _source_names(path: Path) -> tuple[set[str], set[str]]:
+    """(imported top-level modules, every called or referenced attribute/name) in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    modules, names = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+    return modules, names
+
+
+def _flag_problem(runs: pd.DataFrame, column: str, expected) -> str | None:
+    bad = runs[runs[column].astype(str).str.lower() != str(expected).lower()]
+    if bad.empty:
+        return None
+    first = bad.iloc[0]
+    return (
+        f"{len(bad)} memnet run(s) record {column}={first[column]} "
+        f"(e.g. {first['dataset']}/{first['experiment']}/{first['variant']} seed {first['seed']})"
+    )
+
+
+def _source_check(ev: Evidence, banned_modules: set[str], banned_names: set[str]):
+    """(problem or None, description) of a static scan of the model's source."""
+    path = _model_source(ev)
+    if path is None or not path.exists():
+        return None, ""
+    modules, names = _source_names(path)
+    hits = sorted(modules & banned_modules) + sorted(n for n in names if n.lower() in banned_names)
+    if hits:
+        return f"{path.name} uses {', '.join(hits)}", ""
+    return None, f"{path.name} imports no {'/'.join(sorted(banned_modules))}"
+
+
+def _structural(claim: Claim, problems: list[str | None], facts: list[str]) -> Verdict:
+    problems = [p for p in problems if p]
+    if problems:
+        return Verdict(claim.id, NOT_REPRODUCED, None, "; ".join(problems))
+    evidence = f"; proven by {claim.evidence}" if claim.evidence else ""
+    return Verdict(claim.id, REPRODUCED, None, "; ".join(f for f in facts if f) + evidence)
+
+
+AUTOGRAD = {"torch", "jax", "tensorflow", "autograd", "keras"}
+
+
+@check
+def single_pass(claim: Claim, ev: Evidence) -> Verdict:
+    """Every saved model's hits sum to its training-set size: each sample absorbed exactly once."""
+    runs = _memnet_runs(ev)
+    if runs.empty:
+        return Verdict(claim.id, NOT_MEASURABLE, None, "no Memory Network runs in this run")
+    problems = [_flag_problem(runs, "n_passes", 1)]
+    models = _saved_models(ev)
+    for dataset, seed, model, n_train in models:
+        if n_train is None:
+            row = select(runs, dataset, seed=seed, **MAIN_MEMNET)
+            if row.empty:
+                continue
+            n_train = int(row.iloc[0]["n_train"])
+        total = int(model.hits_.sum())
+        if total != n_train:
+            problems.append(f"{dataset} seed {seed}: hits sum to {total}, not n_train={n_train}")
+    facts = [f"{len(runs)} memnet runs record one pass"]
+    if models:
+        facts.append(f"hits sum to n_train in all {len(models)} saved models")
+    return _structural(claim, problems, facts)
+
+
+@check
+def no_backprop(claim: Claim, ev: Evidence) -> Verdict:
+    """No run records backprop, and the model's source uses no autograd framework or gradient."""
+    runs = _memnet_runs(ev)
+    if runs.empty:
+        return Verdict(claim.id, NOT_MEASURABLE, None, "no Memory Network runs in this run")
+    source_problem, source_fact = _source_check(ev, AUTOGRAD, {"backward", "grad", "autograd"})
+    problems = [_flag_problem(runs, "uses_backprop", False), source_problem]
+    facts = [f"{len(runs)} memnet runs record no backprop", source_fact]
+    return _structural(claim, problems, facts)
+
+
+@check
+def no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
+    """Each neuron owns a full-size memory; no convolution in the source; no run records sharing."""
+    runs = _memnet_runs(ev)
+    if runs.empty:
+        return Verdict(claim.id, NOT_MEASURABLE, None, "no Memory Network runs in this run")
+    conv = {"convolve", "conv1d", "conv2d", "correlate", "correlate2d", "convolve2d", "fftconvolve"}
+    source_problem, source_fact = _source_check(ev, AUTOGRAD, conv)
+    problems = [_flag_problem(runs, "uses_weight_sharing", False), source_problem]
+    models = _saved_models(ev)
+    for dataset, seed, model, _ in models:
+        c, h, w = model.image_shape_
+        if model.memories_.shape != (model.n_born_, c, h * w):
+            problems.append(
+                f"{dataset} seed {seed}: memories shape {model.memories_.shape}, "
+                f"not one full image per neuron {(model.n_born_, c, h * w)}"
+            )
+    facts = [f"{len(runs)} memnet runs record no weight sharing", source_fact]
+    if models:
+        facts.append(f"one full-size memory per neuron in {len(models)} saved models")
+    return _structural(claim, problems, facts)
+
+
+def _main_rows(ev: Evidence, dataset: str) -> tuple[pd.Series | None, pd.DataFrame]:
+    rows = select(ev.summary, dataset, experiment="main")
+    memnet = rows[(rows["model"] == "memnet") & (rows["variant"] == "paper")]
+    backprop = rows[rows["uses_backprop"].astype(str).str.lower() == "true"]
+    return (memnet.iloc[0] if len(memnet) else None), backprop
+
+
+@check
+def faster_than_backprop(claim: Claim, ev: Evidence) -> Verdict:
+    """Mean training time of memnet/paper below every backprop baseline's (main experiment)."""
+    memnet, backprop = _main_rows(ev, claim.dataset)
+    if memnet is None or backprop.empty:
+        return Verdict(
+            claim.id,
+            NOT_MEASURABLE,
+            None,
+            f"needs main results of memnet/paper and a backprop baseline on {claim.dataset}",
+        )
+    ours = float(memnet["train_seconds_mean"])
+    fastest = backprop.loc[backprop["train_seconds_mean"].idxmin()]
+    label = f"{fastest['model']}/{fastest['variant']}"
+    ok = ours < float(fastest["train_seconds_mean"])
+    detail = (
+        f"memnet {ours:.3g} s vs fastest backprop baseline {label} "
+        f"{float(fastest['train_seconds_mean']):.3g} s"
+    )
+    return Verdict(claim.id, REPRODUCED if ok else NOT_REPRODUCED, ours, detail)
+
+
+@check
+def little_data(claim: Claim, ev: Evidence) -> Verdict:
+    """At the smallest training set of the samples sweep, memnet beats every backprop baseline."""
+    summary = ev.summary
+    rows = summary[(summary["dataset"] == claim.dataset) & (summary["experiment"] == "samples")]
+    memnet = rows[rows["model"] == "memnet"]
+    backprop = rows[rows["uses_backprop"].astype(str).str.lower() == "true"]
+    common = sorted(set(memnet["x"].dropna()) & set(backprop["x"].dropna()))
+    if not common:
+        return Verdict(
+            claim.id,
+            NOT_MEASURABLE,
+            None,
+            f"needs a samples sweep of memnet and a backprop baseline on {claim.dataset}",
+        )
+    n = common[0]
+    ours = float(memnet[memnet["x"] == n]["accuracy_mean"].iloc[0])
+    rivals = backprop[backprop["x"] == n]
+    best = rivals.loc[rivals["accuracy_mean"].idxmax()]
+    ok = ours > float(best["accuracy_mean"])
+    detail = (
+        f"at {int(n)} training samples: memnet {fmt_value('accuracy', ours)} vs best backprop "
+        f"baseline {best['model']}/{best['variant']} {fmt_value('accuracy', best['accuracy_mean'])}"
+    )
+    return Verdict(claim.id, REPRODUCED if ok else NOT_REPRODUCED, ours, detail)

@@ -1,0 +1,512 @@
+"""The report's figures F1-F6 (PDF + PNG), from the result tables, the run files and a saved model.
+
+F1 accuracy vs neurons, F2 accuracy vs training samples, F3 ablations (one file per dataset),
+F4 memories gallery and hits histogram (one file per dataset), F5 confusion matrices, F6 accuracy vs
+training time. A missing experiment or dataset gives a figure that says so, so the pipeline's outputs
+always exist. Every figure is WIDTH inches wide at DPI dots per inch, with a colour-blind-safe palette
+and markers/line styles that also separate the models in greyscale print.
+
+    python -m memnet.figures --summary results/tables/summary.csv --runs results/tables/runs.csv \\
+        --claims paper/claims.yaml --runs-dir results/runs --models-dir results/models \\
+        --model-seed 0 --datasets mnist cifar10 --out results/figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from memnet import claims as claims_mod
+from memnet import tables
+from memnet.io import atomic_path, read_json
+
+WIDTH = 7.0  # inches: a full text width in print
+PANEL_HEIGHT = 2.8  # inches per row of panels
+DPI = 150
+MAX_COLUMNS = 4  # panels per row before wrapping (F3)
+GALLERY_PER_CLASS = 8  # memories shown per class (F4)
+
+COLOURS = sns.color_palette("colorblind", len(tables.MODEL_ORDER))  # Okabe-Ito-like
+PALETTE = dict(zip(tables.MODEL_ORDER, COLOURS, strict=True))
+MARKERS = {"memnet": "o", "mlp": "s", "cnn": "^", "knn": "D", "ncm": "v"}
+DASHES = {"memnet": "-", "mlp": "--", "cnn": "-.", "knn": ":", "ncm": (0, (5, 1, 1, 1))}
+GREY = "0.55"
+
+
+def figure_names(datasets: list[str]) -> list[str]:
+    """The stem of every figure file the CLI writes for ``datasets`` (the pipeline's outputs)."""
+    return [
+        "F1_neurons",
+        "F2_samples",
+        *(f"F3_ablations_{d}" for d in datasets),
+        *(f"F4_memories_{d}" for d in datasets),
+        "F5_confusion",
+        "F6_pareto",
+    ]
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
+    mpl.rcParams.update(
+        {
+            "font.size": 8,
+            "axes.titlesize": 9,
+            "axes.labelsize": 8,
+            "legend.fontsize": 7,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+            "savefig.dpi": DPI,
+            "pdf.fonttype": 42,  # embed TrueType: text stays text in the PDF
+        }
+    )
+
+
+def _figure(n_panels: int, rows: int = 1, height: float = PANEL_HEIGHT, **kw):
+    cols = math.ceil(n_panels / rows)
+    # Figure without pyplot: no global state, nothing to close, no GUI backend needed.
+    fig = Figure(figsize=(WIDTH, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, **kw)
+    axes = axes.ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def placeholder(title: str, message: str) -> Figure:
+    """A figure that states why there is nothing to plot."""
+    fig, (ax,) = _figure(1, height=2.0)
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    return fig
+
+
+def _datasets(df: pd.DataFrame, order: list[str] | None) -> list[str]:
+    present = list(dict.fromkeys(df["dataset"]))
+    order = order or sorted(present)
+    return [d for d in order if d in present] + [d for d in present if d not in order]
+
+
+def _band(ax, x, rows: pd.DataFrame, colour, label, model: str) -> None:
+    """Mean accuracy (%) as a line with markers, its 95% CI as a band where there is one."""
+    y = 100 * rows["accuracy_mean"].to_numpy(float)
+    ax.plot(
+        x,
+        y,
+        color=colour,
+        marker=MARKERS.get(model, "o"),
+        linestyle=DASHES.get(model, "-"),
+        label=label,
+        markersize=4,
+        linewidth=1.4,
+    )
+    low = 100 * rows["accuracy_ci_low"].to_numpy(float)
+    high = 100 * rows["accuracy_ci_high"].to_numpy(float)
+    ok = ~(np.isnan(low) | np.isnan(high))
+    if ok.any():
+        ax.fill_between(np.asarray(x)[ok], low[ok], high[ok], color=colour, alpha=0.2, linewidth=0)
+
+
+def _main_accuracy(summary: pd.DataFrame, dataset: str, model: str, variant: str) -> float | None:
+    rows = claims_mod.select(summary, dataset, experiment="main", model=model, variant=variant)
+    return float(rows["accuracy_mean"].iloc[0]) if len(rows) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# F1, F2: sweeps
+
+
+def fig_neurons(summary: pd.DataFrame, claims: list, datasets: list[str] | None = None) -> Figure:
+    """F1: memnet accuracy vs neurons per dataset, with 1-NN and the paper's reported value."""
+    rows = summary[(summary["experiment"] == "neurons") & (summary["model"] == "memnet")]
+    if rows.empty:
+        return placeholder("F1: accuracy vs neurons", "No 'neurons' experiment in this run.")
+    names = _datasets(rows, datasets)
+    fig, axes = _figure(len(names))
+    for ax, dataset in zip(axes, names, strict=True):
+        sweep = rows[rows["dataset"] == dataset].sort_values("x")
+        ax.set_xscale("log")
+        _band(ax, sweep["x"], sweep, PALETTE["memnet"], "Memory Network (ours)", "memnet")
+        knn = _main_accuracy(summary, dataset, "knn", "k1-l2")
+        if knn is not None:
+            ax.axhline(
+                100 * knn,
+                color=PALETTE["knn"],
+                linestyle=":",
+                linewidth=1.2,
+                label="1-NN, L2 (ours)",
+            )
+        for claim in claims:
+            if claim.kind == "numeric" and claim.metric == "accuracy" and claim.dataset == dataset:
+                _paper_reference(ax, claim)
+        ax.set_title(tables.dataset_label(dataset))
+        ax.set_xlabel("Neurons (budget $N_{max}$)")
+        ax.set_ylabel("Test accuracy (%)")
+        ax.legend(loc="lower right")
+    return fig
+
+
+def _paper_reference(ax, claim) -> None:
+    y = 100 * claim.reported
+    label = f"paper: ≈{y:.0f}%"
+    if claim.reported_neurons:
+        low, high = claim.reported_neurons
+        ax.hlines(
+            y, low, high, color="black", linewidth=2.5, label=f"{label} ({low:,.0f}+ neurons)"
+        )
+        ax.set_xlim(right=max(ax.get_xlim()[1], high * 1.2))
+    else:
+        ax.axhline(y, color="black", linestyle="--", linewidth=1.0, label=label)
+
+
+def fig_samples(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figure:
+    """F2: accuracy vs training samples, memnet and every baseline, log x, CI bands."""
+    rows = summary[summary["experiment"] == "samples"]
+    if rows.empty:
+        return placeholder(
+            "F2: accuracy vs training samples", "No 'samples' experiment in this run."
+        )
+    names = _datasets(rows, datasets)
+    fig, axes = _figure(len(names))
+    for ax, dataset in zip(axes, names, strict=True):
+        here = tables.ordered(rows[rows["dataset"] == dataset])
+        for (model, variant), curve in here.groupby(["model", "variant"], sort=False):
+            curve = curve.sort_values("x")
+            label = tables.model_label(model, variant)
+            _band(ax, curve["x"], curve, PALETTE.get(model, GREY), label, model)
+        ax.set_xscale("log")
+        ax.set_title(tables.dataset_label(dataset))
+        ax.set_xlabel("Training samples")
+        ax.set_ylabel("Test accuracy (%)")
+        ax.legend(loc="lower right")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# F3: ablations
+
+
+def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Figure:
+    """F3: one panel per ablated parameter; the paper's setting is the highlighted bar."""
+    t3 = tables.table_ablations(summary, runs)
+    t3 = t3[t3["dataset"] == dataset]
+    title = f"F3: ablations on {tables.dataset_label(dataset)}"
+    if t3.empty or not (~t3["is_paper"]).any():
+        return placeholder(title, f"No ablations for {dataset} in this run.")
+    paper = t3[t3["is_paper"]].iloc[0]
+    variants = t3[~t3["is_paper"]]
+    params = list(dict.fromkeys(variants["parameter"]))
+    rows = math.ceil(len(params) / MAX_COLUMNS)
+    fig, axes = _figure(len(params), rows=rows, height=2.4, sharey=True)
+    everything = pd.concat([t3["accuracy_ci_low"], t3["accuracy_ci_high"], t3["accuracy_mean"]])
+    lo, hi = 100 * np.nanmin(everything), 100 * np.nanmax(everything)
+    pad = max(0.5, 0.15 * (hi - lo))
+    for ax, param in zip(axes, params, strict=True):
+        mine = variants[variants["parameter"] == param]
+        paper_value = mine["paper_value"].iloc[0] or "paper"
+        labels = [f"{paper_value}\n(paper)", *mine["value"]]
+        means = [paper["accuracy_mean"], *mine["accuracy_mean"]]
+        lows = [paper["accuracy_ci_low"], *mine["accuracy_ci_low"]]
+        highs = [paper["accuracy_ci_high"], *mine["accuracy_ci_high"]]
+        colours = [PALETTE["memnet"]] + [GREY] * len(mine)
+        y = 100 * np.asarray(means, float)
+        err = np.vstack([y - 100 * np.asarray(lows, float), 100 * np.asarray(highs, float) - y])
+        err = np.where(np.isnan(err), 0, err)
+        bars = ax.bar(
+            range(len(y)),
+            y,
+            color=colours,
+            edgecolor="black",
+            linewidth=0.6,
+            yerr=err,
+            capsize=2,
+            error_kw={"linewidth": 0.8},
+        )
+        bars[0].set_hatch("//")
+        ax.axhline(y[0], color=PALETTE["memnet"], linestyle="--", linewidth=0.8)
+        ax.set_xticks(range(len(y)), labels)
+        ax.set_title(param)
+        ax.set_ylim(lo - pad, hi + pad)
+    for ax in axes[:: min(MAX_COLUMNS, len(params))]:
+        ax.set_ylabel("Test accuracy (%)")
+    fig.suptitle(f"{tables.dataset_label(dataset)}: ablations (y axis does not start at 0)")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# F4: memories of a saved model
+
+
+def class_names(dataset: str, n_classes: int) -> list[str]:
+    from memnet.datasets import REGISTRY
+
+    spec = REGISTRY.get(dataset)
+    if spec is not None and len(spec.classes) == n_classes:
+        return list(spec.classes)
+    return [str(k) for k in range(n_classes)]
+
+
+def memory_images(model, indices: np.ndarray) -> np.ndarray:
+    """(n, H, W, C) images of the memories of neurons ``indices``, channels recombined, in [0, 1]."""
+    c, h, w = model.image_shape_
+    images = np.asarray(model.memories_[indices], dtype=np.float32).reshape(-1, c, h, w)
+    return np.clip(images.transpose(0, 2, 3, 1), 0.0, 1.0)
+
+
+def fig_memories(model, dataset: str, per_class: int = GALLERY_PER_CLASS) -> Figure:
+    """F4: per class, the memories of its most-used neurons; right, the histogram of hits."""
+    labels = np.asarray(model.labels_)
+    hits = np.asarray(model.hits_)
+    n_classes = len(model.classes_)
+    names = class_names(dataset, n_classes)
+    fig = Figure(figsize=(WIDTH, 5.0), layout="constrained")
+    outer = fig.add_gridspec(1, 2, width_ratios=[per_class, 4])
+    gallery = outer[0].subgridspec(n_classes, per_class, wspace=0.05, hspace=0.05)
+    for k in range(n_classes):
+        mine = np.flatnonzero(labels == k)
+        top = mine[np.argsort(-hits[mine], kind="stable")][:per_class]
+        images = memory_images(model, top)
+        for j in range(per_class):
+            ax = fig.add_subplot(gallery[k, j])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(images):
+                image = images[j]
+                if image.shape[-1] == 1:
+                    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                else:
+                    ax.imshow(image, interpolation="nearest")
+            else:
+                ax.set_facecolor("white")
+            if j == 0:
+                ax.set_ylabel(names[k], rotation=0, ha="right", va="center", fontsize=7)
+            if k == 0 and j == 0:
+                ax.set_title("most-used neurons per class →", loc="left", fontsize=8)
+    ax = fig.add_subplot(outer[1])
+    bins = np.unique(np.geomspace(1, max(2, hits.max() + 1), num=30).astype(int))
+    ax.hist(hits, bins=bins, color=PALETTE["memnet"], edgecolor="black", linewidth=0.4)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Samples absorbed per neuron (hits)")
+    ax.set_ylabel("Neurons")
+    ax.set_title(f"{len(hits):,} neurons, {int(hits.sum()):,} hits")
+    fig.suptitle(f"{tables.dataset_label(dataset)}: memories of the trained network")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# F5: confusion matrices from the run files
+
+
+def confusion(runs_dir: Path, dataset: str) -> tuple[np.ndarray, int] | None:
+    """The confusion matrix of main/memnet/paper summed over seeds, and the number of seeds."""
+    paths = sorted(Path(runs_dir).glob(f"{dataset}/main/memnet/paper/seed*.json"))
+    if not paths:
+        return None
+    total = sum(np.asarray(read_json(p)["confusion"], dtype=np.int64) for p in paths)
+    return total, len(paths)
+
+
+def fig_confusion(runs_dir: Path, datasets: list[str]) -> Figure:
+    """F5: memnet's row-normalised confusion matrix (% of each true class) per dataset."""
+    found = {d: c for d in datasets if (c := confusion(runs_dir, d)) is not None}
+    if not found:
+        return placeholder("F5: confusion matrices", "No main Memory Network runs in this run.")
+    fig, axes = _figure(len(found), height=3.6)
+    for ax, (dataset, (matrix, n_seeds)) in zip(axes, found.items(), strict=True):
+        totals = matrix.sum(axis=1, keepdims=True)
+        percent = 100 * matrix / np.where(totals == 0, 1, totals)
+        names = class_names(dataset, len(matrix))
+        sns.heatmap(
+            percent,
+            ax=ax,
+            cmap="viridis",
+            vmin=0,
+            vmax=100,
+            square=True,
+            annot=len(matrix) <= 10,
+            fmt=".0f",
+            annot_kws={"fontsize": 6},
+            cbar=ax is axes[-1],
+            cbar_kws={"label": "% of true class"},
+            xticklabels=names,
+            yticklabels=names,
+        )
+        ax.set_xlabel("Predicted")
+        ax.set_ylabel("True")
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.tick_params(axis="y", labelrotation=0)
+        seeds = f"{n_seeds} seed{'s' * (n_seeds != 1)}"
+        ax.set_title(f"{tables.dataset_label(dataset)} ({seeds})")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# F6: accuracy vs training time
+
+
+def pareto_front(times: np.ndarray, accuracies: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both (faster and more accurate), by time."""
+    order = np.lexsort((-accuracies, times))
+    front, best = [], -np.inf
+    for i in order:
+        if accuracies[i] > best:
+            front.append(i)
+            best = accuracies[i]
+    return np.asarray(front, dtype=int)
+
+
+def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figure:
+    """F6: accuracy vs mean training time of every model at the main setting; the Pareto front."""
+    rows = summary[summary["experiment"] == "main"]
+    if rows.empty:
+        return placeholder("F6: accuracy vs training time", "No 'main' experiment in this run.")
+    names = _datasets(rows, datasets)
+    fig, axes = _figure(len(names))
+    for ax, dataset in zip(axes, names, strict=True):
+        here = tables.ordered(rows[rows["dataset"] == dataset])
+        t = here["train_seconds_mean"].to_numpy(float)
+        acc = 100 * here["accuracy_mean"].to_numpy(float)
+        front = pareto_front(t, acc)
+        ax.step(t[front], acc[front], where="post", color=GREY, linewidth=1, zorder=1)
+        for i, row in here.iterrows():
+            low, high = 100 * row["accuracy_ci_low"], 100 * row["accuracy_ci_high"]
+            yerr = None if np.isnan(low) else [[acc[i] - low], [high - acc[i]]]
+            ax.errorbar(
+                t[i],
+                acc[i],
+                yerr=yerr,
+                color=PALETTE.get(row["model"], GREY),
+                marker=MARKERS.get(row["model"], "o"),
+                markersize=5,
+                capsize=2,
+                linestyle="none",
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+                zorder=2,
+            )
+            # alternate above/below so that points at the same time keep readable labels
+            ax.annotate(
+                row["variant"],
+                (t[i], acc[i]),
+                textcoords="offset points",
+                xytext=(4, 3 if i % 2 == 0 else -9),
+                fontsize=6,
+            )
+        ax.set_xscale("log")
+        ax.set_title(tables.dataset_label(dataset))
+        ax.set_xlabel("Training time (s, mean over seeds)")
+        ax.set_ylabel("Test accuracy (%)")
+    models = list(dict.fromkeys(tables.ordered(rows)["model"]))
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=PALETTE.get(m, GREY),
+            marker=MARKERS.get(m, "o"),
+            linestyle="none",
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+            label=tables.MODEL_NAMES.get(m, m),
+        )
+        for m in models
+    ] + [Line2D([], [], color=GREY, label="Pareto front")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
+    """``stem``.pdf and .png under ``out_dir``, each written atomically."""
+    paths = []
+    for ext in ("pdf", "png"):
+        path = Path(out_dir) / f"{stem}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=DPI)
+        paths.append(path)
+    return paths
+
+
+def build_all(
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    claims: list,
+    runs_dir: Path,
+    models_dir: Path | None,
+    model_seed: int,
+    datasets: list[str],
+    out_dir: str | Path,
+) -> list[Path]:
+    _style()
+    figures = {
+        "F1_neurons": lambda: fig_neurons(summary, claims, datasets),
+        "F2_samples": lambda: fig_samples(summary, datasets),
+        "F5_confusion": lambda: fig_confusion(runs_dir, datasets),
+        "F6_pareto": lambda: fig_pareto(summary, datasets),
+    }
+    for d in datasets:
+        figures[f"F3_ablations_{d}"] = lambda d=d: fig_ablations(summary, runs, d)
+        figures[f"F4_memories_{d}"] = lambda d=d: _memories_or_placeholder(
+            models_dir, d, model_seed
+        )
+    written = []
+    for stem in figure_names(datasets):
+        written += save_figure(figures[stem](), out_dir, stem)
+    return written
+
+
+def model_path(models_dir: str | Path, dataset: str, seed: int) -> Path:
+    return Path(models_dir) / dataset / "main" / "memnet" / "paper" / f"seed{seed}.npz"
+
+
+def _memories_or_placeholder(models_dir: Path | None, dataset: str, seed: int) -> Figure:
+    path = model_path(models_dir, dataset, seed) if models_dir else None
+    if path is None or not path.exists():
+        title = f"F4: memories ({tables.dataset_label(dataset)})"
+        return placeholder(title, f"No saved model for {dataset} (seed {seed}) in this run.")
+    from memnet.model import MemoryNetwork
+
+    return fig_memories(MemoryNetwork.load(path), dataset)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m memnet.figures",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--summary", required=True, help="results/tables/summary.csv")
+    parser.add_argument("--runs", required=True, help="results/tables/runs.csv")
+    parser.add_argument("--claims", required=True, help="paper/claims.yaml")
+    parser.add_argument("--runs-dir", required=True, type=Path, help="results/runs (confusions)")
+    parser.add_argument("--models-dir", type=Path, help="results/models (saved models)")
+    parser.add_argument("--model-seed", type=int, default=0, help="seed of the saved model (F4)")
+    parser.add_argument("--datasets", nargs="+", required=True, help="the config's datasets")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    args = parser.parse_args(argv)
+    written = build_all(
+        tables.load_summary(args.summary),
+        tables.load_runs(args.runs),
+        claims_mod.load_claims(args.claims),
+        args.runs_dir,
+        args.models_dir,
+        args.model_seed,
+        args.datasets,
+        args.out,
+    )
+    print("\n".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    main()

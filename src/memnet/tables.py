@@ -1,0 +1,650 @@
+"""The report's tables T1-T4, each as CSV (raw numbers), Markdown and LaTeX (booktabs), from the results.
+
+T1 main results, T2 the claims' verdicts, T3 ablations, T4 efficiency. Every cell is computed from
+results/tables/runs.csv and summary.csv (and paper/claims.yaml for the reported values); nothing is
+cached or typed in.
+
+    python -m memnet.tables --summary results/tables/summary.csv --runs results/tables/runs.csv \\
+        --claims paper/claims.yaml --models-dir results/models --out results/tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from memnet import claims as claims_mod
+from memnet.io import atomic_path, write_text
+
+KEYS = ["dataset", "experiment", "model", "variant", "x"]
+RUN_COLUMNS = [
+    *KEYS,
+    "seed",
+    "accuracy",
+    "n_train",
+    "n_test",
+    "n_born",
+    "train_seconds",
+    "infer_seconds",
+    "peak_memory_bytes",
+    "model_bytes",
+    "uses_backprop",
+    "uses_weight_sharing",
+    "n_passes",
+    "threads",
+    "params",
+]
+SUMMARY_COLUMNS = [
+    *KEYS,
+    "n_seeds",
+    "accuracy_mean",
+    "accuracy_std",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "train_seconds_mean",
+    "infer_seconds_mean",
+    "peak_memory_bytes_mean",
+    "model_bytes_mean",
+    "n_passes",
+    "uses_backprop",
+    "uses_weight_sharing",
+]
+MODEL_ORDER = ["memnet", "mlp", "cnn", "knn", "ncm"]
+MODEL_NAMES = {"memnet": "Memory Network", "mlp": "MLP", "cnn": "CNN", "knn": "kNN", "ncm": "NCM"}
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+NO_RESULTS = "No results for this table in this run."
+
+TABLES = {
+    "T1_main": "Main results: test accuracy over seeds (mean ± std, 95% t-interval) per model.",
+    "T2_claims": "The paper's claims and their verdicts on this run.",
+    "T3_ablations": "Ablations of the Memory Network: accuracy and paired difference to `paper`.",
+    "T4_efficiency": "Efficiency at each model's main setting: time, throughput and memory.",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and naming
+
+
+def read_table(path: str | Path, required: list[str]) -> pd.DataFrame:
+    """A results CSV with its columns checked; one clear error names what is missing."""
+    df = pd.read_csv(path)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing columns {missing}; regenerate it with `memnet aggregate` "
+            "(the columns are fixed by the project's interfaces)"
+        )
+    for column in ("uses_backprop", "uses_weight_sharing"):
+        df[column] = as_bool(df[column])
+    for column in ("dataset", "experiment", "model", "variant"):
+        df[column] = df[column].astype(str)
+    return df
+
+
+def load_runs(path: str | Path) -> pd.DataFrame:
+    return read_table(path, RUN_COLUMNS)
+
+
+def load_summary(path: str | Path) -> pd.DataFrame:
+    return read_table(path, SUMMARY_COLUMNS)
+
+
+def as_bool(values: pd.Series) -> pd.Series:
+    return values.astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
+
+
+def model_label(model: str, variant: str) -> str:
+    return f"{MODEL_NAMES.get(model, model)} ({variant})"
+
+
+def dataset_label(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def _natural(text: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text)))
+
+
+def model_rank(model: str) -> int:
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+
+
+def ordered(df: pd.DataFrame, datasets: list[str] | None = None) -> pd.DataFrame:
+    """Rows by dataset (config order, else alphabetical), then model family, then variant."""
+    order = {d: i for i, d in enumerate(datasets or sorted(df["dataset"].unique()))}
+    key = df.apply(
+        lambda r: (
+            order.get(r["dataset"], len(order)),
+            r["dataset"],
+            model_rank(r["model"]),
+            r["model"],
+            _natural(r["variant"]),
+            r.get("x", 0),
+        ),
+        axis=1,
+    )
+    return df.loc[sorted(df.index, key=lambda i: key[i])].reset_index(drop=True)
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean; NaN with fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / math.sqrt(n)
+    return float(np.mean(values) - half), float(np.mean(values) + half)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tables, as raw numbers
+
+
+def table_main(summary: pd.DataFrame, claims: list[claims_mod.Claim]) -> pd.DataFrame:
+    """T1: one row per (dataset, model, variant) of the main experiment."""
+    rows = summary[summary["experiment"] == "main"].copy()
+    rows["label"] = [model_label(m, v) for m, v in zip(rows["model"], rows["variant"], strict=True)]
+    rows["paper_reported"] = [
+        _reported(claims, r.dataset, r.model, r.variant) for r in rows.itertuples()
+    ]
+    columns = [
+        "dataset",
+        "model",
+        "variant",
+        "label",
+        "n_seeds",
+        "accuracy_mean",
+        "accuracy_std",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "paper_reported",
+        "n_passes",
+        "uses_backprop",
+        "uses_weight_sharing",
+        "train_seconds_mean",
+        "infer_seconds_mean",
+        "model_bytes_mean",
+    ]
+    return ordered(rows)[columns] if len(rows) else pd.DataFrame(columns=columns)
+
+
+def _reported(claims, dataset: str, model: str, variant: str) -> float:
+    for c in claims:
+        if (
+            c.kind == "numeric"
+            and c.metric == "accuracy"
+            and c.dataset == dataset
+            and c.select.get("experiment", "main") == "main"
+            and (c.select.get("model"), c.select.get("variant")) == (model, variant)
+        ):
+            return float(c.reported)
+    return math.nan
+
+
+def table_claims(
+    claims: list[claims_mod.Claim], verdicts: list[claims_mod.Verdict]
+) -> pd.DataFrame:
+    """T2: one row per claim with its verdict and what decided it."""
+    by_id = {v.id: v for v in verdicts}
+    rows = []
+    for c in claims:
+        v = by_id[c.id]
+        rows.append(
+            {
+                "id": c.id,
+                "claim": c.claim,
+                "kind": c.kind,
+                "source": c.source,
+                "dataset": c.dataset or "",
+                "metric": c.metric or c.check,
+                "reported": c.reported if c.reported is not None else math.nan,
+                "tolerance": c.tolerance if c.kind == "numeric" else math.nan,
+                "comparison": c.comparison if c.kind == "numeric" else "",
+                "measured": v.measured if v.measured is not None else math.nan,
+                "verdict": v.verdict,
+                "detail": v.detail,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """'distance-l1' -> ('distance', 'l1'); the ablation's parameter and its value."""
+    param, _, value = variant.partition("-")
+    return param, value
+
+
+def _paper_reference(summary: pd.DataFrame, dataset: str) -> tuple[str, pd.Series] | None:
+    for experiment in ("ablations", "main"):
+        rows = summary[
+            (summary["dataset"] == dataset)
+            & (summary["experiment"] == experiment)
+            & (summary["model"] == "memnet")
+            & (summary["variant"] == "paper")
+            & summary["x"].isna()
+        ]
+        if len(rows):
+            return experiment, rows.iloc[0]
+    return None
+
+
+def _seed_accuracy(runs: pd.DataFrame, dataset: str, experiment: str, variant: str) -> pd.Series:
+    rows = runs[
+        (runs["dataset"] == dataset)
+        & (runs["experiment"] == experiment)
+        & (runs["model"] == "memnet")
+        & (runs["variant"] == variant)
+        & runs["x"].isna()
+    ]
+    return rows.groupby("seed")["accuracy"].mean()
+
+
+def _paper_params(runs: pd.DataFrame, dataset: str, experiment: str) -> dict:
+    rows = runs[
+        (runs["dataset"] == dataset)
+        & (runs["experiment"] == experiment)
+        & (runs["model"] == "memnet")
+        & (runs["variant"] == "paper")
+    ]
+    return json.loads(rows["params"].iloc[0]) if len(rows) else {}
+
+
+def table_ablations(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """T3: per dataset, the paper reference, then each ablation with its paired difference."""
+    columns = [
+        "dataset",
+        "parameter",
+        "value",
+        "paper_value",
+        "variant",
+        "is_paper",
+        "n_seeds",
+        "accuracy_mean",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "diff_mean",
+        "diff_ci_low",
+        "diff_ci_high",
+        "n_paired",
+    ]
+    ablations = summary[(summary["experiment"] == "ablations") & (summary["model"] == "memnet")]
+    rows = []
+    for dataset in _datasets_in(ablations):
+        reference = _paper_reference(summary, dataset)
+        if reference is None:
+            continue
+        ref_experiment, ref = reference
+        ref_seeds = _seed_accuracy(runs, dataset, ref_experiment, "paper")
+        paper_params = _paper_params(runs, dataset, ref_experiment)
+        rows.append(
+            _ablation_row(dataset, "paper", "", "", "paper", True, ref, ref_seeds, ref_seeds)
+        )
+        variants = ablations[(ablations["dataset"] == dataset) & (ablations["variant"] != "paper")]
+        variants = variants.assign(_key=variants["variant"].map(_natural)).sort_values("_key")
+        for _, row in variants.iterrows():
+            param, value = split_variant(row["variant"])
+            seeds = _seed_accuracy(runs, dataset, "ablations", row["variant"])
+            paper_value = str(paper_params.get(param, ""))
+            rows.append(
+                _ablation_row(
+                    dataset,
+                    param,
+                    value,
+                    paper_value,
+                    row["variant"],
+                    False,
+                    row,
+                    seeds,
+                    ref_seeds,
+                )
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _ablation_row(dataset, param, value, paper_value, variant, is_paper, row, seeds, ref_seeds):
+    common = sorted(set(seeds.index) & set(ref_seeds.index))
+    diffs = (seeds[common] - ref_seeds[common]).to_numpy(float)
+    low, high = t_interval(diffs)
+    return {
+        "dataset": dataset,
+        "parameter": param,
+        "value": value,
+        "paper_value": paper_value,
+        "variant": variant,
+        "is_paper": is_paper,
+        "n_seeds": int(row["n_seeds"]),
+        "accuracy_mean": float(row["accuracy_mean"]),
+        "accuracy_ci_low": float(row["accuracy_ci_low"]),
+        "accuracy_ci_high": float(row["accuracy_ci_high"]),
+        "diff_mean": float(diffs.mean()) if len(diffs) else math.nan,
+        "diff_ci_low": low,
+        "diff_ci_high": high,
+        "n_paired": len(common),
+    }
+
+
+def table_efficiency(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """T4: per model at its main setting, mean time, throughput (per run, then mean) and memory."""
+    columns = [
+        "dataset",
+        "model",
+        "variant",
+        "label",
+        "n_train",
+        "n_test",
+        "train_seconds_mean",
+        "infer_seconds_mean",
+        "train_samples_per_second",
+        "infer_samples_per_second",
+        "peak_memory_bytes_mean",
+        "model_bytes_mean",
+    ]
+    main = runs[runs["experiment"] == "main"].copy()
+    if main.empty:
+        return pd.DataFrame(columns=columns)
+    main["train_samples_per_second"] = main["n_train"] / main["train_seconds"].where(
+        main["train_seconds"] > 0
+    )
+    main["infer_samples_per_second"] = main["n_test"] / main["infer_seconds"].where(
+        main["infer_seconds"] > 0
+    )
+    per_run = main.groupby(["dataset", "model", "variant"], sort=False)[
+        ["n_train", "n_test", "train_samples_per_second", "infer_samples_per_second"]
+    ].mean()
+    rows = summary[summary["experiment"] == "main"].set_index(["dataset", "model", "variant"])
+    table = rows.join(per_run, how="inner").reset_index()
+    table["label"] = [
+        model_label(m, v) for m, v in zip(table["model"], table["variant"], strict=True)
+    ]
+    return ordered(table)[columns]
+
+
+def _datasets_in(df: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(df["dataset"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Display: formatted strings for Markdown and LaTeX
+
+
+def pct(value: float, digits: int = 2) -> str:
+    return "–" if value is None or pd.isna(value) else f"{100 * value:.{digits}f}"
+
+
+def pct_interval(low: float, high: float, digits: int = 2) -> str:
+    if pd.isna(low) or pd.isna(high):
+        return "–"
+    return f"[{100 * low:.{digits}f}, {100 * high:.{digits}f}]"
+
+
+def seconds(value: float) -> str:
+    if pd.isna(value):
+        return "–"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value >= 1 else f"{value:.3f}"
+
+
+def megabytes(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value / 1e6:,.2f}"
+
+
+def count(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:,.0f}"
+
+
+def yes_no(value) -> str:
+    return "yes" if bool(value) else "no"
+
+
+def display_main(t1: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Dataset": t1["dataset"].map(dataset_label),
+            "Model": t1["label"],
+            "Accuracy (%)": [
+                pct(m) if pd.isna(s) else f"{pct(m)} ± {pct(s)}"
+                for m, s in zip(t1["accuracy_mean"], t1["accuracy_std"], strict=True)
+            ],
+            "95% CI (%)": [
+                pct_interval(lo, hi)
+                for lo, hi in zip(t1["accuracy_ci_low"], t1["accuracy_ci_high"], strict=True)
+            ],
+            "Paper (%)": [("–" if pd.isna(r) else f"≈{pct(r, 0)}") for r in t1["paper_reported"]],
+            "Seeds": t1["n_seeds"].map(count),
+            "Passes": t1["n_passes"].map(count),
+            "Backprop": t1["uses_backprop"].map(yes_no),
+            "Conv./sharing": t1["uses_weight_sharing"].map(yes_no),
+            "Train (s)": t1["train_seconds_mean"].map(seconds),
+            "Inference (s)": t1["infer_seconds_mean"].map(seconds),
+            "Size (MB)": t1["model_bytes_mean"].map(megabytes),
+        }
+    )
+
+
+def display_claims(t2: pd.DataFrame) -> pd.DataFrame:
+    def reported(row) -> str:
+        if pd.isna(row["reported"]):
+            return "–"
+        return claims_mod.fmt_value(row["metric"], row["reported"])
+
+    def measured(row) -> str:
+        if pd.isna(row["measured"]):
+            return "–"
+        metric = row["metric"] if row["kind"] == "numeric" else "seconds"
+        if row["metric"] == "little_data":
+            metric = "accuracy"
+        if metric == "seconds":
+            return f"{seconds(row['measured'])} s"
+        return claims_mod.fmt_value(metric, row["measured"])
+
+    return pd.DataFrame(
+        {
+            "Claim": t2["claim"],
+            "Source": t2["source"],
+            "Dataset": t2["dataset"].map(lambda d: dataset_label(d) if d else "all"),
+            "Reported": [reported(r) for _, r in t2.iterrows()],
+            "Measured": [measured(r) for _, r in t2.iterrows()],
+            "Verdict": t2["verdict"],
+            "Why": t2["detail"],
+        }
+    )
+
+
+def display_ablations(t3: pd.DataFrame) -> pd.DataFrame:
+    def value(row) -> str:
+        if row["is_paper"]:
+            return "all `paper` defaults"
+        return (
+            f"{row['value']} (paper: {row['paper_value']})" if row["paper_value"] else row["value"]
+        )
+
+    def diff(row) -> str:
+        if row["is_paper"]:
+            return "reference"
+        text = f"{100 * row['diff_mean']:+.2f}"
+        if not pd.isna(row["diff_ci_low"]):
+            text += f" [{100 * row['diff_ci_low']:+.2f}, {100 * row['diff_ci_high']:+.2f}]"
+        return text
+
+    return pd.DataFrame(
+        {
+            "Dataset": t3["dataset"].map(dataset_label),
+            "Parameter": t3["parameter"],
+            "Value": [value(r) for _, r in t3.iterrows()],
+            "Accuracy (%)": t3["accuracy_mean"].map(pct),
+            "95% CI (%)": [
+                pct_interval(lo, hi)
+                for lo, hi in zip(t3["accuracy_ci_low"], t3["accuracy_ci_high"], strict=True)
+            ],
+            "Δ vs paper (pp) [95% CI]": [diff(r) for _, r in t3.iterrows()],
+            "Seeds": t3["n_paired"].map(count),
+        }
+    )
+
+
+def display_efficiency(t4: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Dataset": t4["dataset"].map(dataset_label),
+            "Model": t4["label"],
+            "Train (s)": t4["train_seconds_mean"].map(seconds),
+            "Inference (s)": t4["infer_seconds_mean"].map(seconds),
+            "Train (samples/s)": t4["train_samples_per_second"].map(count),
+            "Inference (samples/s)": t4["infer_samples_per_second"].map(count),
+            "Peak memory (MB)": t4["peak_memory_bytes_mean"].map(megabytes),
+            "Model size (MB)": t4["model_bytes_mean"].map(megabytes),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+
+
+def to_markdown(display: pd.DataFrame) -> str:
+    if display.empty:
+        return f"*{NO_RESULTS}*\n"
+    numeric = [_is_numeric_column(display[c]) for c in display.columns]
+    lines = [
+        "| " + " | ".join(display.columns) + " |",
+        "|" + "|".join("---:" if num else ":---" for num in numeric) + "|",
+    ]
+    for row in display.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _is_numeric_column(values: pd.Series) -> bool:
+    cleaned = values.astype(str).str.replace(r"[\s,%±≈+\-–\[\]()]", "", regex=True)
+    return (
+        bool(len(values))
+        and cleaned.str.replace(".", "", regex=False).str.isdigit().any()
+        and (cleaned.str.fullmatch(r"[\d.]*").all())
+    )
+
+
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+LATEX_SYMBOLS = {"±": r"$\pm$", "≈": r"$\approx$", "Δ": r"$\Delta$", "–": "--", "`": ""}
+
+
+def latex_escape(text) -> str:
+    out = "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+    for symbol, command in LATEX_SYMBOLS.items():
+        out = out.replace(symbol, command)
+    return out
+
+
+def to_latex(display: pd.DataFrame, caption: str, label: str, wide: dict | None = None) -> str:
+    """A booktabs table; ``wide`` maps a column to a paragraph width (e.g. {'Why': '5cm'})."""
+    wide = wide or {}
+    if display.empty:
+        display = pd.DataFrame({"": [NO_RESULTS]})
+    spec = "".join(
+        f"p{{{wide[c]}}}" if c in wide else ("r" if _is_numeric_column(display[c]) else "l")
+        for c in display.columns
+    )
+    lines = [
+        r"\begin{table}[tbp]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{tab:{label}}}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in display.columns) + r" \\",
+        r"\midrule",
+    ]
+    first = display.columns[0]
+    previous = None
+    for _, row in display.iterrows():
+        if previous is not None and row[first] != previous and first == "Dataset":
+            lines.append(r"\midrule")
+        previous = row[first]
+        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    raw: pd.DataFrame,
+    display: pd.DataFrame,
+    stem: str,
+    out_dir: str | Path,
+    wide: dict | None = None,
+) -> list[Path]:
+    """``stem``.csv (raw numbers), .md and .tex (formatted) under ``out_dir``."""
+    out_dir = Path(out_dir)
+    csv_path = out_dir / f"{stem}.csv"
+    with atomic_path(csv_path) as tmp:
+        raw.to_csv(tmp, index=False)
+    write_text(out_dir / f"{stem}.md", to_markdown(display))
+    write_text(out_dir / f"{stem}.tex", to_latex(display, TABLES[stem], stem, wide))
+    return [csv_path, out_dir / f"{stem}.md", out_dir / f"{stem}.tex"]
+
+
+def build_all(
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    claims: list[claims_mod.Claim],
+    models_dir: Path | None,
+    out_dir: str | Path,
+) -> list[Path]:
+    evidence = claims_mod.Evidence(summary=summary, runs=runs, models_dir=models_dir)
+    verdicts = claims_mod.evaluate_all(claims, evidence)
+    t1 = table_main(summary, claims)
+    t2 = table_claims(claims, verdicts)
+    t3 = table_ablations(summary, runs)
+    t4 = table_efficiency(summary, runs)
+    written = []
+    written += write_table(t1, display_main(t1), "T1_main", out_dir)
+    written += write_table(
+        t2, display_claims(t2), "T2_claims", out_dir, {"Claim": "4.5cm", "Why": "5.5cm"}
+    )
+    written += write_table(t3, display_ablations(t3), "T3_ablations", out_dir)
+    written += write_table(t4, display_efficiency(t4), "T4_efficiency", out_dir)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m memnet.tables",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--summary", required=True, help="results/tables/summary.csv")
+    parser.add_argument("--runs", required=True, help="results/tables/runs.csv")
+    parser.add_argument("--claims", required=True, help="paper/claims.yaml")
+    parser.add_argument("--models-dir", type=Path, help="results/models (saved models, optional)")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    args = parser.parse_args(argv)
+    written = build_all(
+        load_summary(args.summary),
+        load_runs(args.runs),
+        claims_mod.load_claims(args.claims),
+        args.models_dir,
+        args.out,
+    )
+    print("\n".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""A hand-made synthetic results tree for the report's tests: run JSONs, runs.csv, summary.csv, a model.
+
+Every accuracy is a known formula (``BASE`` plus ``SEED_STEP`` per seed), so a test can state what a table
+cell or a verdict must be without running any model. The summary is computed here, independently of
+memnet.aggregate, with the same 95% Student-t interval the interface specifies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+RUN_COLUMNS = [
+    "dataset",
+    "experiment",
+    "model",
+    "variant",
+    "x",
+    "seed",
+    "accuracy",
+    "n_train",
+    "n_test",
+    "n_born",
+    "train_seconds",
+    "infer_seconds",
+    "peak_memory_bytes",
+    "model_bytes",
+    "uses_backprop",
+    "uses_weight_sharing",
+    "n_passes",
+    "threads",
+    "params",
+]
+KEYS = ["dataset", "experiment", "model", "variant", "x"]
+
+SEED_STEP = 0.002  # accuracy rises by this much per seed
+N_TRAIN, N_TEST, N_CLASSES = 200, 100, 10
+
+# (model, variant) -> accuracy of seed 0 per dataset, training seconds, passes, backprop, sharing
+MAIN = {
+    ("memnet", "paper"): ({"mnist": 0.970, "cifar10": 0.400}, 2.0, 1, False, False),
+    ("mlp", "epochs1"): ({"mnist": 0.950, "cifar10": 0.350}, 5.0, 1, True, False),
+    ("mlp", "epochs10"): ({"mnist": 0.980, "cifar10": 0.500}, 50.0, 10, True, False),
+    ("cnn", "epochs1"): ({"mnist": 0.975, "cifar10": 0.450}, 20.0, 1, True, True),
+    ("cnn", "epochs10"): ({"mnist": 0.990, "cifar10": 0.650}, 200.0, 10, True, True),
+    ("knn", "k1-l2"): ({"mnist": 0.9691, "cifar10": 0.354}, 0.1, 1, False, False),
+    ("knn", "k3-l2"): ({"mnist": 0.9705, "cifar10": 0.330}, 0.1, 1, False, False),
+    ("knn", "k1-l1"): ({"cifar10": 0.386}, 0.1, 1, False, False),
+    ("ncm", "default"): ({"mnist": 0.820, "cifar10": 0.280}, 0.05, 1, False, False),
+}
+NEURONS = {100: -0.20, 1000: -0.05, 10000: -0.01}  # accuracy offset from memnet/paper
+SAMPLES = {10: 0.40, 100: 0.70, 1000: 0.90}  # fraction of the main accuracy
+SAMPLE_MODELS = [("memnet", "paper"), ("mlp", "epochs1"), ("cnn", "epochs1"), ("knn", "k1-l2")]
+ABLATIONS = {
+    "paper": 0.0,
+    "distance-l1": -0.010,
+    "distance-cosine": 0.004,
+    "threshold-none": -0.002,
+    "k-3": 0.001,
+}
+PAPER_PARAMS = {
+    "n_neurons": 500,
+    "distance": "l2",
+    "threshold": "adaptive",
+    "plasticity": "mean",
+    "competition": "label",
+    "voting": "channel",
+    "k": 1,
+}
+IMAGE_SHAPE = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+def accuracy(base: float, seed: int) -> float:
+    return round(base + SEED_STEP * seed, 6)
+
+
+def _run(
+    dataset,
+    experiment,
+    model,
+    variant,
+    x,
+    seed,
+    acc,
+    seconds,
+    passes,
+    backprop,
+    sharing,
+    params,
+    n_train=N_TRAIN,
+) -> dict:
+    correct = round(acc * N_TEST)
+    confusion = np.zeros((N_CLASSES, N_CLASSES), dtype=int)
+    per_class = N_TEST // N_CLASSES
+    for k in range(N_CLASSES):  # spread the errors over the classes, each error to the next class
+        right = min(per_class, max(0, correct - k * per_class))
+        confusion[k, k] = right
+        confusion[k, (k + 1) % N_CLASSES] = per_class - right
+    return {
+        "dataset": dataset,
+        "experiment": experiment,
+        "model": model,
+        "variant": variant,
+        "x": x,
+        "seed": seed,
+        "params": params,
+        "accuracy": acc,
+        "confusion": confusion.tolist(),
+        "n_train": n_train,
+        "n_test": N_TEST,
+        "n_born": 150 if model == "memnet" else None,
+        "births_per_class": [15] * N_CLASSES if model == "memnet" else None,
+        "train_seconds": seconds * (1 + 0.01 * seed),
+        "infer_seconds": seconds / 10,
+        "peak_memory_bytes": 100_000_000 + 1_000_000 * seed,
+        "model_bytes": 4 * 784 * 150 if model == "memnet" else 50_000,
+        "uses_backprop": backprop,
+        "uses_weight_sharing": sharing,
+        "n_passes": passes,
+        "versions": {"memnet": "0.1.0"},
+        "git_revision": "0123456789abcdef",
+        "threads": 1,
+    }
+
+
+def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[dict]:
+    """Every synthetic run, as the metrics dicts the interface specifies."""
+    experiments = experiments or ("main", "neurons", "samples", "ablations")
+    runs = []
+    for d in datasets:
+        for seed in seeds:
+            for (model, variant), (bases, seconds, passes, bp, ws) in MAIN.items():
+                if d not in bases:
+                    continue
+                params = PAPER_PARAMS if model == "memnet" else {"variant": variant}
+                acc = accuracy(bases[d], seed)
+                args = (seconds, passes, bp, ws, params)
+                if "main" in experiments:
+                    runs.append(_run(d, "main", model, variant, None, seed, acc, *args))
+                if "samples" in experiments and (model, variant) in SAMPLE_MODELS:
+                    for n, frac in SAMPLES.items():
+                        # backprop learns slowest from few samples, as the paper claims
+                        share = frac * (0.8 if bp else 1.0)
+                        runs.append(
+                            _run(
+                                d,
+                                "samples",
+                                model,
+                                variant,
+                                float(n),
+                                seed,
+                                round(acc * share, 6),
+                                *args,
+                                n_train=n,
+                            )
+                        )
+            paper = accuracy(MAIN[("memnet", "paper")][0][d], seed)
+            if "neurons" in experiments:
+                for n, offset in NEURONS.items():
+                    params = {**PAPER_PARAMS, "n_neurons": n}
+                    runs.append(
+                        _run(
+                            d,
+                            "neurons",
+                            "memnet",
+                            f"n{n}",
+                            float(n),
+                            seed,
+                            round(paper + offset, 6),
+                            2.0,
+                            1,
+                            False,
+                            False,
+                            params,
+                        )
+                    )
+            if "ablations" in experiments:
+                for variant, offset in ABLATIONS.items():
+                    params = dict(PAPER_PARAMS)
+                    if variant != "paper":
+                        param, value = variant.split("-", 1)
+                        params[param] = int(value) if value.isdigit() else value
+                    runs.append(
+                        _run(
+                            d,
+                            "ablations",
+                            "memnet",
+                            variant,
+                            None,
+                            seed,
+                            round(paper + offset, 6),
+                            2.0,
+                            1,
+                            False,
+                            False,
+                            params,
+                        )
+                    )
+    return runs
+
+
+def runs_frame(runs: list[dict]) -> pd.DataFrame:
+    rows = [{c: (json.dumps(r[c]) if c == "params" else r[c]) for c in RUN_COLUMNS} for r in runs]
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for key, g in runs.groupby(KEYS, dropna=False, sort=True):
+        acc = g["accuracy"].to_numpy(float)
+        n = len(acc)
+        half = stats.t.ppf(0.975, n - 1) * acc.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+        row = dict(zip(KEYS, key, strict=True))
+        row.update(
+            n_seeds=n,
+            accuracy_mean=acc.mean(),
+            accuracy_std=acc.std(ddof=1) if n > 1 else np.nan,
+            accuracy_ci_low=acc.mean() - half,
+            accuracy_ci_high=acc.mean() + half,
+            train_seconds_mean=g["train_seconds"].mean(),
+            infer_seconds_mean=g["infer_seconds"].mean(),
+            peak_memory_bytes_mean=g["peak_memory_bytes"].mean(),
+            model_bytes_mean=g["model_bytes"].mean(),
+            n_passes=g["n_passes"].iloc[0],
+            uses_backprop=g["uses_backprop"].iloc[0],
+            uses_weight_sharing=g["uses_weight_sharing"].iloc[0],
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def save_model(path: Path, dataset: str, seed: int) -> Path | None:
+    """Train a tiny MemoryNetwork on random images and save it; None while the model is missing."""
+    try:
+        from memnet.model import MemoryNetwork
+    except ImportError:
+        return None
+    rng = np.random.default_rng(seed)
+    X = rng.random((N_TRAIN, *IMAGE_SHAPE[dataset]), dtype=np.float32)
+    y = np.arange(N_TRAIN) % N_CLASSES
+    model = MemoryNetwork(n_neurons=150, random_state=seed).fit(X, y)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
+
+
+def build_results(
+    root: Path, datasets=("mnist",), seeds=(0, 1, 2), experiments=None, with_model=True
+) -> Path:
+    """Write results/{runs,tables,models} under ``root``; returns root/"results"."""
+    results = Path(root) / "results"
+    runs = make_runs(datasets, seeds, experiments)
+    for r in runs:
+        name = r["variant"] if r["x"] is None else f"{r['variant']}-x{int(r['x'])}"
+        path = results / "runs" / r["dataset"] / r["experiment"] / r["model"] / name
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"seed{r['seed']}.json").write_text(json.dumps(r))
+    table = runs_frame(runs)
+    (results / "tables").mkdir(parents=True, exist_ok=True)
+    table.to_csv(results / "tables" / "runs.csv", index=False)
+    summary_frame(table).to_csv(results / "tables" / "summary.csv", index=False)
+    if with_model:
+        for d in datasets:
+            base = results / "models" / d / "main" / "memnet" / "paper" / f"seed{seeds[0]}"
+            if save_model(base.with_suffix(".npz"), d, seeds[0]) is not None:
+                metrics = next(
+                    r
+                    for r in runs
+                    if (r["dataset"], r["experiment"], r["model"], r["seed"])
+                    == (d, "main", "memnet", seeds[0])
+                )
+                base.with_suffix(".json").write_text(json.dumps(metrics))
+    return results
