@@ -53,7 +53,7 @@ def figure_names(datasets: list[str]) -> list[str]:
     ]
 
 
-def _style() -> None:
+def style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
     mpl.rcParams.update(
         {
@@ -448,7 +448,7 @@ def build_all(
     datasets: list[str],
     out_dir: str | Path,
 ) -> list[Path]:
-    _style()
+    style()
     figures = {
         "F1_neurons": lambda: fig_neurons(summary, claims, datasets),
         "F2_samples": lambda: fig_samples(summary, datasets),

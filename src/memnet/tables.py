@@ -449,7 +449,9 @@ def display_claims(t2: pd.DataFrame) -> pd.DataFrame:
         {
             "Claim": t2["claim"],
             "Source": t2["source"],
-            "Dataset": t2["dataset"].map(lambda d: dataset_label(d) if d else "all"),
+            "Dataset": t2["dataset"].map(
+                lambda d: "all" if pd.isna(d) or not d else dataset_label(d)
+            ),
             "Reported": [reported(r) for _, r in t2.iterrows()],
             "Measured": [measured(r) for _, r in t2.iterrows()],
             "Verdict": t2["verdict"],

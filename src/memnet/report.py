@@ -1,0 +1,350 @@
+"""The replication report (Markdown + self-contained HTML) and the executed review notebooks.
+
+    python -m memnet.report render --template paper/replication.md.j2 --tables results/tables \\
+        --figures results/figures --captions workflow/report --runs-dir results/runs \\
+        --datasets mnist cifar10 --out results/paper/replication.md
+    python -m memnet.report notebook --notebook notebooks/results.ipynb \\
+        --out results/notebooks/results.ipynb -p results_dir results -p model_path results/models/...
+
+`render` fills the Jinja template with numbers read from the result files only (tables T1-T4, the
+figures, runs.csv and one run's metrics for versions), writes the Markdown, then the HTML with every
+figure inlined as base64 so that the page stands alone. `notebook` runs a notebook with papermill and
+converts the executed copy to HTML beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import jinja2
+import markdown
+import pandas as pd
+
+from memnet import tables
+from memnet.figures import figure_names
+from memnet.io import atomic_path, read_json, write_text
+
+FIGURE_TITLES = {
+    "F1": "Accuracy vs number of neurons",
+    "F2": "Accuracy vs training samples",
+    "F3": "Ablations",
+    "F4": "Memories and hits per neuron",
+    "F5": "Confusion matrices",
+    "F6": "Accuracy vs training time",
+}
+TABLE_TITLES = {
+    "T1_main": "Main results",
+    "T2_claims": "Claims and verdicts",
+    "T3_ablations": "Ablations",
+    "T4_efficiency": "Efficiency",
+}
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.45; color: #111; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.85rem; }
+th, td { border-top: 1px solid #bbb; border-bottom: 1px solid #bbb; padding: 0.25rem 0.5rem; }
+th { border-bottom: 2px solid #333; }
+img { max-width: 100%; }
+code { background: #f3f3f3; padding: 0 0.2rem; }
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The context: everything the template shows, read from the result files
+
+
+def caption(captions_dir: Path, stem: str) -> str:
+    """The caption of ``stem`` (workflow/report/<stem>.rst), as one line of plain text."""
+    path = Path(captions_dir) / f"{stem}.rst"
+    return " ".join(path.read_text().split()) if path.exists() else ""
+
+
+def _figure_caption(captions_dir: Path, stem: str) -> str:
+    """F3_ablations_mnist -> the caption of F3_ablations (one caption for every dataset)."""
+    for candidate in (stem, re.sub(r"_[^_]+$", "", stem)):
+        text = caption(captions_dir, candidate)
+        if text:
+            return text
+    return ""
+
+
+def _run_facts(runs: pd.DataFrame, runs_dir: Path | None) -> dict:
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    facts = {
+        "datasets": datasets,
+        "dataset_labels": [tables.dataset_label(d) for d in datasets],
+        "seeds": sorted(int(s) for s in runs["seed"].unique()),
+        "n_runs": len(runs),
+        "experiments": list(dict.fromkeys(runs["experiment"])),
+        "git_revision": "unknown",
+        "versions": {},
+    }
+    metrics = sorted(Path(runs_dir).glob("*/*/*/*/seed*.json")) if runs_dir else []
+    if metrics:
+        first = read_json(metrics[0])
+        facts["git_revision"] = first.get("git_revision", "unknown")
+        facts["versions"] = first.get("versions", {})
+    return facts
+
+
+def _paper_params(runs: pd.DataFrame) -> dict:
+    rows = runs[
+        (runs["experiment"] == "main") & (runs["model"] == "memnet") & (runs["variant"] == "paper")
+    ]
+    return json.loads(rows["params"].iloc[0]) if len(rows) else {}
+
+
+def _headline(t1: pd.DataFrame) -> list[dict]:
+    lines = []
+    for dataset in dict.fromkeys(t1["dataset"]):
+        here = t1[t1["dataset"] == dataset]
+        memnet = here[(here["model"] == "memnet") & (here["variant"] == "paper")]
+        if memnet.empty:
+            continue
+        m = memnet.iloc[0]
+        knn = here[(here["model"] == "knn") & (here["variant"] == "k1-l2")]
+        ci = tables.pct_interval(m["accuracy_ci_low"], m["accuracy_ci_high"])
+        lines.append(
+            {
+                "label": tables.dataset_label(dataset),
+                "memnet": tables.pct(m["accuracy_mean"]),
+                "ci": "" if ci == "–" else ci,
+                "n_seeds": int(m["n_seeds"]),
+                "reported": ""
+                if pd.isna(m["paper_reported"])
+                else tables.pct(m["paper_reported"], 0),
+                "knn": tables.pct(knn["accuracy_mean"].iloc[0]) if len(knn) else "",
+            }
+        )
+    return lines
+
+
+def _claims(t2: pd.DataFrame) -> list[dict]:
+    display = tables.display_claims(t2)
+    return [
+        {
+            "claim": row["Claim"],
+            "source": row["Source"],
+            "dataset": row["Dataset"],
+            "reported": row["Reported"],
+            "measured": row["Measured"],
+            "verdict": row["Verdict"],
+            "detail": str(row["Why"]).rstrip("."),
+        }
+        for _, row in display.iterrows()
+    ]
+
+
+def build_context(
+    tables_dir: Path,
+    figures_dir: Path,
+    captions_dir: Path,
+    runs_dir: Path | None,
+    datasets: list[str],
+    out_md: Path,
+) -> dict:
+    tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
+    runs = tables.load_runs(tables_dir / "runs.csv")
+    t1 = pd.read_csv(tables_dir / "T1_main.csv")
+    t2 = pd.read_csv(tables_dir / "T2_claims.csv", keep_default_na=False, na_values=[""])
+    counts = t2["verdict"].value_counts()
+    figures = []
+    for stem in figure_names(datasets):
+        png = figures_dir / f"{stem}.png"
+        if not png.exists():
+            raise FileNotFoundError(f"{png}: figure missing; run `python -m memnet.figures` first")
+        fid, _, suffix = stem.partition("_")
+        title = FIGURE_TITLES[fid]
+        if stem.startswith(("F3_", "F4_")):
+            title += f" ({tables.dataset_label(suffix.split('_', 1)[1])})"
+        figures.append(
+            {
+                "id": fid,
+                "stem": stem,
+                "title": title,
+                "src": Path(os.path.relpath(png, out_md.parent)).as_posix(),
+                "caption": _figure_caption(captions_dir, stem),
+            }
+        )
+    return {
+        "run": _run_facts(runs, runs_dir),
+        "verdict_counts": {v: int(counts[v]) for v in counts.index},
+        "headline": _headline(t1),
+        "claims": _claims(t2),
+        "paper_params": _paper_params(runs),
+        "tables": [
+            {
+                "id": stem.split("_")[0],
+                "title": title,
+                "markdown": (tables_dir / f"{stem}.md").read_text(),
+                "caption": caption(captions_dir, stem),
+            }
+            for stem, title in TABLE_TITLES.items()
+        ],
+        "figures": figures,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_markdown(template: Path, context: dict) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(template).parent)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    text = env.get_template(Path(template).name).render(**context)
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def inline_images(html: str, base_dir: Path) -> str:
+    """Replace every <img src="relative.png"> by a base64 data URI, so the HTML stands alone."""
+
+    def embed(match: re.Match) -> str:
+        src = match.group(2)
+        if src.startswith("data:"):
+            return match.group(0)
+        data = base64.b64encode((Path(base_dir) / src).read_bytes()).decode("ascii")
+        return f"{match.group(1)}data:image/png;base64,{data}{match.group(3)}"
+
+    return re.sub(r'(<img[^>]*?src=")([^"]+)(")', embed, html)
+
+
+def to_html(md_text: str, base_dir: Path, title: str) -> str:
+    body = markdown.markdown(md_text, extensions=["tables", "toc"])
+    body = inline_images(body, base_dir)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+        f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def render(
+    template: Path,
+    tables_dir: Path,
+    figures_dir: Path,
+    captions_dir: Path,
+    runs_dir: Path | None,
+    datasets: list[str],
+    out_md: Path,
+) -> tuple[Path, Path]:
+    out_md = Path(out_md)
+    context = build_context(tables_dir, figures_dir, captions_dir, runs_dir, datasets, out_md)
+    text = render_markdown(template, context)
+    write_text(out_md, text)
+    out_html = out_md.with_suffix(".html")
+    write_text(out_html, to_html(text, out_md.parent, "Replication report: Memory Networks"))
+    return out_md, out_html
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebooks
+
+
+def run_notebook(
+    notebook: Path,
+    out_ipynb: Path,
+    parameters: dict,
+    cwd: Path | None = None,
+    kernel: str = "python3",
+) -> tuple[Path, Path]:
+    """Execute ``notebook`` with papermill into ``out_ipynb``, then convert it to HTML beside it."""
+    import papermill
+    from nbconvert import HTMLExporter
+
+    out_ipynb = Path(out_ipynb)
+    out_ipynb.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_ipynb.parent, prefix=f".{out_ipynb.stem}.", suffix=".ipynb")
+    os.close(fd)
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            tmp,
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=str(cwd) if cwd else None,
+            progress_bar=False,
+        )
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give it a normal file's mode
+        os.replace(tmp, out_ipynb)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    html, _ = HTMLExporter(embed_images=True).from_filename(str(out_ipynb))
+    out_html = out_ipynb.with_suffix(".html")
+    with atomic_path(out_html) as path:
+        path.write_text(html)
+    return out_ipynb, out_html
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    if "=" in text:
+        key, value = text.split("=", 1)
+        return key, value
+    raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m memnet.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("render", help="the replication report, Markdown and HTML")
+    r.add_argument("--template", required=True, type=Path, help="paper/replication.md.j2")
+    r.add_argument("--tables", required=True, type=Path, help="results/tables")
+    r.add_argument("--figures", required=True, type=Path, help="results/figures")
+    r.add_argument("--captions", required=True, type=Path, help="workflow/report")
+    r.add_argument("--runs-dir", type=Path, help="results/runs (versions and git revision)")
+    r.add_argument("--datasets", nargs="+", required=True, help="the config's datasets")
+    r.add_argument("--out", required=True, type=Path, help="results/paper/replication.md")
+
+    n = sub.add_parser("notebook", help="execute a notebook with papermill, then export HTML")
+    n.add_argument("--notebook", required=True, type=Path, help="notebooks/<name>.ipynb")
+    n.add_argument("--out", required=True, type=Path, help="results/notebooks/<name>.ipynb")
+    n.add_argument(
+        "-p",
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a papermill parameter (repeatable)",
+    )
+    n.add_argument("--cwd", type=Path, help="the kernel's working directory")
+
+    args = parser.parse_args(argv)
+    if args.command == "render":
+        written = render(
+            args.template,
+            args.tables,
+            args.figures,
+            args.captions,
+            args.runs_dir,
+            args.datasets,
+            args.out,
+        )
+    else:
+        written = run_notebook(args.notebook, args.out, dict(args.parameter), args.cwd)
+    print("\n".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    main()
