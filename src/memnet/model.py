@@ -1,0 +1,714 @@
+"""The Memory Network (Ruiz & Gupta, 2024, arXiv:2409.17282), as reconstructed for this project.
+
+The paper's full text is not public. This model is a reconstruction that fits every known fact
+(shared/spec/memory-network.md, section 2): a tensor of memory neurons, learnt in one pass with
+local updates only (birth of a new neuron for a novel input, else Hebbian plasticity of the
+winner), an adaptive novelty threshold that spends a neuron budget, and voting at inference.
+
+Speed with exact sequential semantics: a block of samples gets its distances to the memories as
+they stood before the block from one BLAS product per memory bank (one bank per class under
+``competition="label"``); neurons born or changed inside the block are recomputed exactly. The
+BLAS values only filter: every decision uses exact float64 distances (see memnet._kernels), so
+the result does not depend on BLAS, block size or thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import numbers
+import os
+import zipfile
+
+import numba
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from threadpoolctl import threadpool_limits
+
+from memnet import _kernels as K
+from memnet.io import atomic_path
+
+# numba's default OpenMP layer leaves its threads spinning after each parallel loop; on a small
+# machine they starve the BLAS threads of the very next product (measured: 2x slower). The
+# workqueue layer sleeps instead. An explicit NUMBA_THREADING_LAYER is respected.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+FORMAT_NAME = "memnet.MemoryNetwork"
+FORMAT_VERSION = 1
+
+DISTANCES = {"l2": K.L2, "l1": K.L1, "cosine": K.COSINE}
+THRESHOLDS = {"adaptive": K.ADAPTIVE, "fixed": K.FIXED, "none": K.NO_THRESHOLD}
+PLASTICITIES = {"mean": K.MEAN, "constant": K.CONSTANT, "none": K.NO_PLASTICITY}
+COMPETITIONS = ("label", "all")
+VOTINGS = ("channel", "joint")
+
+# The default initial tau is this fraction of the mean distance between two samples of the data.
+TAU_FRACTION = 0.25
+L1_TAU_SUBSAMPLE = 2048  # l1 has no closed form: its mean pair distance uses an even subsample
+SCRATCH_BYTES = 64 << 20  # size of the approximate-distance buffer at inference
+
+
+class MemoryNetwork(ClassifierMixin, BaseEstimator):
+    """A single-pass, backprop-free memory network (a reconstruction of Ruiz & Gupta, 2024).
+
+    The paper's text is not public: every choice below is a reconstruction, named as a
+    parameter so that ablations can vary it; the defaults form the ``paper`` configuration.
+
+    Training presents each sample once, in the order
+    ``np.random.default_rng(random_state).permutation(n)`` (``shuffle=False``: as given). The
+    candidates are the born neurons of the sample's class (``competition="label"``) or all of
+    them (``"all"``); the winner is the nearest (ties: the earliest born). A neuron is born with
+    the sample as its memory when there is no candidate or the winner's distance exceeds tau, and
+    fewer than ``n_neurons`` are born; otherwise the winner absorbs the sample: ``hits += 1`` and
+    ``memory += eta * (x - memory)``, with ``eta = 1 / hits`` for ``plasticity="mean"`` (the
+    memory is then the running mean of every sample it absorbed, its birth sample included). A
+    sample of a class without neurons once the budget is spent leaves no trace.
+
+    ``threshold="adaptive"``: after each sample, tau *= 1 + beta if births so far / samples
+    seen > n_neurons / T, else tau *= 1 - beta (T = ``expected_samples``, or len(X) in fit).
+    ``"fixed"`` keeps tau; ``"none"`` makes every sample novel (with n_neurons >= T: exactly
+    1-nearest-neighbour). ``tau=None`` means ``default_tau(X, distance)`` of the data given to
+    fit (or of the first batch given to partial_fit).
+
+    Inference: ``voting="channel"``: each channel's k nearest neurons (by that channel's
+    distance) vote for their labels, votes summed over channels; ``"joint"``: the k nearest by
+    the summed distance vote. Ties go to the class with the smallest summed distance of its
+    votes, then to the lowest class. Distances: ``l2`` squared Euclidean, ``l1``, ``cosine``
+    (1 - cosine similarity, taken as 1 for an all-zero vector), summed over channels.
+
+    Inputs: X of shape (n, C, H, W) or (n, d), uint8 (scaled by 1/255) or floating point;
+    y integer classes 0..K-1. ``n_threads`` limits numba and BLAS threads during fit/predict
+    (results are identical for any thread count).
+    """
+
+    def __init__(
+        self,
+        n_neurons=20000,
+        distance="l2",
+        threshold="adaptive",
+        plasticity="mean",
+        competition="label",
+        voting="channel",
+        k=1,
+        tau=None,
+        beta=0.01,
+        eta=0.1,
+        expected_samples=None,
+        shuffle=True,
+        random_state=None,
+        n_threads=None,
+    ):
+        self.n_neurons = n_neurons
+        self.distance = distance
+        self.threshold = threshold
+        self.plasticity = plasticity
+        self.competition = competition
+        self.voting = voting
+        self.k = k
+        self.tau = tau
+        self.beta = beta
+        self.eta = eta
+        self.expected_samples = expected_samples
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    # ---- training ---------------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Forget everything, then learn from one pass over (X, y) in the seeded order."""
+        self._check_params()
+        X = check_images(X)
+        y = check_labels(y, len(X))
+        self._reset(image_shape=X.shape[1:], n_classes=int(y.max()) + 1)
+        self._n_expected = self.expected_samples or len(X)
+        self._tau = float(self.tau) if self.tau is not None else default_tau(X, self.distance)
+        if self.shuffle:
+            order = np.random.default_rng(self.random_state).permutation(len(X))
+        else:
+            order = np.arange(len(X))
+        with _thread_limits(self.n_threads):
+            self._learn(X, y, order, plan_whole_pass=True)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """Continue the single pass with (X, y), in the order given (no shuffling).
+
+        The first call fixes the classes (``classes``, else 0..max(y)) and T: with
+        ``threshold="adaptive"`` it needs ``expected_samples``. fit(X, y) equals partial_fit on
+        X[order[:m]] then X[order[m:]] (same expected_samples and an explicit tau; a default tau
+        comes from the first batch).
+        """
+        self._check_params()
+        X = check_images(X)
+        if not hasattr(self, "_memory"):
+            if self.threshold == "adaptive" and self.expected_samples is None:
+                raise ValueError(
+                    "partial_fit with threshold='adaptive' needs expected_samples (T, the number "
+                    "of samples of the whole pass) to set the target birth rate n_neurons / T"
+                )
+            n_classes = None if classes is None else _n_classes_from(classes)
+            y = check_labels(y, len(X), n_classes)
+            self._reset(image_shape=X.shape[1:], n_classes=n_classes or int(y.max()) + 1)
+            self._n_expected = self.expected_samples or len(X)
+            self._tau = float(self.tau) if self.tau is not None else default_tau(X, self.distance)
+        else:
+            self._check_same_shape(X)
+            if classes is not None and _n_classes_from(classes) != self._n_classes:
+                raise ValueError(
+                    f"classes has {len(classes)} entries but the model was started with "
+                    f"{self._n_classes}; pass the same classes (or none) after the first call"
+                )
+            y = check_labels(y, len(X), self._n_classes)
+        with _thread_limits(self.n_threads):
+            self._learn(X, y, np.arange(len(X)), plan_whole_pass=False)
+        return self
+
+    def _reset(self, image_shape, n_classes):
+        c, h, w = (int(s) for s in image_shape)
+        self.image_shape_ = (c, h, w)
+        self.n_features_in_ = c * h * w
+        self._n_classes = n_classes
+        self.classes_ = np.arange(n_classes)
+        n_banks = n_classes if self.competition == "label" else 1
+        self._memory = _Memory(n_banks, c, h * w, n_classes, self.competition == "all")
+        self._n_seen = 0
+
+    def _learn(self, X, y, order, plan_whole_pass):
+        mem = self._memory
+        c, p = mem.n_channels, mem.n_pixels
+        dist = DISTANCES[self.distance]
+        kappa, delta = K.error_bounds(p if dist == K.COSINE else c * p)
+        bank_of = y if self.competition == "label" else np.zeros_like(y)
+        left = np.bincount(bank_of, minlength=mem.n_banks)  # samples of each bank still to come
+        if plan_whole_pass:  # a good first guess of each bank's size, so it rarely grows
+            share = min(1.0, self.n_neurons / self._n_expected)
+            guess = np.minimum(np.ceil(left * share * 1.1).astype(np.int64) + 16, left)
+            mem.reserve_rows(guess, left, self.n_neurons)
+        tau_state = np.array([self._tau])
+        counters = np.array([mem.n_born, self._n_seen], dtype=np.int64)
+        start = 0
+        while start < len(order):
+            idx = order[start : start + _block_size(mem.n_born)]
+            start += len(idx)
+            xb = rows_float32(X, idx)
+            yb = np.ascontiguousarray(y[idx], dtype=np.int64)
+            bank = np.ascontiguousarray(bank_of[idx], dtype=np.int64)
+            in_block = np.bincount(bank, minlength=mem.n_banks)
+            most = mem.count + left if plan_whole_pass else np.full_like(left, self.n_neurons)
+            mem.reserve_rows(mem.count + in_block, most, self.n_neurons)
+            mem.reserve_neurons(mem.n_born + len(idx))
+            left -= in_block
+            xnorm = _sq_norms(xb, c, p)
+            dots, row_off, row_len = self._block_dots(xb, bank, in_block, dist)
+            K.train_block(
+                xb, yb, bank, dots, row_off, row_len, xnorm,
+                mem.pool, mem.norm, mem.norm.sum(axis=1), mem.gidx, mem.start, mem.count,
+                mem.hits, mem.birth_label, mem.assoc, mem.row_of, mem.dirty,
+                dist, THRESHOLDS[self.threshold], PLASTICITIES[self.plasticity],
+                np.float32(self.eta), float(self.beta), int(self.n_neurons),
+                int(self._n_expected), c, p, kappa, delta, tau_state, counters,
+            )  # fmt: skip
+            mem.n_born = int(counters[0])
+        self._n_seen = int(counters[1])
+        self._tau = float(tau_state[0])
+
+    def _block_dots(self, xb, bank, in_block, dist):
+        """Approximate distances of each block sample to its bank's memories before the block."""
+        mem = self._memory
+        n_block = len(xb)
+        row_off = np.zeros(n_block, np.int64)
+        row_len = np.zeros(n_block, np.int64)
+        n_buf = mem.n_channels if dist == K.COSINE else 1
+        all_born_anyway = self.threshold == "none" and mem.n_born + n_block <= self.n_neurons
+        banks = [b for b in np.flatnonzero(in_block) if mem.count[b] > 0]
+        if all_born_anyway or not banks:
+            return np.zeros((n_buf, 0), np.float32), row_off, row_len
+        total = sum(int(in_block[b] * mem.count[b]) for b in banks)
+        dots = mem.scratch(n_buf * total).reshape(n_buf, total)
+        off = 0
+        for b in banks:
+            sel = np.flatnonzero(bank == b)
+            n_rows = int(mem.count[b])
+            span = len(sel) * n_rows
+            _approx(mem, xb[sel], b, dist, dots[:, off : off + span], (0, mem.n_channels))
+            row_off[sel] = off + np.arange(len(sel)) * n_rows
+            row_len[sel] = n_rows
+            off += span
+        return dots, row_off, row_len
+
+    # ---- inference --------------------------------------------------------------------------
+
+    def predict(self, X):
+        """The class voted by the nearest neurons of each sample (see the class docstring)."""
+        self._check_fitted()
+        X = check_images(X)
+        self._check_same_shape(X)
+        with _thread_limits(self.n_threads):
+            return self._predict(X)
+
+    def _predict(self, X):
+        mem = self._memory
+        c, p = mem.n_channels, mem.n_pixels
+        dist = DISTANCES[self.distance]
+        k = min(int(self.k), mem.n_born)
+        channel_sets = [(0, c)]
+        if self.voting == "channel" and c > 1:
+            channel_sets = [(ch, ch + 1) for ch in range(c)]
+        labels = self.labels_
+        n_buf = 1 if dist != K.COSINE else channel_sets[0][1] - channel_sets[0][0]
+        chunk = max(16, min(4096, SCRATCH_BYTES // (4 * n_buf * mem.n_born)))
+        banks = np.flatnonzero(mem.count > 0)
+        pred = np.empty(len(X), np.int64)
+        for s in range(0, len(X), chunk):
+            xq = rows_float32(X, np.arange(s, min(s + chunk, len(X))))
+            q = len(xq)
+            qnorm = _sq_norms(xq, c, p)
+            votes = np.zeros((q, self._n_classes), np.int64)
+            dsum = np.zeros((q, self._n_classes), np.float64)
+            for c0, c1 in channel_sets:
+                kappa, delta = K.error_bounds((c1 - c0 if dist != K.COSINE else 1) * p)
+                bank_n = mem.count[banks].astype(np.int64)
+                bank_off = np.concatenate([[0], np.cumsum(q * bank_n)[:-1]]).astype(np.int64)
+                dots = mem.scratch(n_buf * int(q * bank_n.sum())).reshape(n_buf, -1)
+                for b, off, n_rows in zip(banks, bank_off, bank_n, strict=True):
+                    _approx(mem, xq, b, dist, dots[:, off : off + q * n_rows], (c0, c1))
+                gidx = np.empty((q, k), np.int64)
+                dist_k = np.empty((q, k), np.float64)
+                K.query_topk(
+                    xq, qnorm, dots, bank_off, bank_n, mem.start[banks].astype(np.int64),
+                    mem.pool, mem.norm, mem.norm[:, c0:c1].sum(axis=1), mem.gidx, dist, c0, c1,
+                    p, kappa, delta, gidx, dist_k,
+                )  # fmt: skip
+                rows = np.repeat(np.arange(q), k)
+                np.add.at(votes, (rows, labels[gidx.ravel()]), 1)
+                np.add.at(dsum, (rows, labels[gidx.ravel()]), dist_k.ravel())
+            top = votes == votes.max(axis=1, keepdims=True)
+            pred[s : s + q] = np.argmin(np.where(top, dsum, np.inf), axis=1)
+        return pred
+
+    # ---- fitted state -----------------------------------------------------------------------
+
+    @property
+    def n_born_(self) -> int:
+        self._check_fitted()
+        return self._memory.n_born
+
+    @property
+    def memories_(self) -> np.ndarray:
+        """(n_born, C, P) float32, in order of birth (a copy)."""
+        self._check_fitted()
+        mem = self._memory
+        rows = mem.row_of[: mem.n_born]
+        return mem.pool[rows].reshape(mem.n_born, mem.n_channels, mem.n_pixels)
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """The class each neuron serves: its birth class, or the argmax of assoc_ for "all"."""
+        self._check_fitted()
+        if self.competition == "all":
+            return np.argmax(self.assoc_, axis=1).astype(np.int64)
+        return self._memory.birth_label[: self.n_born_].copy()
+
+    @property
+    def hits_(self) -> np.ndarray:
+        self._check_fitted()
+        return self._memory.hits[: self.n_born_].copy()
+
+    @property
+    def assoc_(self) -> np.ndarray:
+        """(n_born, K) int64: how often each neuron won (or was born) for each class ("all")."""
+        self._check_fitted()
+        if self.competition != "all":
+            raise AttributeError("assoc_ exists only for competition='all'")
+        return self._memory.assoc[: self.n_born_].copy()
+
+    @property
+    def births_per_class_(self) -> np.ndarray:
+        self._check_fitted()
+        born = self._memory.birth_label[: self.n_born_]
+        return np.bincount(born, minlength=self._n_classes).astype(np.int64)
+
+    @property
+    def memory_bytes_(self) -> int:
+        """Bytes of the learnt state: memories (float32), labels and hits (int64), assoc."""
+        n = self.n_born_
+        per_neuron = 4 * self.n_features_in_ + 16
+        if self.competition == "all":
+            per_neuron += 8 * self._n_classes
+        return n * per_neuron
+
+    @property
+    def tau_(self) -> float:
+        """The novelty threshold tau as training left it."""
+        self._check_fitted()
+        return self._tau
+
+    @property
+    def n_seen_(self) -> int:
+        self._check_fitted()
+        return self._n_seen
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` (.npz: arrays, JSON config and state, format version)."""
+        self._check_fitted()
+        mem = self._memory
+        state = {
+            "n_classes": self._n_classes,
+            "image_shape": list(self.image_shape_),
+            "tau": self._tau,
+            "n_seen": self._n_seen,
+            "n_expected": self._n_expected,
+        }
+        arrays = {
+            "format": np.array(FORMAT_NAME),
+            "format_version": np.array(FORMAT_VERSION),
+            "config": np.array(json.dumps(_plain(self.get_params()))),
+            "state": np.array(json.dumps(state)),
+            "memories": self.memories_,
+            "birth_labels": mem.birth_label[: mem.n_born],
+            "hits": self.hits_,
+            "assoc": mem.assoc[: mem.n_born],
+        }
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path) -> MemoryNetwork:
+        """Read a model written by save(); a wrong, corrupt or other-version file: ValueError."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                data = {name: f[name] for name in f.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: not a readable memnet model file ({err})") from err
+        if str(data.get("format", "")) != FORMAT_NAME:
+            raise ValueError(f"{path}: not a memnet model file (no '{FORMAT_NAME}' marker)")
+        version = int(data["format_version"]) if "format_version" in data else None
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: model file format version {version}; this memnet reads version "
+                f"{FORMAT_VERSION} (re-train and save the model with this version)"
+            )
+        try:
+            model = cls(**json.loads(str(data["config"])))
+            model._check_params()
+            state = json.loads(str(data["state"]))
+            memories = np.asarray(data["memories"], dtype=np.float32)
+            model._reset(state["image_shape"], int(state["n_classes"]))
+            model._memory.restore(memories, data["birth_labels"], data["hits"], data["assoc"])
+            model._tau = float(state["tau"])
+            model._n_seen = int(state["n_seen"])
+            model._n_expected = int(state["n_expected"])
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ValueError(f"{path}: corrupt memnet model file ({err})") from err
+        return model
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def _check_fitted(self):
+        if not hasattr(self, "_memory"):
+            raise ValueError("this MemoryNetwork is not fitted yet; call fit or partial_fit first")
+
+    def _check_same_shape(self, X):
+        if tuple(X.shape[1:]) != self.image_shape_:
+            raise ValueError(
+                f"X has samples of shape {tuple(X.shape[1:])} (as (C, H, W)) but the model was "
+                f"trained on {self.image_shape_}"
+            )
+
+    def _check_params(self):
+        _check_int("n_neurons", self.n_neurons, 1)
+        _check_choice("distance", self.distance, DISTANCES)
+        _check_choice("threshold", self.threshold, THRESHOLDS)
+        _check_choice("plasticity", self.plasticity, PLASTICITIES)
+        _check_choice("competition", self.competition, COMPETITIONS)
+        _check_choice("voting", self.voting, VOTINGS)
+        _check_int("k", self.k, 1)
+        if self.tau is not None:
+            lowest = 0.0 if self.threshold != "adaptive" else np.nextafter(0, 1)
+            _check_real("tau", self.tau, lowest, np.inf, "a finite number > 0 (or None)")
+        _check_real("beta", self.beta, np.nextafter(0, 1), np.nextafter(1, 0), "in (0, 1)")
+        _check_real("eta", self.eta, np.nextafter(0, 1), 1.0, "in (0, 1]")
+        if self.expected_samples is not None:
+            _check_int("expected_samples", self.expected_samples, 1)
+        if not isinstance(self.shuffle, bool | np.bool_):
+            raise ValueError(f"shuffle must be True or False, got {self.shuffle!r}")
+        rs = self.random_state
+        if rs is not None and not (isinstance(rs, numbers.Integral) and rs >= 0):
+            raise ValueError(f"random_state must be None or an int >= 0, got {rs!r}")
+        if self.n_threads is not None:
+            _check_int("n_threads", self.n_threads, 1)
+
+
+# ---- memory state ---------------------------------------------------------------------------
+
+
+class _Memory:
+    """The neuron tensor. Each bank's memories are contiguous rows of one pool, earliest first."""
+
+    def __init__(self, n_banks, n_channels, n_pixels, n_classes, with_assoc):
+        self.n_banks = n_banks
+        self.n_channels = n_channels
+        self.n_pixels = n_pixels
+        self.n_classes = n_classes
+        self.with_assoc = with_assoc
+        d = n_channels * n_pixels
+        self.pool = np.empty((0, d), np.float32)  # memories
+        self.norm = np.empty((0, n_channels), np.float64)  # squared norm of each channel
+        self.gidx = np.empty(0, np.int64)  # pool row -> neuron (birth order)
+        self.dirty = np.zeros(0, np.uint8)
+        self.start = np.zeros(n_banks, np.int64)
+        self.cap = np.zeros(n_banks, np.int64)
+        self.count = np.zeros(n_banks, np.int64)
+        self.n_born = 0
+        self.hits = np.empty(0, np.int64)  # per neuron, in birth order
+        self.birth_label = np.empty(0, np.int64)
+        self.row_of = np.empty(0, np.int64)
+        self.assoc = np.zeros((0, n_classes), np.int64)
+        self._scratch = np.empty(0, np.float32)
+
+    def scratch(self, size):
+        if self._scratch.size < size:
+            self._scratch = np.empty(max(size, int(1.25 * self._scratch.size)), np.float32)
+        return self._scratch[:size]
+
+    def reserve_neurons(self, n):
+        if len(self.hits) >= n:
+            return
+        size = max(n, int(1.5 * len(self.hits)), 64)
+        self.hits = _grown(self.hits, size)
+        self.birth_label = _grown(self.birth_label, size)
+        self.row_of = _grown(self.row_of, size)
+        if self.with_assoc:
+            self.assoc = _grown(self.assoc, size)
+
+    def reserve_rows(self, needed, most, n_neurons):
+        """Make room for ``needed`` rows per bank, growing by half but never past ``most``."""
+        if np.all(needed <= self.cap):
+            return
+        limit = np.minimum(np.maximum(most, needed), n_neurons)
+        grown = np.maximum(needed, np.minimum(np.ceil(1.5 * self.cap).astype(np.int64), limit))
+        self._repack(np.maximum(self.cap, grown))
+
+    def _repack(self, cap):
+        start = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+        pool = np.empty((int(cap.sum()), self.pool.shape[1]), np.float32)
+        norm = np.zeros((len(pool), self.n_channels), np.float64)
+        gidx = np.full(len(pool), -1, np.int64)
+        for b in range(self.n_banks):
+            old = slice(self.start[b], self.start[b] + self.count[b])
+            new = slice(start[b], start[b] + self.count[b])
+            pool[new] = self.pool[old]
+            norm[new] = self.norm[old]
+            gidx[new] = self.gidx[old]
+        self.pool, self.norm, self.gidx = pool, norm, gidx
+        self.dirty = np.zeros(len(pool), np.uint8)
+        self.start, self.cap = start, cap.astype(np.int64)
+        born = gidx >= 0
+        self.row_of[gidx[born]] = np.flatnonzero(born)
+
+    def restore(self, memories, birth_label, hits, assoc):
+        n = len(memories)
+        if not (len(birth_label) == len(hits) == n) or memories.shape[1:] != (
+            self.n_channels,
+            self.n_pixels,
+        ):
+            raise ValueError("memories, labels and hits do not agree in shape")
+        bank = birth_label if self.n_banks > 1 else np.zeros(n, np.int64)
+        if n and (bank.min() < 0 or bank.max() >= self.n_banks):
+            raise ValueError("a neuron label is out of range")
+        self.reserve_neurons(n)
+        self.n_born = n
+        self.hits[:n] = hits
+        self.birth_label[:n] = birth_label
+        if self.with_assoc:
+            self.assoc[:n] = assoc
+        counts = np.bincount(bank, minlength=self.n_banks).astype(np.int64)
+        self._repack(counts)
+        order = np.argsort(bank, kind="stable")  # by bank, then birth order
+        self.pool[:] = memories.reshape(n, -1)[order]
+        self.gidx[:] = order
+        self.row_of[order] = np.arange(n)
+        self.count = counts
+        self.norm = _sq_norms(self.pool, self.n_channels, self.n_pixels)
+
+
+def _plain(params):
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+
+
+def _grown(a, size):
+    out = np.zeros((size, *a.shape[1:]), a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _approx(mem, xq, bank, dist, out, channels):
+    """Approximate distances (dot products for l2/cosine) of rows xq to bank's memories, into out.
+
+    out has one row per buffer (channels for cosine, else one), each (len(xq) * n_rows) long.
+    """
+    c0, c1 = channels
+    p = mem.n_pixels
+    start, n_rows = int(mem.start[bank]), int(mem.count[bank])
+    memories = mem.pool[start : start + n_rows]
+    q = len(xq)
+    if dist == K.L1:
+        K.l1_approx(xq, mem.pool, start, n_rows, c0, c1, p, out[0].reshape(q, n_rows))
+    elif dist == K.L2:
+        cols = slice(c0 * p, c1 * p)
+        np.matmul(xq[:, cols], memories[:, cols].T, out=out[0].reshape(q, n_rows))
+    else:
+        for ch in range(c0, c1):
+            cols = slice(ch * p, (ch + 1) * p)
+            np.matmul(xq[:, cols], memories[:, cols].T, out=out[ch - c0].reshape(q, n_rows))
+
+
+def _sq_norms(x, n_channels, n_pixels):
+    out = np.empty((len(x), n_channels), np.float64)
+    K.sq_norms(x, n_channels, n_pixels, out)
+    return out
+
+
+BLOCK_DIVISOR = 16
+BLOCK_MIN, BLOCK_MAX = 64, 1024
+
+
+def _block_size(n_born):
+    """Samples per block: a bigger BLAS product against the cost of exact in-block corrections."""
+    return int(min(BLOCK_MAX, max(BLOCK_MIN, n_born // BLOCK_DIVISOR)))
+
+
+@contextlib.contextmanager
+def _thread_limits(n_threads):
+    if n_threads is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with threadpool_limits(int(n_threads)):
+            yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+
+def check_images(X) -> np.ndarray:
+    """X as an array of shape (n, C, H, W) (a view when possible), after checking it."""
+    X = np.asarray(X)
+    if X.dtype != np.uint8 and not np.issubdtype(X.dtype, np.floating):
+        raise ValueError(
+            f"X must be uint8 (0..255, scaled by 1/255) or floating point; got dtype {X.dtype}"
+        )
+    if X.ndim == 2:
+        X = X.reshape(len(X), 1, 1, X.shape[1])
+    elif X.ndim != 4:
+        raise ValueError(
+            f"X must have shape (n, C, H, W) or (n, d); got {X.ndim} dimensions {X.shape}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: it has no samples")
+    if X.size == 0:
+        raise ValueError(f"X has no features: shape {X.shape}")
+    if X.dtype != np.uint8:
+        for s in range(0, len(X), 4096):
+            if not np.isfinite(X[s : s + 4096]).all():
+                raise ValueError("X contains NaN or infinite values; clean or impute them first")
+    return X
+
+
+def check_labels(y, n, n_classes=None) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"y must be a 1-D array with one label per sample ({n}); got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must hold integer class indices 0..K-1; got dtype {y.dtype}")
+    if y.min() < 0:
+        raise ValueError(f"y has a negative label ({y.min()}); classes are 0..K-1")
+    if n_classes is not None and y.max() >= n_classes:
+        raise ValueError(
+            f"y has label {y.max()} but the model has {n_classes} classes (0..{n_classes - 1}); "
+            "pass all classes to the first partial_fit call"
+        )
+    return y.astype(np.int64, copy=False)
+
+
+def _n_classes_from(classes) -> int:
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or not np.array_equal(classes, np.arange(len(classes))):
+        raise ValueError(f"classes must be 0..K-1 in order; got {classes.tolist()}")
+    return len(classes)
+
+
+def rows_float32(X, idx) -> np.ndarray:
+    """X[idx] as contiguous float32 rows (n, C*H*W); uint8 is scaled by 1/255."""
+    rows = X[idx].reshape(len(idx), -1)
+    if rows.dtype == np.uint8:
+        out = rows.astype(np.float32)
+        out *= np.float32(1 / 255)  # as memnet.datasets.load does
+        return out
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+def default_tau(X, distance="l2") -> float:
+    """The default initial tau: TAU_FRACTION x the mean distance between two samples of X.
+
+    Computed exactly for l2 (twice the total variance) and cosine (per channel, 1 - |mean of the
+    unit vectors|^2); for l1 over an evenly spaced subsample of at most 2048 samples.
+    """
+    _check_choice("distance", distance, DISTANCES)
+    X = check_images(X)
+    n, c = X.shape[:2]
+    mean_pair = 0.0
+    if distance == "l1":
+        idx = np.linspace(0, n - 1, min(n, L1_TAU_SUBSAMPLE)).round().astype(np.int64)
+        sub = np.sort(rows_float32(X, idx).astype(np.float64), axis=0)
+        m = len(sub)
+        weights = (2 * np.arange(1, m + 1) - m - 1) / m**2  # E|a - b| from order statistics
+        mean_pair = float(2 * (weights @ sub).sum())
+    else:
+        total = None
+        total_sq = 0.0
+        for s in range(0, n, 4096):
+            rows = rows_float32(X, np.arange(s, min(s + 4096, n))).astype(np.float64)
+            if distance == "cosine":
+                rows = rows.reshape(len(rows), c, -1)
+                norms = np.linalg.norm(rows, axis=2, keepdims=True)
+                rows = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+            else:
+                total_sq += float((rows * rows).sum())
+            part = rows.sum(axis=0)
+            total = part if total is None else total + part
+        mean = total / n
+        if distance == "cosine":
+            mean_pair = float(c - (mean * mean).sum())
+        else:
+            mean_pair = 2.0 * (total_sq / n - float((mean * mean).sum()))
+    tau = TAU_FRACTION * mean_pair
+    return tau if tau > 0 else 1.0  # all samples identical: any positive scale will do
+
+
+def _check_choice(name, value, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
+
+
+def _check_int(name, value, lowest):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lowest:
+        raise ValueError(f"{name} must be an int >= {lowest}; got {value!r}")
+
+
+def _check_real(name, value, lo, hi, what):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{name} must be {what}; got {value!r}")
+
+
+__all__ = ["FORMAT_VERSION", "MemoryNetwork", "default_tau"]
