@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+REPO = Path(__file__).resolve().parents[1]
+
 RUN_COLUMNS = [
     "dataset",
     "experiment",
@@ -275,3 +277,76 @@ def build_results(
                 )
                 base.with_suffix(".json").write_text(json.dumps(metrics))
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Trees shared by the test modules: each is built once per session, whichever module asks first.
+# A module wraps them in its own fixture: `full = pytest.fixture(lambda tmp_path_factory: ...)`.
+
+_BUILT: dict[str, Path] = {}
+
+
+def _cached(key: str, factory, **kwargs) -> Path:
+    if key not in _BUILT:
+        _BUILT[key] = build_results(factory.mktemp(key), **kwargs)
+    return _BUILT[key]
+
+
+def full_tree(tmp_path_factory) -> Path:
+    """Both datasets, three seeds, every experiment, saved models."""
+    return _cached("full", tmp_path_factory, datasets=("mnist", "cifar10"), seeds=(0, 1, 2))
+
+
+def quick_tree(tmp_path_factory) -> Path:
+    """Like config/quick.yaml's outputs, but thinner: MNIST only, two seeds, no neurons sweep."""
+    return _cached(
+        "quick", tmp_path_factory, datasets=("mnist",), seeds=(0, 1),
+        experiments=("main", "samples", "ablations"),
+    )  # fmt: skip
+
+
+def run_tables(results: Path) -> Path:
+    from memnet import tables
+
+    out = results / "tables"
+    tables.main([
+        "--summary", str(out / "summary.csv"), "--runs", str(out / "runs.csv"),
+        "--claims", str(REPO / "paper" / "claims.yaml"), "--models-dir", str(results / "models"),
+        "--out", str(out),
+    ])  # fmt: skip
+    return out
+
+
+def run_figures(results: Path, datasets: list[str]) -> Path:
+    from memnet import figures
+
+    out = results / "figures"
+    figures.main([
+        "--summary", str(results / "tables" / "summary.csv"),
+        "--runs", str(results / "tables" / "runs.csv"),
+        "--claims", str(REPO / "paper" / "claims.yaml"), "--runs-dir", str(results / "runs"),
+        "--models-dir", str(results / "models"), "--model-seed", "0",
+        "--datasets", *datasets, "--out", str(out),
+    ])  # fmt: skip
+    return out
+
+
+_RENDERED: dict[Path, Path] = {}
+
+
+def rendered(results: Path, datasets: list[str]) -> Path:
+    """Tables, figures and the replication report for ``results`` (once per tree)."""
+    if results not in _RENDERED:
+        from memnet import report
+
+        run_tables(results)
+        run_figures(results, datasets)
+        out = results / "paper" / "replication.md"
+        report.main([
+            "render", "--template", str(REPO / "paper" / "replication.md.j2"),
+            "--tables", str(results / "tables"), "--figures", str(results / "figures"),
+            "--captions", str(REPO / "workflow" / "report"), "--runs-dir", str(results / "runs"),
+            "--datasets", *datasets, "--out", str(out),
+        ])  # fmt: skip
+        _RENDERED[results] = out
+    return _RENDERED[results]

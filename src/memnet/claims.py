@@ -62,7 +62,7 @@ class Evidence:
     summary: pd.DataFrame
     runs: pd.DataFrame
     models_dir: Path | None = None
-    model_source: Path | None = None
+    model_source: Path | None = None  # memnet/model.py unless given (tests point elsewhere)
 
     @property
     def datasets(self) -> list[str]:
@@ -229,15 +229,36 @@ def _saved_models(ev: Evidence):
     return found
 
 
-def _model_source(ev: Evidence) -> Path | None:
-    if ev.model_source is not None:
-        return Path(ev.model_source)
-    spec = importlib.util.find_spec("memnet.model")
-    return Path(spec.origin) if spec and spec.origin else None
+def model_sources(root: Path | None = None) -> list[Path]:
+    """memnet/model.py and every memnet module it imports, transitively (the code that learns)."""
+    if root is None:
+        spec = importlib.util.find_spec("memnet.model")
+        if spec is None or spec.origin is None:
+            return []
+        root = Path(spec.origin)
+    package = root.parent
+    found, todo = [], [root]
+    while todo:
+        path = todo.pop()
+        if path in found or not path.exists():
+            continue
+        found.append(path)
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "memnet":
+                todo += [package / f"{alias.name}.py" for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("memnet."):
+                todo.append(package / f"{node.module.split('.', 1)[1]}.py")
+            elif isinstance(node, ast.Import):
+                todo += [
+                    package / f"{alias.name.split('.', 1)[1]}.py"
+                    for alias in node.names
+                    if alias.name.startswith("memnet.")
+                ]
+    return found
 
 
 def _source_names(path: Path) -> tuple[set[str], set[str]]:
-    """(imported top-level modules, every called or referenced attribute/name) in ``path``."""
+    """(imported top-level modules, every referenced attribute or name) in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     modules, names = set(), set()
     for node in ast.walk(tree):
@@ -245,6 +266,7 @@ def _source_names(path: Path) -> tuple[set[str], set[str]]:
             modules |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules.add(node.module.split(".")[0])
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.Attribute):
             names.add(node.attr)
         elif isinstance(node, ast.Name):
@@ -263,16 +285,20 @@ def _flag_problem(runs: pd.DataFrame, column: str, expected) -> str | None:
     )
 
 
-def _source_check(ev: Evidence, banned_modules: set[str], banned_names: set[str]):
-    """(problem or None, description) of a static scan of the model's source."""
-    path = _model_source(ev)
-    if path is None or not path.exists():
+def _source_check(ev: Evidence, banned_modules: set[str], banned_names: set[str], what: str):
+    """(problem or None, description) of a static scan of the model's source files."""
+    paths = model_sources(ev.model_source)
+    if not paths:
         return None, ""
-    modules, names = _source_names(path)
-    hits = sorted(modules & banned_modules) + sorted(n for n in names if n.lower() in banned_names)
-    if hits:
-        return f"{path.name} uses {', '.join(hits)}", ""
-    return None, f"{path.name} imports no {'/'.join(sorted(banned_modules))}"
+    for path in paths:
+        modules, names = _source_names(path)
+        hits = sorted(modules & banned_modules) + sorted(
+            n for n in names if n.lower() in banned_names
+        )
+        if hits:
+            return f"{path.name} uses {', '.join(hits)}", ""
+    files = ", ".join(p.name for p in paths)
+    return None, f"{what} in {files}"
 
 
 def _structural(claim: Claim, problems: list[str | None], facts: list[str]) -> Verdict:
@@ -288,7 +314,7 @@ AUTOGRAD = {"torch", "jax", "tensorflow", "autograd", "keras"}
 
 @check
 def single_pass(claim: Claim, ev: Evidence) -> Verdict:
-    """Every saved model's hits sum to its training-set size: each sample absorbed exactly once."""
+    """Every saved model was presented exactly n_train samples and absorbed at most that many."""
     runs = _memnet_runs(ev)
     if runs.empty:
         return Verdict(claim.id, NOT_MEASURABLE, None, "no Memory Network runs in this run")
@@ -300,12 +326,15 @@ def single_pass(claim: Claim, ev: Evidence) -> Verdict:
             if row.empty:
                 continue
             n_train = int(row.iloc[0]["n_train"])
-        total = int(model.hits_.sum())
-        if total != n_train:
-            problems.append(f"{dataset} seed {seed}: hits sum to {total}, not n_train={n_train}")
+        seen, absorbed = int(model.n_seen_), int(model.hits_.sum())
+        if seen != n_train or absorbed > n_train:
+            problems.append(
+                f"{dataset} seed {seed}: saw {seen} samples and absorbed {absorbed} "
+                f"for n_train={n_train}"
+            )
     facts = [f"{len(runs)} memnet runs record one pass"]
     if models:
-        facts.append(f"hits sum to n_train in all {len(models)} saved models")
+        facts.append(f"each of {len(models)} saved models saw exactly its n_train samples")
     return _structural(claim, problems, facts)
 
 
@@ -315,7 +344,9 @@ def no_backprop(claim: Claim, ev: Evidence) -> Verdict:
     runs = _memnet_runs(ev)
     if runs.empty:
         return Verdict(claim.id, NOT_MEASURABLE, None, "no Memory Network runs in this run")
-    source_problem, source_fact = _source_check(ev, AUTOGRAD, {"backward", "grad", "autograd"})
+    source_problem, source_fact = _source_check(
+        ev, AUTOGRAD, {"backward", "grad", "autograd"}, "no autograd framework or gradient"
+    )
     problems = [_flag_problem(runs, "uses_backprop", False), source_problem]
     facts = [f"{len(runs)} memnet runs record no backprop", source_fact]
     return _structural(claim, problems, facts)
@@ -328,7 +359,9 @@ def no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
     if runs.empty:
         return Verdict(claim.id, NOT_MEASURABLE, None, "no Memory Network runs in this run")
     conv = {"convolve", "conv1d", "conv2d", "correlate", "correlate2d", "convolve2d", "fftconvolve"}
-    source_problem, source_fact = _source_check(ev, AUTOGRAD, conv)
+    source_problem, source_fact = _source_check(
+        ev, AUTOGRAD, conv, "no convolution or autograd layer"
+    )
     problems = [_flag_problem(runs, "uses_weight_sharing", False), source_problem]
     models = _saved_models(ev)
     for dataset, seed, model, _ in models:

@@ -261,43 +261,46 @@ def memory_images(model, indices: np.ndarray) -> np.ndarray:
     return np.clip(images.transpose(0, 2, 3, 1), 0.0, 1.0)
 
 
-def fig_memories(model, dataset: str, per_class: int = GALLERY_PER_CLASS) -> Figure:
-    """F4: per class, the memories of its most-used neurons; right, the histogram of hits."""
-    labels = np.asarray(model.labels_)
-    hits = np.asarray(model.hits_)
+def gallery(model, per_class: int = GALLERY_PER_CLASS, gap: int = 2) -> np.ndarray:
+    """(K*(H+gap), per_class*(W+gap), C) mosaic: row k holds the most-used memories of class k.
+
+    Empty slots (a class with fewer neurons) and the gaps between images are white.
+    """
+    labels, hits = np.asarray(model.labels_), np.asarray(model.hits_)
+    c, h, w = model.image_shape_
     n_classes = len(model.classes_)
-    names = class_names(dataset, n_classes)
-    fig = Figure(figsize=(WIDTH, 5.0), layout="constrained")
-    outer = fig.add_gridspec(1, 2, width_ratios=[per_class, 4])
-    gallery = outer[0].subgridspec(n_classes, per_class, wspace=0.05, hspace=0.05)
+    mosaic = np.ones((n_classes * (h + gap), per_class * (w + gap), c), dtype=np.float32)
     for k in range(n_classes):
         mine = np.flatnonzero(labels == k)
         top = mine[np.argsort(-hits[mine], kind="stable")][:per_class]
-        images = memory_images(model, top)
-        for j in range(per_class):
-            ax = fig.add_subplot(gallery[k, j])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j < len(images):
-                image = images[j]
-                if image.shape[-1] == 1:
-                    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                else:
-                    ax.imshow(image, interpolation="nearest")
-            else:
-                ax.set_facecolor("white")
-            if j == 0:
-                ax.set_ylabel(names[k], rotation=0, ha="right", va="center", fontsize=7)
-            if k == 0 and j == 0:
-                ax.set_title("most-used neurons per class →", loc="left", fontsize=8)
-    ax = fig.add_subplot(outer[1])
+        for j, image in enumerate(memory_images(model, top)):
+            mosaic[k * (h + gap) : k * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = image
+    return mosaic
+
+
+def fig_memories(model, dataset: str, per_class: int = GALLERY_PER_CLASS) -> Figure:
+    """F4: per class, the memories of its most-used neurons; right, the histogram of hits."""
+    hits = np.asarray(model.hits_)
+    names = class_names(dataset, len(model.classes_))
+    fig = Figure(figsize=(WIDTH, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.2, 1])
+    mosaic = gallery(model, per_class)
+    if mosaic.shape[-1] == 1:
+        left.imshow(mosaic[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        left.imshow(mosaic, interpolation="nearest")
+    row = mosaic.shape[0] / len(names)
+    left.set_yticks((np.arange(len(names)) + 0.5) * row - 1, names)
+    left.set_xticks([])
+    left.grid(False)
+    left.set_title(f"{per_class} most-used neurons per class")
     bins = np.unique(np.geomspace(1, max(2, hits.max() + 1), num=30).astype(int))
-    ax.hist(hits, bins=bins, color=PALETTE["memnet"], edgecolor="black", linewidth=0.4)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("Samples absorbed per neuron (hits)")
-    ax.set_ylabel("Neurons")
-    ax.set_title(f"{len(hits):,} neurons, {int(hits.sum()):,} hits")
+    right.hist(hits, bins=bins, color=PALETTE["memnet"], edgecolor="black", linewidth=0.4)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("Samples absorbed per neuron (hits)")
+    right.set_ylabel("Neurons")
+    right.set_title(f"{len(hits):,} neurons, {int(hits.sum()):,} samples absorbed")
     fig.suptitle(f"{tables.dataset_label(dataset)}: memories of the trained network")
     return fig
 

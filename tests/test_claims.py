@@ -1,0 +1,242 @@
+"""Verdicts of the paper's claims on hand-made results: reproduced, not reproduced, not measurable."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fixtures_runs import save_model
+
+from memnet import claims as C
+
+ACCURACY = C.Claim(
+    id="acc", claim="about 97%", source="abstract", kind="numeric", dataset="mnist",
+    select={"experiment": "main", "model": "memnet", "variant": "paper"},
+    metric="accuracy", reported=0.97, tolerance=0.01,
+)  # fmt: skip
+
+
+def summary_row(dataset="mnist", experiment="main", model="memnet", variant="paper", x=math.nan,
+                acc=0.97, seconds=1.0, backprop=False, n_seeds=3) -> dict:  # fmt: skip
+    return {
+        "dataset": dataset, "experiment": experiment, "model": model, "variant": variant, "x": x,
+        "n_seeds": n_seeds, "accuracy_mean": acc, "accuracy_std": 0.001,
+        "accuracy_ci_low": acc - 0.002, "accuracy_ci_high": acc + 0.002,
+        "train_seconds_mean": seconds, "uses_backprop": backprop,
+    }  # fmt: skip
+
+
+def run_row(dataset="mnist", experiment="main", model="memnet", variant="paper", seed=0,
+            passes=1, backprop=False, sharing=False, n_born=20000, n_train=60000) -> dict:  # fmt: skip
+    return {
+        "dataset": dataset, "experiment": experiment, "model": model, "variant": variant,
+        "x": math.nan, "seed": seed, "n_passes": passes, "uses_backprop": backprop,
+        "uses_weight_sharing": sharing, "n_born": n_born, "n_train": n_train,
+    }  # fmt: skip
+
+
+def evidence(summary_rows, run_rows, **kw) -> C.Evidence:
+    return C.Evidence(summary=pd.DataFrame(summary_rows), runs=pd.DataFrame(run_rows), **kw)
+
+
+def test_numeric_claim_within_tolerance_is_reproduced():
+    v = C.evaluate(ACCURACY, evidence([summary_row(acc=0.9625)], [run_row()]))
+    assert v.verdict == C.REPRODUCED
+    assert v.measured == pytest.approx(0.9625)
+    assert "96.25%" in v.detail and "3 seeds" in v.detail
+
+
+def test_numeric_claim_outside_tolerance_is_not_reproduced():
+    v = C.evaluate(ACCURACY, evidence([summary_row(acc=0.955)], [run_row()]))
+    assert v.verdict == C.NOT_REPRODUCED
+    assert "95.50%" in v.detail
+
+
+@pytest.mark.parametrize(
+    ("comparison", "measured", "expected"),
+    [
+        ("at_least", 0.99, C.REPRODUCED),  # above the claim is fine for "at least"
+        ("at_least", 0.955, C.NOT_REPRODUCED),
+        ("within", 0.99, C.NOT_REPRODUCED),  # 2 points off: outside a 1-point tolerance
+        ("at_most", 0.95, C.REPRODUCED),
+        ("at_most", 0.985, C.NOT_REPRODUCED),
+    ],
+)
+def test_comparisons(comparison, measured, expected):
+    claim = C.Claim(**{**ACCURACY.__dict__, "comparison": comparison})
+    assert C.evaluate(claim, evidence([summary_row(acc=measured)], [run_row()])).verdict == expected
+
+
+def test_claim_on_a_dataset_the_run_lacks_is_not_measurable_with_the_reason():
+    claim = C.Claim(**{**ACCURACY.__dict__, "dataset": "cifar10"})
+    v = C.evaluate(claim, evidence([summary_row()], [run_row()]))
+    assert v.verdict == C.NOT_MEASURABLE
+    assert v.measured is None
+    assert v.detail == "cifar10 is not among this run's datasets (mnist)"
+
+
+def test_claim_whose_setting_did_not_run_is_not_measurable():
+    only_knn = [summary_row(model="knn", variant="k1-l2")]
+    v = C.evaluate(ACCURACY, evidence(only_knn, [run_row(model="knn", variant="k1-l2")]))
+    assert v.verdict == C.NOT_MEASURABLE
+    assert "main/memnet/paper" in v.detail
+
+
+def test_metric_outside_summary_is_the_mean_over_runs():
+    claim = C.Claim(
+        id="n", claim="tens of thousands of neurons", source="abstract", kind="numeric",
+        dataset="mnist", select=dict(ACCURACY.select), metric="n_born", reported=10000,
+        comparison="at_least",
+    )  # fmt: skip
+    runs = [run_row(seed=0, n_born=9000), run_row(seed=1, n_born=12000)]  # mean 10500
+    v = C.evaluate(claim, evidence([summary_row()], runs))
+    assert (v.verdict, v.measured) == (C.REPRODUCED, 10500)
+    runs = [run_row(seed=0, n_born=9000), run_row(seed=1, n_born=10000)]  # mean 9500
+    assert C.evaluate(claim, evidence([summary_row()], runs)).verdict == C.NOT_REPRODUCED
+
+
+def structural(check: str, dataset: str | None = None) -> C.Claim:
+    return C.Claim(id=check, claim=check, source="abstract", kind="structural", dataset=dataset,
+                   check=check, evidence="tests/test_model.py")  # fmt: skip
+
+
+def test_single_pass_from_the_runs():
+    ev = evidence([summary_row()], [run_row(seed=0), run_row(seed=1)])
+    v = C.evaluate(structural("single_pass"), ev)
+    assert v.verdict == C.REPRODUCED
+    assert "2 memnet runs" in v.detail and "tests/test_model.py" in v.detail
+    ev = evidence([summary_row()], [run_row(seed=0), run_row(seed=1, passes=2)])
+    v = C.evaluate(structural("single_pass"), ev)
+    assert v.verdict == C.NOT_REPRODUCED
+    assert "n_passes=2" in v.detail
+
+
+def test_single_pass_reads_the_saved_models(tmp_path):
+    pytest.importorskip("memnet.model")
+    models = tmp_path / "models"
+    path = save_model(models / "mnist" / "main" / "memnet" / "paper" / "seed0.npz", "mnist", 0)
+    from memnet.model import MemoryNetwork
+
+    n_seen = MemoryNetwork.load(path).n_seen_
+    ok = evidence([summary_row()], [run_row(n_train=n_seen)], models_dir=models)
+    v = C.evaluate(structural("single_pass"), ok)
+    assert v.verdict == C.REPRODUCED
+    assert "each of 1 saved models saw exactly its n_train samples" in v.detail
+    # a model that saw twice its training set (two passes) must fail the check
+    twice = evidence([summary_row()], [run_row(n_train=n_seen // 2)], models_dir=models)
+    v = C.evaluate(structural("single_pass"), twice)
+    assert v.verdict == C.NOT_REPRODUCED
+    assert f"saw {n_seen} samples" in v.detail
+
+
+def test_no_backprop_fails_on_a_recorded_flag_and_on_an_autograd_import(tmp_path):
+    clean = tmp_path / "model.py"
+    clean.write_text("import numpy as np\n\ndef fit(x):\n    return np.mean(x)\n")
+    ok = evidence([summary_row()], [run_row()], model_source=clean)
+    assert C.evaluate(structural("no_backprop"), ok).verdict == C.REPRODUCED
+
+    flagged = evidence([summary_row()], [run_row(backprop=True)], model_source=clean)
+    assert C.evaluate(structural("no_backprop"), flagged).verdict == C.NOT_REPRODUCED
+
+    torchy = tmp_path / "torchy.py"
+    torchy.write_text("import torch\n\ndef fit(loss):\n    loss.backward()\n")
+    v = C.evaluate(structural("no_backprop"), evidence([], [run_row()], model_source=torchy))
+    assert v.verdict == C.NOT_REPRODUCED
+    assert "torch" in v.detail and "backward" in v.detail
+
+
+def test_source_scan_follows_memnet_imports(tmp_path):
+    (tmp_path / "model.py").write_text("from memnet import helper\n")
+    (tmp_path / "helper.py").write_text("from scipy.signal import convolve2d\n")
+    sources = C.model_sources(tmp_path / "model.py")
+    assert [p.name for p in sources] == ["model.py", "helper.py"]
+    ev = evidence([summary_row()], [run_row()], model_source=tmp_path / "model.py")
+    v = C.evaluate(structural("no_weight_sharing"), ev)
+    assert v.verdict == C.NOT_REPRODUCED
+    assert "helper.py uses" in v.detail and "convolve2d" in v.detail
+
+
+def test_the_real_model_source_passes_the_scans():
+    if not C.model_sources():
+        pytest.skip("memnet.model is not there yet")
+    ev = evidence([summary_row()], [run_row()])
+    for check in ("no_backprop", "no_weight_sharing"):
+        v = C.evaluate(structural(check), ev)
+        assert v.verdict == C.REPRODUCED, v.detail
+        assert "model.py" in v.detail
+
+
+def test_structural_claims_without_memnet_runs_are_not_measurable():
+    ev = evidence([summary_row(model="knn")], [run_row(model="knn")])
+    for check in ("single_pass", "no_backprop", "no_weight_sharing"):
+        assert C.evaluate(structural(check), ev).verdict == C.NOT_MEASURABLE
+
+
+def test_faster_than_backprop_compares_with_the_fastest_backprop_baseline():
+    rows = [
+        summary_row(seconds=3.0),
+        summary_row(model="mlp", variant="epochs1", seconds=4.0, backprop=True),
+        summary_row(model="cnn", variant="epochs1", seconds=9.0, backprop=True),
+        summary_row(model="knn", variant="k1-l2", seconds=0.1),  # not backprop: ignored
+    ]
+    v = C.evaluate(structural("faster_than_backprop", "mnist"), evidence(rows, [run_row()]))
+    assert (v.verdict, v.measured) == (C.REPRODUCED, 3.0)
+    assert "mlp/epochs1" in v.detail
+    rows[0] = summary_row(seconds=5.0)
+    v = C.evaluate(structural("faster_than_backprop", "mnist"), evidence(rows, [run_row()]))
+    assert v.verdict == C.NOT_REPRODUCED
+    v = C.evaluate(structural("faster_than_backprop", "mnist"), evidence(rows[:1], [run_row()]))
+    assert v.verdict == C.NOT_MEASURABLE
+
+
+def test_little_data_uses_the_smallest_common_training_set():
+    def at(n, model, acc, backprop=False):
+        return summary_row(experiment="samples", model=model, variant="v", x=float(n), acc=acc,
+                           backprop=backprop)  # fmt: skip
+
+    rows = [at(10, "memnet", 0.5), at(100, "memnet", 0.7), at(10, "mlp", 0.3, True),
+            at(100, "mlp", 0.8, True), at(10, "knn", 0.6)]  # fmt: skip
+    v = C.evaluate(structural("little_data", "mnist"), evidence(rows, [run_row()]))
+    assert (v.verdict, v.measured) == (C.REPRODUCED, 0.5)
+    assert "at 10 training samples" in v.detail
+    rows[2] = at(10, "mlp", 0.55, True)
+    v = C.evaluate(structural("little_data", "mnist"), evidence(rows, [run_row()]))
+    assert v.verdict == C.NOT_REPRODUCED
+    no_sweep = evidence([summary_row()], [run_row()])
+    assert C.evaluate(structural("little_data", "mnist"), no_sweep).verdict == C.NOT_MEASURABLE
+
+
+def test_the_repository_claims_load_and_cover_the_paper(repo: Path):
+    claims = C.load_claims(repo / "paper" / "claims.yaml")
+    ids = {c.id for c in claims}
+    assert {"mnist-accuracy", "cifar10-accuracy", "single-pass", "no-backprop"} <= ids
+    kinds = {c.kind for c in claims}
+    assert kinds == {"numeric", "structural"}
+    by_id = {c.id: c for c in claims}
+    assert by_id["mnist-accuracy"].reported == 0.97
+    assert by_id["cifar10-accuracy"].reported == 0.40
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("claims: []\n", "top-level 'claims:' list"),
+        ("claims:\n  - {id: a, claim: x, source: s, kind: guess}\n", "kind must be one of"),
+        ("claims:\n  - {id: a, claim: x, source: s, kind: structural, check: nope}\n",
+         "check must be one of"),
+        ("claims:\n  - {id: a, claim: x, source: s, kind: numeric, metric: accuracy}\n",
+         "needs 'metric' and 'reported'"),
+        ("claims:\n  - {id: a, claim: x, source: s, kind: numeric, colour: red}\n",
+         "unexpected keyword argument 'colour'"),
+        ("claims:\n  - {id: a, claim: x, source: s, kind: structural, check: single_pass}\n"
+         "  - {id: a, claim: y, source: s, kind: structural, check: single_pass}\n",
+         "duplicate id"),
+    ],
+)  # fmt: skip
+def test_bad_claims_files_get_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "claims.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        C.load_claims(path)

@@ -1,0 +1,89 @@
+"""Figures F1-F6: every file is written, at the documented size, also when experiments are missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from fixtures_runs import full_tree, quick_tree, rendered, run_figures
+from PIL import Image
+
+from memnet import figures
+
+DPI = 150  # documented: every figure is 7 inches wide at 150 dots per inch
+WIDTH_PX = 7 * DPI
+# height in inches of each figure on the full tree (one row of panels; F3 has 3 parameters)
+FULL_HEIGHTS = {"F1": 2.8, "F2": 2.8, "F3": 2.4, "F4": 4.2, "F5": 3.6, "F6": 2.8}
+PLACEHOLDER_HEIGHT = 2.0
+
+
+@pytest.fixture(scope="module")
+def full_figures(tmp_path_factory):
+    # the same tree and figures as test_report's: drawn once per session
+    return rendered(full_tree(tmp_path_factory), ["mnist", "cifar10"]).parents[1] / "figures"
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_every_figure_as_pdf_and_png_at_the_documented_size(full_figures):
+    stems = figures.figure_names(["mnist", "cifar10"])
+    assert len(stems) == 8
+    for stem in stems:
+        assert (full_figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
+        if stem.startswith("F4") and not (full_figures.parent / "models").exists():
+            continue  # no MemoryNetwork yet: a placeholder
+        expected = (WIDTH_PX, round(FULL_HEIGHTS[stem[:2]] * DPI))
+        assert png_size(full_figures / f"{stem}.png") == expected, stem
+
+
+def test_missing_experiments_and_datasets_give_placeholders(tmp_path_factory, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(quick_tree(tmp_path_factory), results)  # MNIST only, no neurons sweep
+    out = run_figures(results, ["mnist", "cifar10"])
+    placeholder = (WIDTH_PX, round(PLACEHOLDER_HEIGHT * DPI))
+    for stem in ("F1_neurons", "F3_ablations_cifar10", "F4_memories_cifar10"):
+        assert png_size(out / f"{stem}.png") == placeholder, stem
+    # what the quick tree does have is drawn for real
+    assert png_size(out / "F2_samples.png") == (WIDTH_PX, round(2.8 * DPI))
+    assert png_size(out / "F3_ablations_mnist.png") == (WIDTH_PX, round(2.4 * DPI))
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    times = np.array([1.0, 2.0, 3.0, 4.0, 0.5])
+    accuracy = np.array([50.0, 40.0, 60.0, 60.0, 10.0])
+    # 0.5 s is fastest; 1 s beats it on accuracy; 2 s is dominated; 4 s ties 3 s but is slower
+    assert figures.pareto_front(times, accuracy).tolist() == [4, 0, 2]
+
+
+def test_gallery_puts_each_class_most_used_memories_in_its_row():
+    hits = np.array([1, 5, 3, 2])
+    labels = np.array([0, 0, 0, 2])  # class 1 has no neuron
+    memories = np.empty((4, 3, 4), np.float32)  # 4 neurons, 3 channels, 2x2 pixels
+    memories[:] = np.array([0.0, 0.25, 0.5])[None, :, None]  # channels 1, 2: 0.25 and 0.5
+    memories[:, 0, :] = hits[:, None] / 10  # channel 0 tells the neurons apart
+    model = SimpleNamespace(labels_=labels, hits_=hits, memories_=memories,
+                            image_shape_=(3, 2, 2), classes_=np.arange(3))  # fmt: skip
+    mosaic = figures.gallery(model, per_class=3, gap=1)
+    assert mosaic.shape == (3 * 3, 3 * 3, 3)
+    tile = lambda k, j: mosaic[k * 3 : k * 3 + 2, j * 3 : j * 3 + 2]  # noqa: E731
+    assert np.allclose(tile(0, 0), [0.5, 0.25, 0.5])  # hits 5 first, channels recombined as RGB
+    assert np.allclose(tile(0, 1), [0.3, 0.25, 0.5])
+    assert np.allclose(tile(0, 2), [0.1, 0.25, 0.5])
+    assert np.allclose(tile(1, 0), 1.0)  # no neuron: white
+    assert np.allclose(tile(2, 0), [0.2, 0.25, 0.5])
+
+
+def test_confusion_sums_the_seeds(tmp_path):
+    for seed, matrix in enumerate([[[1, 0], [0, 1]], [[0, 1], [0, 1]]]):
+        path = tmp_path / "toy" / "main" / "memnet" / "paper" / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"confusion": matrix}))
+    total, n = figures.confusion(tmp_path, "toy")
+    assert total.tolist() == [[1, 1], [0, 2]] and n == 2
+    assert figures.confusion(tmp_path, "absent") is None

@@ -1,0 +1,147 @@
+"""The replication report, the review notebooks and the report rules of the workflow."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import snakemake
+from fixtures_runs import REPO, full_tree, quick_tree, rendered, run_tables
+
+from memnet import figures, report
+
+DATASETS = ["mnist", "cifar10"]
+TEMPLATE = REPO / "paper" / "replication.md.j2"
+CAPTIONS = REPO / "workflow" / "report"
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    return rendered(full_tree(tmp_path_factory), DATASETS)
+
+
+def test_html_is_self_contained_and_holds_every_figure(full_report):
+    html = full_report.with_suffix(".html").read_text()
+    figures_dir = full_report.parent.parent / "figures"
+    stems = figures.figure_names(DATASETS)
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
+    assert len(sources) == len(stems)
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    for stem in stems:
+        encoded = base64.b64encode((figures_dir / f"{stem}.png").read_bytes()).decode()
+        assert encoded in html, stem
+    assert html.count("<table>") == 4 + 2  # T1-T4, the claims and the paper's parameters
+
+
+def test_markdown_references_every_figure_and_reads_numbers_from_the_tables(full_report):
+    md = full_report.read_text()
+    for stem in figures.figure_names(DATASETS):
+        assert f"](../figures/{stem}.png)" in md
+    tables_dir = full_report.parent.parent / "tables"
+    for stem in ("T1_main", "T2_claims", "T3_ablations", "T4_efficiency"):
+        assert (tables_dir / f"{stem}.md").read_text() in md
+    assert "{{" not in md and "{%" not in md
+    assert "This is a reconstruction" in md
+    # the headline sentence, from the fixture's seeds: mean of 97.0, 97.2 and 97.4
+    assert "**MNIST:** the Memory Network reaches 97.20% test accuracy" in md
+    t2 = pd.read_csv(tables_dir / "T2_claims.csv")
+    counts = t2["verdict"].value_counts()
+    assert f"{counts['reproduced']} reproduced" in md
+    assert "| n_neurons | 500 |" in md  # the paper configuration recorded by the runs
+
+
+def quick_copy(tmp_path_factory, tmp_path, full_report):
+    """A writable copy of the quick tree with its tables, and figures borrowed from the full tree."""
+    results = tmp_path / "results"
+    shutil.copytree(quick_tree(tmp_path_factory), results)
+    run_tables(results)
+    shutil.copytree(full_report.parents[1] / "figures", results / "figures")
+    return results
+
+
+def test_report_changes_when_the_results_change(tmp_path_factory, tmp_path, full_report):
+    results = quick_copy(tmp_path_factory, tmp_path, full_report)
+    out = results / "paper" / "replication.md"
+    args = (TEMPLATE, results / "tables", results / "figures", CAPTIONS, results / "runs")
+    report.render(*args, ["mnist"], out)
+    assert "the Memory Network reaches 97.10% test accuracy" in out.read_text()
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    main = (summary.experiment == "main") & (summary.model == "memnet")
+    summary.loc[main, "accuracy_mean"] = 0.8123
+    summary.to_csv(results / "tables" / "summary.csv", index=False)
+    run_tables(results)
+    report.render(*args, ["mnist"], out)
+    text = out.read_text()
+    assert "the Memory Network reaches 81.23% test accuracy" in text
+    assert "**not reproduced** (MNIST): On MNIST the Memory Network reaches about 97%" in text
+
+
+def test_a_missing_figure_is_a_clear_error(tmp_path_factory, tmp_path, full_report):
+    results = quick_copy(tmp_path_factory, tmp_path, full_report)
+    (results / "figures" / "F6_pareto.png").unlink()
+    with pytest.raises(FileNotFoundError, match="F6_pareto.png: figure missing"):
+        report.build_context(results / "tables", results / "figures", CAPTIONS, None,
+                             ["mnist"], results / "paper" / "replication.md")  # fmt: skip
+
+
+def test_every_table_and_figure_has_a_caption(repo):
+    stems = ["T1_main", "T2_claims", "T3_ablations", "T4_efficiency", "F1_neurons", "F2_samples",
+             "F3_ablations", "F4_memories", "F5_confusion", "F6_pareto", "replication",
+             "notebooks", "workflow"]  # fmt: skip
+    for stem in stems:
+        text = (repo / "workflow" / "report" / f"{stem}.rst").read_text()
+        assert len(text.split()) > 15, stem
+
+
+def test_notebooks_are_committed_without_outputs_and_take_parameters(repo):
+    for name in ("results", "memories"):
+        nb = json.loads((repo / "notebooks" / f"{name}.ipynb").read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(c["outputs"] == [] and c["execution_count"] is None for c in code), name
+        tagged = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+        assert len(tagged) == 1, name
+        source = "".join(tagged[0]["source"])
+        assert "results_dir" in source and "model_path" in source, name
+
+
+@pytest.mark.slow
+def test_notebooks_run_top_to_bottom(tmp_path_factory, tmp_path):
+    results = full_tree(tmp_path_factory)
+    rendered(results, DATASETS)
+    model = results / "models" / "mnist" / "main" / "memnet" / "paper" / "seed0.npz"
+    names = ["results", "memories"] if model.exists() else ["results"]
+    for name in names:
+        out = tmp_path / f"{name}.ipynb"
+        report.run_notebook(
+            REPO / "notebooks" / f"{name}.ipynb", out,
+            {"results_dir": str(results), "model_path": str(model)},
+        )  # fmt: skip
+        executed = json.loads(out.read_text())
+        errors = [o for c in executed["cells"] for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]  # fmt: skip
+        assert not errors, name
+        html = out.with_suffix(".html").read_text()
+        assert "<html" in html and html.count("data:image/png;base64") >= 2, name
+
+
+def test_report_rules_are_formatted(repo):
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", str(repo / "workflow/rules/report.smk")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_dry_run_schedules_the_report_rules(repo, tmp_path):
+    proc = snakemake("-n", "--quiet", "rules", cwd=tmp_path)
+    stats = proc.stdout[proc.stdout.index("Job stats") :]
+    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    assert (jobs["tables"], jobs["figures"], jobs["replication_report"]) == (1, 1, 1)
+    assert jobs["notebook"] == 2
+    assert jobs["model"] == 2  # one saved model per dataset of config/config.yaml

@@ -1,0 +1,196 @@
+"""Tables T1-T4 from a hand-made results tree: columns, values, and no cached or typed-in cell."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures_runs import N_TEST, N_TRAIN, SEED_STEP, full_tree, quick_tree, run_tables
+from scipy import stats
+
+from memnet import tables
+
+T1_COLUMNS = [
+    "dataset", "model", "variant", "label", "n_seeds", "accuracy_mean", "accuracy_std",
+    "accuracy_ci_low", "accuracy_ci_high", "paper_reported", "n_passes", "uses_backprop",
+    "uses_weight_sharing", "train_seconds_mean", "infer_seconds_mean", "model_bytes_mean",
+]  # fmt: skip
+T2_COLUMNS = [
+    "id", "claim", "kind", "source", "dataset", "metric", "reported", "tolerance", "comparison",
+    "measured", "verdict", "detail",
+]  # fmt: skip
+T3_COLUMNS = [
+    "dataset", "parameter", "value", "paper_value", "variant", "is_paper", "n_seeds",
+    "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high", "diff_mean", "diff_ci_low",
+    "diff_ci_high", "n_paired",
+]  # fmt: skip
+T4_COLUMNS = [
+    "dataset", "model", "variant", "label", "n_train", "n_test", "train_seconds_mean",
+    "infer_seconds_mean", "train_samples_per_second", "infer_samples_per_second",
+    "peak_memory_bytes_mean", "model_bytes_mean",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def full_tables(tmp_path_factory):
+    return run_tables(full_tree(tmp_path_factory))
+
+
+@pytest.fixture
+def quick_results(tmp_path_factory):
+    return quick_tree(tmp_path_factory)
+
+
+def test_every_table_in_three_formats_with_the_expected_columns(full_tables):
+    expected = {"T1_main": T1_COLUMNS, "T2_claims": T2_COLUMNS, "T3_ablations": T3_COLUMNS,
+                "T4_efficiency": T4_COLUMNS}  # fmt: skip
+    for stem, columns in expected.items():
+        df = pd.read_csv(full_tables / f"{stem}.csv")
+        assert list(df.columns) == columns, stem
+        assert len(df) > 0, stem
+        assert (full_tables / f"{stem}.md").read_text().startswith("| ")
+        tex = (full_tables / f"{stem}.tex").read_text()
+        for command in (r"\toprule", r"\midrule", r"\bottomrule", rf"\label{{tab:{stem}}}"):
+            assert command in tex, (stem, command)
+
+
+def test_t1_holds_the_seed_statistics_and_the_reported_value(full_tables):
+    t1 = pd.read_csv(full_tables / "T1_main.csv")
+    row = t1[(t1.dataset == "mnist") & (t1.model == "memnet")].iloc[0]
+    accs = 0.970 + SEED_STEP * np.arange(3)  # the fixture's formula for seeds 0, 1, 2
+    half = stats.t.ppf(0.975, 2) * accs.std(ddof=1) / math.sqrt(3)
+    assert row.accuracy_mean == pytest.approx(accs.mean())
+    assert row.accuracy_std == pytest.approx(accs.std(ddof=1))
+    assert row.accuracy_ci_low == pytest.approx(accs.mean() - half)
+    assert row.paper_reported == 0.97
+    assert (row.n_passes, row.uses_backprop, row.uses_weight_sharing) == (1, False, False)
+    cnn = t1[(t1.dataset == "cifar10") & (t1.model == "cnn") & (t1.variant == "epochs10")].iloc[0]
+    assert (cnn.n_passes, cnn.uses_backprop, cnn.uses_weight_sharing) == (10, True, True)
+    assert math.isnan(cnn.paper_reported)
+    assert list(t1.dataset.unique()) == ["cifar10", "mnist"]  # alphabetical without a config
+    assert list(t1[t1.dataset == "mnist"].model.unique()) == ["memnet", "mlp", "cnn", "knn", "ncm"]
+    md = (full_tables / "T1_main.md").read_text()
+    assert "| MNIST | Memory Network (paper) | 97.20 ± 0.20 |" in md
+    assert "| CIFAR-10 | kNN (k1-l1) | 38.80 ± 0.20 |" in md
+
+
+def test_changing_one_input_value_changes_the_matching_cell(quick_results, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(quick_results, results)
+    before = pd.read_csv(run_tables(results) / "T1_main.csv")
+    t4_before = pd.read_csv(results / "tables" / "T4_efficiency.csv")
+
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    knn = (summary.experiment == "main") & (summary.model == "knn") & (summary.variant == "k1-l2")
+    summary.loc[knn, "accuracy_mean"] = 0.5
+    summary.to_csv(results / "tables" / "summary.csv", index=False)
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    ncm = (runs.experiment == "main") & (runs.model == "ncm") & (runs.seed == 0)
+    runs.loc[ncm, "n_test"] = 3 * N_TEST
+    runs.to_csv(results / "tables" / "runs.csv", index=False)
+
+    after = pd.read_csv(run_tables(results) / "T1_main.csv")
+    changed = after.ne(before) & ~(after.isna() & before.isna())
+    assert changed.to_numpy().sum() == 1
+    assert after.loc[changed.any(axis=1), "variant"].item() == "k1-l2"
+    assert after.loc[after.variant == "k1-l2", "accuracy_mean"].item() == 0.5
+    assert "| MNIST | kNN (k1-l2) | 50.00 ± " in (results / "tables" / "T1_main.md").read_text()
+
+    t4 = pd.read_csv(results / "tables" / "T4_efficiency.csv")
+    row, old = t4[t4.model == "ncm"].iloc[0], t4_before[t4_before.model == "ncm"].iloc[0]
+    per_run = N_TEST / (0.05 / 10)  # seed 0 infers in 0.005 s; so does seed 1
+    assert old.infer_samples_per_second == pytest.approx(per_run)
+    assert row.infer_samples_per_second == pytest.approx((3 * per_run + per_run) / 2)
+    assert row.train_samples_per_second == pytest.approx(old.train_samples_per_second)
+
+
+def test_t2_has_every_verdict_kind_on_the_quick_tree(quick_results, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(quick_results, results)
+    t2 = pd.read_csv(run_tables(results) / "T2_claims.csv").set_index("id")
+    assert t2.loc["mnist-accuracy", "verdict"] == "reproduced"  # 97.1% vs 97% +- 1
+    assert t2.loc["mnist-neurons", "verdict"] == "not reproduced"  # 150 neurons, not 10,000+
+    assert t2.loc["cifar10-accuracy", "verdict"] == "not measurable here"
+    assert (
+        "cifar10 is not among this run's datasets (mnist)" in t2.loc["cifar10-accuracy", "detail"]
+    )
+    assert t2.loc["little-data-mnist", "verdict"] == "reproduced"
+
+
+def test_t3_paired_differences_match_the_fixture(full_tables):
+    t3 = pd.read_csv(full_tables / "T3_ablations.csv", keep_default_na=False, na_values=[""])
+    mnist = t3[t3.dataset == "mnist"].set_index("variant")
+    assert mnist.loc["paper", "is_paper"]
+    assert mnist.loc["distance-l1", "diff_mean"] == pytest.approx(-0.010)
+    assert mnist.loc["distance-l1", ["parameter", "value", "paper_value"]].tolist() == [
+        "distance", "l1", "l2",
+    ]  # fmt: skip
+    assert str(mnist.loc["k-3", "paper_value"]) == "1"
+    assert mnist.loc["k-3", "n_paired"] == 3
+    md = (full_tables / "T3_ablations.md").read_text()
+    assert "| MNIST | distance | l1 (paper: l2) | 96.20 |" in md
+
+
+def test_paired_interval_is_the_t_interval_of_the_seed_differences():
+    accs = {"paper": [0.91, 0.91, 0.91], "distance-l1": [0.90, 0.92, 0.95]}
+    runs, summary = [], []
+    for variant, values in accs.items():
+        for seed, acc in enumerate(values):
+            runs.append({"dataset": "d", "experiment": "ablations", "model": "memnet",
+                         "variant": variant, "x": np.nan, "seed": seed, "accuracy": acc,
+                         "params": json.dumps({"distance": "l2"})})  # fmt: skip
+        summary.append({"dataset": "d", "experiment": "ablations", "model": "memnet",
+                        "variant": variant, "x": np.nan, "n_seeds": 3,
+                        "accuracy_mean": np.mean(values), "accuracy_ci_low": 0.0,
+                        "accuracy_ci_high": 1.0})  # fmt: skip
+    t3 = tables.table_ablations(pd.DataFrame(summary), pd.DataFrame(runs))
+    row = t3[t3.variant == "distance-l1"].iloc[0]
+    diffs = np.array([-0.01, 0.01, 0.04])
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / math.sqrt(3)
+    assert row.diff_mean == pytest.approx(diffs.mean())
+    assert row.diff_ci_low == pytest.approx(diffs.mean() - half)
+    assert row.diff_ci_high == pytest.approx(diffs.mean() + half)
+
+
+def test_t4_throughput_is_samples_over_seconds(full_tables):
+    t4 = pd.read_csv(full_tables / "T4_efficiency.csv")
+    memnet = t4[(t4.dataset == "mnist") & (t4.model == "memnet")].iloc[0]
+    # the fixture trains memnet in 2.0 * (1 + 0.01 * seed) seconds on N_TRAIN samples
+    expected = np.mean([N_TRAIN / (2.0 * (1 + 0.01 * s)) for s in range(3)])
+    assert memnet.train_samples_per_second == pytest.approx(expected)
+    assert memnet.n_train == N_TRAIN
+
+
+def test_tables_without_an_experiment_say_so():
+    empty = pd.DataFrame(columns=tables.SUMMARY_COLUMNS)
+    t3 = tables.table_ablations(empty, pd.DataFrame(columns=tables.RUN_COLUMNS))
+    assert list(t3.columns) == T3_COLUMNS and t3.empty
+    assert tables.NO_RESULTS in tables.to_markdown(tables.display_ablations(t3))
+    tex = tables.to_latex(tables.display_ablations(t3), "T3", "T3_ablations")
+    assert tables.NO_RESULTS in tex and r"\bottomrule" in tex
+
+
+def test_markdown_rows_have_as_many_cells_as_the_header(full_tables):
+    for stem in tables.TABLES:
+        lines = (full_tables / f"{stem}.md").read_text().splitlines()
+        widths = {line.replace("\\|", "").count("|") for line in lines}
+        assert len(widths) == 1, stem
+
+
+def test_latex_escapes_special_characters():
+    display = pd.DataFrame({"95% CI_x": ["a & b", "≈97 ± 1", "#1 {x}"]})
+    tex = tables.to_latex(display, "caption 100%", "lbl")
+    assert r"95\% CI\_x" in tex
+    assert r"a \& b" in tex and r"$\approx$97 $\pm$ 1" in tex and r"\#1 \{x\}" in tex
+    assert r"\caption{caption 100\%}" in tex
+
+
+def test_a_results_file_missing_a_column_gets_one_clear_error(tmp_path):
+    path = tmp_path / "summary.csv"
+    pd.DataFrame({"dataset": ["mnist"], "accuracy_mean": [0.9]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"summary.csv: missing columns \['experiment'"):
+        tables.load_summary(path)
