@@ -23,6 +23,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from memnet import claims as claims_mod
 from memnet import tables
@@ -108,11 +109,24 @@ def _band(ax, x, rows: pd.DataFrame, colour, label, model: str) -> None:
         markersize=4,
         linewidth=1.4,
     )
-    low = 100 * rows["accuracy_ci_low"].to_numpy(float)
-    high = 100 * rows["accuracy_ci_high"].to_numpy(float)
+    # an accuracy lies in [0, 100]: clip the t-interval (wide with few seeds) to what is possible
+    low = np.clip(100 * rows["accuracy_ci_low"].to_numpy(float), 0, 100)
+    high = np.clip(100 * rows["accuracy_ci_high"].to_numpy(float), 0, 100)
     ok = ~(np.isnan(low) | np.isnan(high))
     if ok.any():
-        ax.fill_between(np.asarray(x)[ok], low[ok], high[ok], color=colour, alpha=0.2, linewidth=0)
+        ax.fill_between(np.asarray(x)[ok], low[ok], high[ok], color=colour, alpha=0.15, linewidth=0)
+
+
+def _log_x(ax, values) -> None:
+    """Log x axis with a labelled tick at each sweep value (plain numbers, no 3x10^1)."""
+    ticks = sorted({float(v) for v in values if not pd.isna(v)})
+    labels, last = [], 0.0
+    for t in ticks:  # label a tick only if it is well apart from the last labelled one
+        labels.append(f"{t:,.0f}" if t >= 2.5 * last else "")
+        last = t if labels[-1] else last
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, labels)
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _main_accuracy(summary: pd.DataFrame, dataset: str, model: str, variant: str) -> float | None:
@@ -133,7 +147,8 @@ def fig_neurons(summary: pd.DataFrame, claims: list, datasets: list[str] | None 
     fig, axes = _figure(len(names))
     for ax, dataset in zip(axes, names, strict=True):
         sweep = rows[rows["dataset"] == dataset].sort_values("x")
-        ax.set_xscale("log")
+        ax.set_xscale("log")  # before drawing, so that the limits are computed in log space
+        ticks = list(sweep["x"])
         _band(ax, sweep["x"], sweep, PALETTE["memnet"], "Memory Network (ours)", "memnet")
         knn = _main_accuracy(summary, dataset, "knn", "k1-l2")
         if knn is not None:
@@ -147,6 +162,8 @@ def fig_neurons(summary: pd.DataFrame, claims: list, datasets: list[str] | None 
         for claim in claims:
             if claim.kind == "numeric" and claim.metric == "accuracy" and claim.dataset == dataset:
                 _paper_reference(ax, claim)
+                ticks += list(claim.reported_neurons or [])
+        _log_x(ax, ticks)
         ax.set_title(tables.dataset_label(dataset))
         ax.set_xlabel("Neurons (budget $N_{max}$)")
         ax.set_ylabel("Test accuracy (%)")
@@ -182,7 +199,7 @@ def fig_samples(summary: pd.DataFrame, datasets: list[str] | None = None) -> Fig
             curve = curve.sort_values("x")
             label = tables.model_label(model, variant)
             _band(ax, curve["x"], curve, PALETTE.get(model, GREY), label, model)
-        ax.set_xscale("log")
+        _log_x(ax, here["x"])
         ax.set_title(tables.dataset_label(dataset))
         ax.set_xlabel("Training samples")
         ax.set_ylabel("Test accuracy (%)")
@@ -197,7 +214,7 @@ def fig_samples(summary: pd.DataFrame, datasets: list[str] | None = None) -> Fig
 def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Figure:
     """F3: one panel per ablated parameter; the paper's setting is the highlighted bar."""
     t3 = tables.table_ablations(summary, runs)
-    t3 = t3[t3["dataset"] == dataset]
+    t3 = t3[t3["dataset"] == dataset].copy()
     title = f"F3: ablations on {tables.dataset_label(dataset)}"
     if t3.empty or not (~t3["is_paper"]).any():
         return placeholder(title, f"No ablations for {dataset} in this run.")
@@ -206,6 +223,8 @@ def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Fi
     params = list(dict.fromkeys(variants["parameter"]))
     rows = math.ceil(len(params) / MAX_COLUMNS)
     fig, axes = _figure(len(params), rows=rows, height=2.4, sharey=True)
+    for column in ("accuracy_ci_low", "accuracy_ci_high"):  # an accuracy lies in [0, 1]
+        t3[column] = t3[column].clip(0, 1)
     everything = pd.concat([t3["accuracy_ci_low"], t3["accuracy_ci_high"], t3["accuracy_mean"]])
     lo, hi = 100 * np.nanmin(everything), 100 * np.nanmax(everything)
     pad = max(0.5, 0.15 * (hi - lo))
