@@ -194,3 +194,21 @@ def test_a_results_file_missing_a_column_gets_one_clear_error(tmp_path):
     pd.DataFrame({"dataset": ["mnist"], "accuracy_mean": [0.9]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"summary.csv: missing columns \['experiment'"):
         tables.load_summary(path)
+
+
+def test_the_fixture_and_the_tables_follow_the_aggregate_step():
+    """The hand-made summary agrees with memnet.aggregate's, so the tests check the real format."""
+    import fixtures_runs
+
+    from memnet import aggregate
+
+    assert tables.RUN_COLUMNS == aggregate.RUN_COLUMNS == fixtures_runs.RUN_COLUMNS
+    runs = fixtures_runs.runs_frame(fixtures_runs.make_runs(seeds=(0, 1, 2)))
+    real = aggregate.summary_table(runs)
+    assert set(tables.SUMMARY_COLUMNS) <= set(real.columns)
+    mine = fixtures_runs.summary_frame(runs)
+    pd.testing.assert_frame_equal(
+        mine[tables.SUMMARY_COLUMNS].reset_index(drop=True),
+        real[tables.SUMMARY_COLUMNS].reset_index(drop=True),
+        check_dtype=False,
+    )

@@ -23,39 +23,23 @@ from scipy import stats
 from memnet import claims as claims_mod
 from memnet.io import atomic_path, write_text
 
+# The columns fixed by the project's interfaces (results/tables/runs.csv and summary.csv)
 KEYS = ["dataset", "experiment", "model", "variant", "x"]
-RUN_COLUMNS = [
-    *KEYS,
-    "seed",
-    "accuracy",
-    "n_train",
-    "n_test",
-    "n_born",
-    "train_seconds",
-    "infer_seconds",
-    "peak_memory_bytes",
-    "model_bytes",
-    "uses_backprop",
-    "uses_weight_sharing",
-    "n_passes",
-    "threads",
-    "params",
-]
-SUMMARY_COLUMNS = [
-    *KEYS,
-    "n_seeds",
-    "accuracy_mean",
-    "accuracy_std",
-    "accuracy_ci_low",
-    "accuracy_ci_high",
-    "train_seconds_mean",
-    "infer_seconds_mean",
-    "peak_memory_bytes_mean",
-    "model_bytes_mean",
-    "n_passes",
-    "uses_backprop",
-    "uses_weight_sharing",
-]
+RUN_COLUMNS = (
+    KEYS
+    + """
+    seed accuracy n_train n_test n_born train_seconds infer_seconds peak_memory_bytes model_bytes
+    uses_backprop uses_weight_sharing n_passes threads params
+""".split()
+)
+SUMMARY_COLUMNS = (
+    KEYS
+    + """
+    n_seeds accuracy_mean accuracy_std accuracy_ci_low accuracy_ci_high train_seconds_mean
+    infer_seconds_mean peak_memory_bytes_mean model_bytes_mean n_passes uses_backprop
+    uses_weight_sharing
+""".split()
+)
 MODEL_ORDER = ["memnet", "mlp", "cnn", "knn", "ncm"]
 MODEL_NAMES = {"memnet": "Memory Network", "mlp": "MLP", "cnn": "CNN", "knn": "kNN", "ncm": "NCM"}
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
@@ -154,24 +138,11 @@ def table_main(summary: pd.DataFrame, claims: list[claims_mod.Claim]) -> pd.Data
     rows["paper_reported"] = [
         _reported(claims, r.dataset, r.model, r.variant) for r in rows.itertuples()
     ]
-    columns = [
-        "dataset",
-        "model",
-        "variant",
-        "label",
-        "n_seeds",
-        "accuracy_mean",
-        "accuracy_std",
-        "accuracy_ci_low",
-        "accuracy_ci_high",
-        "paper_reported",
-        "n_passes",
-        "uses_backprop",
-        "uses_weight_sharing",
-        "train_seconds_mean",
-        "infer_seconds_mean",
-        "model_bytes_mean",
-    ]
+    columns = """
+        dataset model variant label n_seeds accuracy_mean accuracy_std accuracy_ci_low
+        accuracy_ci_high paper_reported n_passes uses_backprop uses_weight_sharing
+        train_seconds_mean infer_seconds_mean model_bytes_mean
+    """.split()
     return ordered(rows)[columns] if len(rows) else pd.DataFrame(columns=columns)
 
 
@@ -258,22 +229,10 @@ def _paper_params(runs: pd.DataFrame, dataset: str, experiment: str) -> dict:
 
 def table_ablations(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """T3: per dataset, the paper reference, then each ablation with its paired difference."""
-    columns = [
-        "dataset",
-        "parameter",
-        "value",
-        "paper_value",
-        "variant",
-        "is_paper",
-        "n_seeds",
-        "accuracy_mean",
-        "accuracy_ci_low",
-        "accuracy_ci_high",
-        "diff_mean",
-        "diff_ci_low",
-        "diff_ci_high",
-        "n_paired",
-    ]
+    columns = """
+        dataset parameter value paper_value variant is_paper n_seeds accuracy_mean
+        accuracy_ci_low accuracy_ci_high diff_mean diff_ci_low diff_ci_high n_paired
+    """.split()
     ablations = summary[(summary["experiment"] == "ablations") & (summary["model"] == "memnet")]
     rows = []
     for dataset in _datasets_in(ablations):
@@ -332,20 +291,11 @@ def _ablation_row(dataset, param, value, paper_value, variant, is_paper, row, se
 
 def table_efficiency(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """T4: per model at its main setting, mean time, throughput (per run, then mean) and memory."""
-    columns = [
-        "dataset",
-        "model",
-        "variant",
-        "label",
-        "n_train",
-        "n_test",
-        "train_seconds_mean",
-        "infer_seconds_mean",
-        "train_samples_per_second",
-        "infer_samples_per_second",
-        "peak_memory_bytes_mean",
-        "model_bytes_mean",
-    ]
+    columns = """
+        dataset model variant label n_train n_test train_seconds_mean infer_seconds_mean
+        train_samples_per_second infer_samples_per_second peak_memory_bytes_mean
+        model_bytes_mean
+    """.split()
     main = runs[runs["experiment"] == "main"].copy()
     if main.empty:
         return pd.DataFrame(columns=columns)
