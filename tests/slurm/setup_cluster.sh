@@ -86,7 +86,12 @@ MinJobAge=300
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
-mv "$CONF.tmp" "$CONF"
+if cmp -s "$CONF.tmp" "$CONF"; then
+    rm "$CONF.tmp"
+else
+    mv "$CONF.tmp" "$CONF"
+    if alive "$STATE/slurmctld.pid" slurmctld; then scontrol reconfigure; fi
+fi
 
 if ! alive "$STATE/slurmctld.pid" slurmctld; then
     rm -f "$STATE/slurmctld.pid"
