@@ -67,11 +67,7 @@ def caption(captions_dir: Path, stem: str) -> str:
 
 def _figure_caption(captions_dir: Path, stem: str) -> str:
     """F3_ablations_mnist -> the caption of F3_ablations (one caption for every dataset)."""
-    for candidate in (stem, re.sub(r"_[^_]+$", "", stem)):
-        text = caption(captions_dir, candidate)
-        if text:
-            return text
-    return ""
+    return caption(captions_dir, "_".join(stem.split("_")[:2]))
 
 
 def _run_facts(runs: pd.DataFrame, runs_dir: Path | None) -> dict:
@@ -85,6 +81,16 @@ def _run_facts(runs: pd.DataFrame, runs_dir: Path | None) -> dict:
         "git_revision": "unknown",
         "versions": {},
     }
+    main = runs[runs["experiment"] == "main"]
+    facts["sizes"] = [
+        {
+            "label": tables.dataset_label(d),
+            "n_train": f"{int(main[main.dataset == d].n_train.max()):,}",
+            "n_test": f"{int(main[main.dataset == d].n_test.max()):,}",
+        }
+        for d in datasets
+        if (main.dataset == d).any()
+    ]
     metrics = sorted(Path(runs_dir).glob("*/*/*/*/seed*.json")) if runs_dir else []
     if metrics:
         first = read_json(metrics[0])
