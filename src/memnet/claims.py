@@ -197,6 +197,7 @@ def _missing(claim: Claim, what: str) -> Verdict:
 
 Check = Callable[[Claim, Evidence], Verdict]
 CHECKS: dict[str, Check] = {}
+CHECK_UNITS = {"faster_than_backprop": "seconds", "little_data": "accuracy"}  # of `measured`
 
 
 def check(fn: Check) -> Check:

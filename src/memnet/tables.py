@@ -388,12 +388,12 @@ def display_claims(t2: pd.DataFrame) -> pd.DataFrame:
     def measured(row) -> str:
         if pd.isna(row["measured"]):
             return "–"
-        metric = row["metric"] if row["kind"] == "numeric" else "seconds"
-        if row["metric"] == "little_data":
-            metric = "accuracy"
-        if metric == "seconds":
+        if row["kind"] == "numeric":
+            return claims_mod.fmt_value(row["metric"], row["measured"])
+        unit = claims_mod.CHECK_UNITS.get(row["metric"])
+        if unit == "seconds":
             return f"{seconds(row['measured'])} s"
-        return claims_mod.fmt_value(metric, row["measured"])
+        return claims_mod.fmt_value(unit, row["measured"])
 
     return pd.DataFrame(
         {
