@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from memnet import aggregate
+from memnet import aggregate, cli
 from memnet.io import write_json
 
 
@@ -43,9 +43,8 @@ def test_aggregate_cli(tmp_path):
     paths = [fake_run(tmp_path, s, a) for s, a in enumerate([0.89, 0.90, 0.91])]
     paths.append(fake_run(tmp_path, 0, 0.5, variant="other"))
     runs_csv, summary_csv = tmp_path / "runs.csv", tmp_path / "summary.csv"
-    aggregate.main(
-        ["--runs-csv", str(runs_csv), "--summary-csv", str(summary_csv), *map(str, paths)]
-    )
+    args = ["--runs-csv", str(runs_csv), "--summary-csv", str(summary_csv), *map(str, paths)]
+    assert cli.main(["aggregate", *args]) == 0
 
     runs = pd.read_csv(runs_csv)
     assert list(runs.columns) == aggregate.RUN_COLUMNS

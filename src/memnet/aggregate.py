@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,18 +83,3 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="memnet aggregate", description=__doc__)
-    parser.add_argument("--runs-csv", required=True, help="output: one row per run")
-    parser.add_argument("--summary-csv", required=True, help="output: one row per setting")
-    parser.add_argument("metrics", nargs="+", help="the per-run metrics JSON files")
-    args = parser.parse_args(argv)
-    runs = runs_table(args.metrics)
-    write_csv(runs, args.runs_csv)
-    write_csv(summary_table(runs), args.summary_csv)
-
-
-if __name__ == "__main__":
-    main()

@@ -88,9 +88,11 @@ def cmd_run(args) -> None:
 
 
 def cmd_aggregate(args) -> None:
-    from memnet.aggregate import main as aggregate_main
+    from memnet.aggregate import runs_table, summary_table, write_csv
 
-    aggregate_main(args.rest)
+    runs = runs_table(args.metrics)
+    write_csv(runs, args.runs_csv)
+    write_csv(summary_table(runs), args.summary_csv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("aggregate", help="gather metrics files into runs.csv and summary.csv")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("--runs-csv", required=True, help="output: one row per run")
+    p.add_argument("--summary-csv", required=True, help="output: one row per setting")
+    p.add_argument("metrics", nargs="+", help="the per-run metrics JSON files")
     p.set_defaults(func=cmd_aggregate)
     return parser
 
