@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv reproduce quick test test-fast bench lint format report clean
+.PHONY: venv reproduce quick test test-fast bench bench-paper lint format clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python -m memnet.bench --out results/bench
+	$(BIN)/python -m memnet.bench_pipeline --name quick --configfile config/quick.yaml --out results/bench
+
+# The full paper config on MNIST alone (long: see results/bench/pipeline-paper-mnist.md).
+bench-paper: venv
+	$(BIN)/python -m memnet.bench_pipeline --name paper-mnist --config 'datasets=[mnist]' --out results/bench
 
 lint: venv
 	$(BIN)/ruff check .
