@@ -1,11 +1,17 @@
 # memnet: the replication of Memory Networks (Ruiz & Gupta, 2024) as one DAG.
 #   snakemake --cores all                               # the paper's experiments (config/config.yaml)
 #   snakemake --cores all --configfile config/quick.yaml  # a small version of each
+import os
+import sys
 from pathlib import Path
 
 from memnet.config import validate
 
 REPO = Path(workflow.basedir)
+# Jobs call the `memnet` command of the environment that runs Snakemake, activated or not.
+os.environ["PATH"] = (
+    f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+)
 
 # A --configfile replaces the default rather than merging into it, so that quick.yaml's short lists stay short.
 if not workflow.overwrite_configfiles:

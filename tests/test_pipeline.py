@@ -107,7 +107,7 @@ def test_same_results_on_one_core_and_two(repo, quick_run, tmp_path):
     path.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
     workdir.mkdir()
-    snakemake("--cores", "1", "--configfile", str(path), "results/tables/runs.csv", cwd=workdir)
+    snakemake("results/tables/runs.csv", "--cores", "1", "--configfile", str(path), cwd=workdir)
 
     one = pd.read_csv(workdir / "results/tables/runs.csv")
     two = pd.read_csv(quick_run / "results/tables/runs.csv")

@@ -1,8 +1,7 @@
-import json
 import shlex
 
 from memnet.datasets import REGISTRY
-from memnet.experiments import plan
+from memnet.experiments import params_json, plan
 
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
 RUNS = plan(config)
@@ -17,7 +16,7 @@ def resources_of(rule_name):
 
 def subset_arg(dataset):
     subset = config["data"].get("subset", {}).get(dataset)
-    return f"--subset {shlex.quote(json.dumps(subset))}" if subset else ""
+    return f"--subset {shlex.quote(params_json(subset))}" if subset else ""
 
 
 def run_of(w):
@@ -28,7 +27,7 @@ def run_args(w):
     run = run_of(w)
     args = [
         f"--dataset {run.dataset} --experiment {run.experiment} --model {run.model}",
-        f"--variant {shlex.quote(run.variant)} --params {shlex.quote(json.dumps(run.params))}",
+        f"--variant {shlex.quote(run.variant)} --params {shlex.quote(params_json(run.params))}",
         subset_arg(run.dataset),
     ]
     if run.x is not None:

@@ -23,7 +23,7 @@ rule tune:
     resources:
         **resources_of("tune"),
     params:
-        memnet=shlex.quote(json.dumps(config["memnet"])),
+        memnet=shlex.quote(params_json(config["memnet"])),
         subset=lambda w: subset_arg(w.dataset),
         scales=" ".join(str(s) for s in config["tuning"]["tau_scale"]),
         fraction=config["tuning"]["validation_fraction"],
@@ -74,7 +74,7 @@ rule model:
     resources:
         **resources_of("run"),
     params:
-        memnet=lambda w: shlex.quote(json.dumps(config["memnet"])),
+        memnet=lambda w: shlex.quote(params_json(config["memnet"])),
         subset=lambda w: subset_arg(w.dataset),
     shell:
         "memnet run --data {input.data} {params.subset} --dataset {wildcards.dataset} "
