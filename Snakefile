@@ -8,6 +8,12 @@ from pathlib import Path
 from memnet.config import validate
 
 REPO = Path(workflow.basedir)
+
+
+envvars:
+    "PATH",
+
+
 # Jobs call the `memnet` command of the environment that runs Snakemake, activated or not.
 os.environ["PATH"] = (
     f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
