@@ -96,8 +96,8 @@ def test_quick_main_experiment_runs_as_slurm_jobs_with_local_results(cluster, qu
     workdir = tmp_path / "work"
     workdir.mkdir()
     args = [
+        "results/tables/runs.csv", "--configfile", str(config_file),
         "--profile", PROFILE, *FAST_STATUS, *SMALL_NODE,
-        "--configfile", str(config_file), "results/tables/runs.csv",
     ]  # fmt: skip
 
     planned = planned_jobs(snakemake(*args, "--dry-run", cwd=workdir).stdout)
