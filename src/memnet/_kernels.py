@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 L2, L1, COSINE = 0, 1, 2
 ADAPTIVE, FIXED, NO_THRESHOLD = 0, 1, 2
@@ -24,7 +24,9 @@ MEAN, CONSTANT, NO_PLASTICITY = 0, 1, 2
 # entry (the exact distance decides).
 TINY = 1e-30
 UNIT_ROUNDOFF_F32 = 2.0**-24
+CHUNK = 128  # exact l2/l1 sums are checked against their limit after each chunk
 FAST = {"reassoc", "contract"}  # lets LLVM vectorise sums; only the order of additions changes
+SCAN = {"reassoc", "contract", "nnan", "ninf", "nsz"}  # and min-reductions (no NaN or inf here)
 
 
 def error_bounds(n_terms: int) -> tuple[float, float]:
@@ -39,8 +41,12 @@ def error_bounds(n_terms: int) -> tuple[float, float]:
 
 
 @njit(cache=True, fastmath=FAST)
-def exact_distance(x, m, c0, c1, n_pixels, dist):
-    """Distance between rows x and m (float32, channel-major) over channels [c0, c1), in float64."""
+def exact_distance(x, m, c0, c1, n_pixels, dist, limit):
+    """Distance between rows x and m (float32, channel-major) over channels [c0, c1), in float64.
+
+    l2 and l1 stop early and return inf once the sum passes ``limit`` (their partial sums only
+    grow); the sum runs in fixed chunks, so a finished sum never depends on ``limit``.
+    """
     total = 0.0
     if dist == COSINE:
         for c in range(c0, c1):
@@ -57,13 +63,28 @@ def exact_distance(x, m, c0, c1, n_pixels, dist):
                 total += 1.0
             else:
                 total += 1.0 - dot / (math.sqrt(xx) * math.sqrt(mm))
-    elif dist == L1:
-        for i in range(c0 * n_pixels, c1 * n_pixels):
-            total += abs(np.float64(x[i]) - np.float64(m[i]))
-    else:
-        for i in range(c0 * n_pixels, c1 * n_pixels):
+        return total
+    lo = c0 * n_pixels
+    end = c1 * n_pixels
+    if dist == L1:
+        while lo < end:
+            part = 0.0
+            for i in range(lo, min(lo + CHUNK, end)):
+                part += abs(np.float64(x[i]) - np.float64(m[i]))
+            total += part
+            if total > limit:
+                return np.inf
+            lo += CHUNK
+        return total
+    while lo < end:
+        part = 0.0
+        for i in range(lo, min(lo + CHUNK, end)):
             diff = np.float64(x[i]) - np.float64(m[i])
-            total += diff * diff
+            part += diff * diff
+        total += part
+        if total > limit:
+            return np.inf
+        lo += CHUNK
     return total
 
 
@@ -77,26 +98,55 @@ def _channel_sq_norms(x, n_channels, n_pixels, out):
         out[c] = s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sq_norms(X, n_channels, n_pixels, out):
     """out[i, c] = squared norm of channel c of row i, in float64."""
     for i in range(X.shape[0]):
         _channel_sq_norms(X[i], n_channels, n_pixels, out[i])
 
 
-@njit(cache=True, parallel=True, fastmath=FAST)
+@njit(cache=True, nogil=True)
+def add_moments(X, n_channels, n_pixels, unit, sums):
+    """sums += each row of X (each channel scaled to unit length if ``unit``); returns sum x^2."""
+    norms = np.empty(n_channels)
+    total_sq = 0.0
+    for i in range(X.shape[0]):
+        x = X[i]
+        _channel_sq_norms(x, n_channels, n_pixels, norms)
+        for c in range(n_channels):
+            total_sq += norms[c]
+            scale = 1.0
+            if unit:
+                scale = 1.0 / math.sqrt(norms[c]) if norms[c] > 0.0 else 0.0
+            for p in range(c * n_pixels, (c + 1) * n_pixels):
+                sums[p] += np.float64(x[p]) * scale
+    return total_sq
+
+
+@njit(cache=True, nogil=True)
 def l1_approx(Xq, pool, start, n_rows, c0, c1, n_pixels, out):
-    """out[j, r] = float32 l1 distance of Xq[j] to pool[start + r] over channels [c0, c1)."""
+    """out[j, r] = float32 l1 distance of Xq[j] to pool[start + r] over channels [c0, c1).
+
+    The samples are transposed so that the innermost loop runs over samples, contiguous and
+    free of reductions (it vectorises as is), four neurons at a time.
+    """
     lo = c0 * n_pixels
     hi = c1 * n_pixels
-    for r in prange(n_rows):
-        m = pool[start + r]
-        for j in range(Xq.shape[0]):
-            x = Xq[j]
-            s = np.float32(0.0)
-            for i in range(lo, hi):
-                s += abs(x[i] - m[i])
-            out[j, r] = s
+    q = Xq.shape[0]
+    xt = np.ascontiguousarray(Xq[:, lo:hi].T)
+    acc = np.empty((4, q), np.float32)
+    for r0 in range(0, n_rows, 4):
+        width = min(4, n_rows - r0)
+        acc[:] = 0.0
+        for i in range(hi - lo):
+            x = xt[i]
+            for t in range(width):
+                mi = pool[start + r0 + t, lo + i]
+                a = acc[t]
+                for j in range(q):
+                    a[j] += abs(x[j] - mi)
+        for t in range(width):
+            out[:, r0 + t] = acc[t]
 
 
 # ---- the filter: an interval [lower, upper] around each exact distance --------------------------
@@ -107,6 +157,7 @@ def l1_approx(Xq, pool, start, n_rows, c0, c1, n_pixels, out):
 # upper and lower bound: the neuron is ignored by the filter (used for neurons already handled).
 
 POISON = 3.0e38
+BIG = 1.0e308  # a finite "infinity" for the scans, compiled to assume no inf
 
 
 @njit(cache=True)
@@ -138,45 +189,86 @@ def _cosine_interval(dots, col, qn, pnorm, row, c0, c1, kappa):
 
 
 @njit(cache=True, inline="always")
-def _upper(dist, dots, col, qn, pnorm, pn, row, c0, c1, sx, kappa, delta):
-    if dist == L2:
-        return sx * (1.0 + kappa) + TINY + pn[row] * (1.0 + kappa) - 2.0 * np.float64(dots[0, col])
-    if dist == L1:
-        return np.float64(dots[0, col]) / (1.0 - delta) + TINY
-    return _cosine_interval(dots, col, qn, pnorm, row, c0, c1, kappa)[1]
+def _push(values, v):
+    """Insert v into the ascending array values, dropping its largest entry."""
+    pos = values.shape[0] - 1
+    while pos > 0 and v < values[pos - 1]:
+        values[pos] = values[pos - 1]
+        pos -= 1
+    values[pos] = v
 
 
-@njit(cache=True, inline="always")
-def _lower(dist, dots, col, qn, pnorm, pn, row, c0, c1, sx, kappa, delta):
-    if dist == L2:
-        return sx * (1.0 - kappa) - TINY + pn[row] * (1.0 - kappa) - 2.0 * np.float64(dots[0, col])
-    if dist == L1:
-        return np.float64(dots[0, col]) / (1.0 + delta) - TINY
-    return _cosine_interval(dots, col, qn, pnorm, row, c0, c1, kappa)[0]
-
-
-@njit(cache=True, fastmath={"reassoc", "contract", "nnan", "nsz"})
-def _min_upper(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta):
-    """The smallest upper bound over rows start..start+n-1 (their dots at off..off+n-1)."""
-    best = 1.0e308
+@njit(cache=True, fastmath=SCAN)
+def _smallest_uppers(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, ub):
+    """Merge the upper bounds of rows start..start+n-1 (dots at off..) into ub, the k smallest
+    so far (ascending; start it at BIG, not inf)."""
+    k = ub.shape[0]
     sx = _channel_sum(qn, c0, c1)
     if dist == L2:
         row = dots[0]
         scale = 1.0 + kappa
+        base = sx * scale + TINY
+        if k == 1:
+            best = BIG
+            for r in range(n):
+                best = min(best, pn[start + r] * scale - 2.0 * np.float64(row[off + r]))
+            ub[0] = min(ub[0], best + base)
+            return
         for r in range(n):
-            best = min(best, pn[start + r] * scale - 2.0 * np.float64(row[off + r]))
-        return best + sx * scale + TINY
+            v = base + pn[start + r] * scale - 2.0 * np.float64(row[off + r])
+            if v < ub[k - 1]:
+                _push(ub, v)
+        return
     if dist == L1:
         row = dots[0]
+        scale = 1.0 / (1.0 - delta)
+        if k == 1:
+            best = BIG
+            for r in range(n):
+                best = min(best, np.float64(row[off + r]))
+            ub[0] = min(ub[0], best * scale + TINY)
+            return
         for r in range(n):
-            best = min(best, np.float64(row[off + r]))
-        return best / (1.0 - delta) + TINY
+            v = np.float64(row[off + r]) * scale + TINY
+            if v < ub[k - 1]:
+                _push(ub, v)
+        return
     for r in range(n):
-        best = min(best, _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)[1])
-    return best
+        v = _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)[1]
+        if v < ub[k - 1]:
+            _push(ub, v)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=SCAN)
+def _collect(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, limit, out):
+    """Write to out the r < n whose lower bound is <= limit; return how many."""
+    sx = _channel_sum(qn, c0, c1)
+    count = 0
+    if dist == L2:
+        row = dots[0]
+        scale = 1.0 - kappa
+        bar = limit - sx * scale + TINY
+        for r in range(n):
+            if pn[start + r] * scale - 2.0 * np.float64(row[off + r]) <= bar:
+                out[count] = r
+                count += 1
+    elif dist == L1:
+        row = dots[0]
+        bar = (limit + TINY) * (1.0 + delta)
+        for r in range(n):
+            if np.float64(row[off + r]) <= bar:
+                out[count] = r
+                count += 1
+    else:
+        for r in range(n):
+            lo, up = _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)
+            if lo <= limit:
+                out[count] = r
+                count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
 def train_block(
     X,
     y,
@@ -209,6 +301,7 @@ def train_block(
     delta,
     tau_state,
     counters,
+    stats,
 ):
     """Present the samples X[j] (label y[j], memory bank bank[j]) one after the other.
 
@@ -217,7 +310,8 @@ def train_block(
     channels, also from before the block. Rows born or changed inside the block are listed as
     dirty, recomputed exactly, and poisoned in the later samples' dots, so each sample sees the
     memories exactly as the samples before it left them. The caller guarantees room in the pool
-    and in the per-neuron arrays.
+    and in the per-neuron arrays. stats[0] counts exact distances (dirty rows), stats[1] exact
+    distances of rows that passed the filter.
     """
     n_block = X.shape[0]
     n_buf = dots.shape[0]
@@ -229,6 +323,8 @@ def train_block(
         last[bank[j]] = j
     dirty_rows = np.empty(n_block, np.int64)
     n_dirty = 0
+    candidates = np.empty(row_len.max() if n_block > 0 else 0, np.int64)
+    upper = np.empty(1)
     tau = tau_state[0]
     n_born = counters[0]
     n_seen = counters[1]
@@ -242,52 +338,42 @@ def train_block(
         winner = -1
         d_win = np.inf
         if n_k > 0 and not (threshold == NO_THRESHOLD and n_born < n_max):
+            off = row_off[j]
+            n_rows = row_len[j]
+            limit = np.inf  # an upper bound of the winning distance
+            if n_rows > 0:
+                upper[0] = BIG
+                _smallest_uppers(
+                    dist, dots, off, n_rows, qn, pool_norm, pool_sum, start, 0, n_channels,
+                    kappa, delta, upper,
+                )  # fmt: skip
+                limit = upper[0]
             for t in range(n_dirty):  # rows changed inside this block: exactly
                 r = dirty_rows[t] - start
-                if 0 <= r < n_k:
-                    e = exact_distance(x, pool[start + r], 0, n_channels, n_pixels, dist)
+                if r < 0 or r >= n_k:
+                    continue
+                stats[0] += 1
+                e = exact_distance(
+                    x, pool[start + r], 0, n_channels, n_pixels, dist, min(limit, d_win)
+                )
+                if e < d_win or (e == d_win and r < winner):
+                    d_win = e
+                    winner = r
+            if n_rows > 0:
+                limit = min(limit, d_win)
+                n_cand = _collect(
+                    dist, dots, off, n_rows, qn, pool_norm, pool_sum, start, 0, n_channels,
+                    kappa, delta, limit, candidates,
+                )  # fmt: skip
+                for t in range(n_cand):
+                    r = candidates[t]
+                    stats[1] += 1
+                    e = exact_distance(
+                        x, pool[start + r], 0, n_channels, n_pixels, dist, min(limit, d_win)
+                    )
                     if e < d_win or (e == d_win and r < winner):
                         d_win = e
                         winner = r
-            off = row_off[j]
-            n_rows = row_len[j]
-            if n_rows > 0:
-                limit = _min_upper(
-                    dist,
-                    dots,
-                    off,
-                    n_rows,
-                    qn,
-                    pool_norm,
-                    pool_sum,
-                    start,
-                    0,
-                    n_channels,
-                    kappa,
-                    delta,
-                )
-                limit = min(limit, d_win)
-                sx = _channel_sum(qn, 0, n_channels)
-                for r in range(n_rows):
-                    lo = _lower(
-                        dist,
-                        dots,
-                        off + r,
-                        qn,
-                        pool_norm,
-                        pool_sum,
-                        start + r,
-                        0,
-                        n_channels,
-                        sx,
-                        kappa,
-                        delta,
-                    )
-                    if lo <= limit:
-                        e = exact_distance(x, pool[start + r], 0, n_channels, n_pixels, dist)
-                        if e < d_win or (e == d_win and r < winner):
-                            d_win = e
-                            winner = r
         novel = winner < 0 or threshold == NO_THRESHOLD or d_win > tau
         row = -1
         if novel and n_born < n_max:
@@ -359,7 +445,7 @@ def _insert(vals, ids, v, g):
     ids[pos] = g
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def query_topk(
     Xq,
     qnorm,
@@ -379,69 +465,50 @@ def query_topk(
     delta,
     out_gidx,
     out_dist,
+    out_exact,
 ):
     """The k = out_gidx.shape[1] nearest neurons of each query by exact distance (ties: lowest id).
 
     Bank b's approximations for query i lie at dots[:, bank_off[b] + i * bank_n[b] + r]; pool_sum
-    is pool_norm summed over channels c0..c1-1.
+    is pool_norm summed over channels c0..c1-1. out_exact[i] counts the exact distances taken.
     """
     k = out_gidx.shape[1]
     n_banks = bank_n.shape[0]
-    for i in prange(Xq.shape[0]):
+    for i in range(Xq.shape[0]):
         qn = qnorm[i]
-        sx = _channel_sum(qn, c0, c1)
-        if k == 1:
-            limit = np.inf
-            for b in range(n_banks):
-                up = _min_upper(
-                    dist,
-                    dots,
-                    bank_off[b] + i * bank_n[b],
-                    bank_n[b],
-                    qn,
-                    pool_norm,
-                    pool_sum,
-                    bank_start[b],
-                    c0,
-                    c1,
-                    kappa,
-                    delta,
-                )
-                limit = min(limit, up)
-        else:
-            ub = np.full(k, np.inf)
-            ub_id = np.zeros(k, np.int64)
-            for b in range(n_banks):
-                base = bank_off[b] + i * bank_n[b]
-                for r in range(bank_n[b]):
-                    up = _upper(
-                        dist,
-                        dots,
-                        base + r,
-                        qn,
-                        pool_norm,
-                        pool_sum,
-                        bank_start[b] + r,
-                        c0,
-                        c1,
-                        sx,
-                        kappa,
-                        delta,
-                    )
-                    if up < ub[k - 1]:
-                        _insert(ub, ub_id, up, 0)
-            limit = ub[k - 1]
+        ub = np.full(k, BIG)
+        for b in range(n_banks):
+            _smallest_uppers(
+                dist, dots, bank_off[b] + i * bank_n[b], bank_n[b], qn, pool_norm, pool_sum,
+                bank_start[b], c0, c1, kappa, delta, ub,
+            )  # fmt: skip
+        limit = ub[k - 1]
         best = np.full(k, np.inf)
         best_id = np.full(k, np.iinfo(np.int64).max)
+        candidates = np.empty(bank_n.max(), np.int64)
         for b in range(n_banks):
-            base = bank_off[b] + i * bank_n[b]
-            for r in range(bank_n[b]):
-                row = bank_start[b] + r
-                lo = _lower(
-                    dist, dots, base + r, qn, pool_norm, pool_sum, row, c0, c1, sx, kappa, delta
+            n_cand = _collect(
+                dist,
+                dots,
+                bank_off[b] + i * bank_n[b],
+                bank_n[b],
+                qn,
+                pool_norm,
+                pool_sum,
+                bank_start[b],
+                c0,
+                c1,
+                kappa,
+                delta,
+                limit,
+                candidates,
+            )
+            for t in range(n_cand):
+                row = bank_start[b] + candidates[t]
+                e = exact_distance(
+                    Xq[i], pool[row], c0, c1, n_pixels, dist, min(limit, best[k - 1])
                 )
-                if lo <= limit:
-                    e = exact_distance(Xq[i], pool[row], c0, c1, n_pixels, dist)
-                    _insert(best, best_id, e, pool_gidx[row])
+                _insert(best, best_id, e, pool_gidx[row])
+            out_exact[i] += n_cand
         out_gidx[i, :] = best_id
         out_dist[i, :] = best

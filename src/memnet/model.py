@@ -14,12 +14,11 @@ the result does not depend on BLAS, block size or thread count.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
-import os
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -28,12 +27,6 @@ from threadpoolctl import threadpool_limits
 
 from memnet import _kernels as K
 from memnet.io import atomic_path
-
-# numba's default OpenMP layer leaves its threads spinning after each parallel loop; on a small
-# machine they starve the BLAS threads of the very next product (measured: 2x slower). The
-# workqueue layer sleeps instead. An explicit NUMBA_THREADING_LAYER is respected.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
 
 FORMAT_NAME = "memnet.MemoryNetwork"
 FORMAT_VERSION = 1
@@ -47,7 +40,7 @@ VOTINGS = ("channel", "joint")
 # The default initial tau is this fraction of the mean distance between two samples of the data.
 TAU_FRACTION = 0.25
 L1_TAU_SUBSAMPLE = 2048  # l1 has no closed form: its mean pair distance uses an even subsample
-SCRATCH_BYTES = 64 << 20  # size of the approximate-distance buffer at inference
+SCRATCH_BYTES = 32 << 20  # approximate distances held at once by each inference thread
 
 
 class MemoryNetwork(ClassifierMixin, BaseEstimator):
@@ -129,8 +122,8 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
             order = np.random.default_rng(self.random_state).permutation(len(X))
         else:
             order = np.arange(len(X))
-        with _thread_limits(self.n_threads):
-            self._learn(X, y, order, plan_whole_pass=True)
+        with _Workers(self.n_threads) as workers:
+            self._learn(X, y, order, workers, plan_whole_pass=True)
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -162,8 +155,8 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
                     f"{self._n_classes}; pass the same classes (or none) after the first call"
                 )
             y = check_labels(y, len(X), self._n_classes)
-        with _thread_limits(self.n_threads):
-            self._learn(X, y, np.arange(len(X)), plan_whole_pass=False)
+        with _Workers(self.n_threads) as workers:
+            self._learn(X, y, np.arange(len(X)), workers, plan_whole_pass=False)
         return self
 
     def _reset(self, image_shape, n_classes):
@@ -175,8 +168,10 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         n_banks = n_classes if self.competition == "label" else 1
         self._memory = _Memory(n_banks, c, h * w, n_classes, self.competition == "all")
         self._n_seen = 0
+        self._stats = np.zeros(2, np.int64)  # exact distances in training: dirty, filtered
+        self._approx_pairs = 0  # (sample, neuron) pairs approximated in training
 
-    def _learn(self, X, y, order, plan_whole_pass):
+    def _learn(self, X, y, order, workers, plan_whole_pass):
         mem = self._memory
         c, p = mem.n_channels, mem.n_pixels
         dist = DISTANCES[self.distance]
@@ -185,7 +180,7 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         left = np.bincount(bank_of, minlength=mem.n_banks)  # samples of each bank still to come
         if plan_whole_pass:  # a good first guess of each bank's size, so it rarely grows
             share = min(1.0, self.n_neurons / self._n_expected)
-            guess = np.minimum(np.ceil(left * share * 1.1).astype(np.int64) + 16, left)
+            guess = np.minimum(np.ceil(left * share * 1.5).astype(np.int64) + 16, left)
             mem.reserve_rows(guess, left, self.n_neurons)
         tau_state = np.array([self._tau])
         counters = np.array([mem.n_born, self._n_seen], dtype=np.int64)
@@ -202,20 +197,20 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
             mem.reserve_neurons(mem.n_born + len(idx))
             left -= in_block
             xnorm = _sq_norms(xb, c, p)
-            dots, row_off, row_len = self._block_dots(xb, bank, in_block, dist)
+            dots, row_off, row_len = self._block_dots(xb, bank, in_block, dist, workers)
             K.train_block(
                 xb, yb, bank, dots, row_off, row_len, xnorm,
                 mem.pool, mem.norm, mem.norm.sum(axis=1), mem.gidx, mem.start, mem.count,
                 mem.hits, mem.birth_label, mem.assoc, mem.row_of, mem.dirty,
                 dist, THRESHOLDS[self.threshold], PLASTICITIES[self.plasticity],
                 np.float32(self.eta), float(self.beta), int(self.n_neurons),
-                int(self._n_expected), c, p, kappa, delta, tau_state, counters,
+                int(self._n_expected), c, p, kappa, delta, tau_state, counters, self._stats,
             )  # fmt: skip
             mem.n_born = int(counters[0])
         self._n_seen = int(counters[1])
         self._tau = float(tau_state[0])
 
-    def _block_dots(self, xb, bank, in_block, dist):
+    def _block_dots(self, xb, bank, in_block, dist, workers):
         """Approximate distances of each block sample to its bank's memories before the block."""
         mem = self._memory
         n_block = len(xb)
@@ -228,15 +223,19 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
             return np.zeros((n_buf, 0), np.float32), row_off, row_len
         total = sum(int(in_block[b] * mem.count[b]) for b in banks)
         dots = mem.scratch(n_buf * total).reshape(n_buf, total)
+        tasks = []
         off = 0
         for b in banks:
             sel = np.flatnonzero(bank == b)
             n_rows = int(mem.count[b])
             span = len(sel) * n_rows
-            _approx(mem, xb[sel], b, dist, dots[:, off : off + span], (0, mem.n_channels))
+            tasks.append((xb[sel], b, dots[:, off : off + span]))
             row_off[sel] = off + np.arange(len(sel)) * n_rows
             row_len[sel] = n_rows
             off += span
+        channels = (0, mem.n_channels)
+        workers.run([lambda t=t: _approx(mem, t[0], t[1], dist, t[2], channels) for t in tasks])
+        self._approx_pairs += total
         return dots, row_off, row_len
 
     # ---- inference --------------------------------------------------------------------------
@@ -246,10 +245,25 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         X = check_images(X)
         self._check_same_shape(X)
-        with _thread_limits(self.n_threads):
-            return self._predict(X)
+        mem = self._memory
+        n_buf = mem.n_channels if self.distance == "cosine" and self.voting == "joint" else 1
+        chunk = max(16, min(4096, SCRATCH_BYTES // (4 * n_buf * mem.n_born)))
+        pred = np.empty(len(X), np.int64)
+        labels = self.labels_
+        self._predict_work = {"approx_pairs": 0, "exact_pairs": 0}
+        with _Workers(self.n_threads) as workers:
+            tasks = []
+            for s in range(0, len(X), chunk):
+                rows = slice(s, min(s + chunk, len(X)))
+                tasks.append(lambda rows=rows: self._predict_chunk(X, rows, labels, pred))
+            work = workers.run(tasks)
+        for approx_pairs, exact_pairs in work:
+            self._predict_work["approx_pairs"] += approx_pairs
+            self._predict_work["exact_pairs"] += exact_pairs
+        return pred
 
-    def _predict(self, X):
+    def _predict_chunk(self, X, rows, labels, pred):
+        """Predict X[rows] into pred[rows]; returns (approximate, exact) distance pairs."""
         mem = self._memory
         c, p = mem.n_channels, mem.n_pixels
         dist = DISTANCES[self.distance]
@@ -257,37 +271,35 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         channel_sets = [(0, c)]
         if self.voting == "channel" and c > 1:
             channel_sets = [(ch, ch + 1) for ch in range(c)]
-        labels = self.labels_
-        n_buf = 1 if dist != K.COSINE else channel_sets[0][1] - channel_sets[0][0]
-        chunk = max(16, min(4096, SCRATCH_BYTES // (4 * n_buf * mem.n_born)))
         banks = np.flatnonzero(mem.count > 0)
-        pred = np.empty(len(X), np.int64)
-        for s in range(0, len(X), chunk):
-            xq = rows_float32(X, np.arange(s, min(s + chunk, len(X))))
-            q = len(xq)
-            qnorm = _sq_norms(xq, c, p)
-            votes = np.zeros((q, self._n_classes), np.int64)
-            dsum = np.zeros((q, self._n_classes), np.float64)
-            for c0, c1 in channel_sets:
-                kappa, delta = K.error_bounds((c1 - c0 if dist != K.COSINE else 1) * p)
-                bank_n = mem.count[banks].astype(np.int64)
-                bank_off = np.concatenate([[0], np.cumsum(q * bank_n)[:-1]]).astype(np.int64)
-                dots = mem.scratch(n_buf * int(q * bank_n.sum())).reshape(n_buf, -1)
-                for b, off, n_rows in zip(banks, bank_off, bank_n, strict=True):
-                    _approx(mem, xq, b, dist, dots[:, off : off + q * n_rows], (c0, c1))
-                gidx = np.empty((q, k), np.int64)
-                dist_k = np.empty((q, k), np.float64)
-                K.query_topk(
-                    xq, qnorm, dots, bank_off, bank_n, mem.start[banks].astype(np.int64),
-                    mem.pool, mem.norm, mem.norm[:, c0:c1].sum(axis=1), mem.gidx, dist, c0, c1,
-                    p, kappa, delta, gidx, dist_k,
-                )  # fmt: skip
-                rows = np.repeat(np.arange(q), k)
-                np.add.at(votes, (rows, labels[gidx.ravel()]), 1)
-                np.add.at(dsum, (rows, labels[gidx.ravel()]), dist_k.ravel())
-            top = votes == votes.max(axis=1, keepdims=True)
-            pred[s : s + q] = np.argmin(np.where(top, dsum, np.inf), axis=1)
-        return pred
+        bank_n = mem.count[banks].astype(np.int64)
+        bank_start = mem.start[banks].astype(np.int64)
+        xq = rows_float32(X, np.arange(rows.start, rows.stop))
+        q = len(xq)
+        bank_off = np.concatenate([[0], np.cumsum(q * bank_n)[:-1]]).astype(np.int64)
+        qnorm = _sq_norms(xq, c, p)
+        votes = np.zeros((q, self._n_classes), np.int64)
+        dsum = np.zeros((q, self._n_classes), np.float64)
+        n_exact = np.zeros(q, np.int64)
+        for c0, c1 in channel_sets:
+            n_buf = c1 - c0 if dist == K.COSINE else 1
+            kappa, delta = K.error_bounds((1 if dist == K.COSINE else c1 - c0) * p)
+            dots = np.empty((n_buf, int(q * bank_n.sum())), np.float32)
+            for b, off, n_rows in zip(banks, bank_off, bank_n, strict=True):
+                _approx(mem, xq, b, dist, dots[:, off : off + q * n_rows], (c0, c1))
+            gidx = np.empty((q, k), np.int64)
+            dist_k = np.empty((q, k), np.float64)
+            K.query_topk(
+                xq, qnorm, dots, bank_off, bank_n, bank_start, mem.pool, mem.norm,
+                mem.norm[:, c0:c1].sum(axis=1), mem.gidx, dist, c0, c1, p, kappa, delta,
+                gidx, dist_k, n_exact,
+            )  # fmt: skip
+            voter = np.repeat(np.arange(q), k)
+            np.add.at(votes, (voter, labels[gidx.ravel()]), 1)
+            np.add.at(dsum, (voter, labels[gidx.ravel()]), dist_k.ravel())
+        top = votes == votes.max(axis=1, keepdims=True)
+        pred[rows] = np.argmin(np.where(top, dsum, np.inf), axis=1)
+        return q * int(bank_n.sum()) * len(channel_sets), int(n_exact.sum())
 
     # ---- fitted state -----------------------------------------------------------------------
 
@@ -339,6 +351,21 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         if self.competition == "all":
             per_neuron += 8 * self._n_classes
         return n * per_neuron
+
+    def work_(self) -> dict:
+        """Distance work of the last fit/partial_fit and predict, in (sample, neuron) pairs.
+
+        ``approx``: pairs filtered through a BLAS product (or the l1 loop); ``exact``: pairs
+        whose exact float64 distance was taken. Multiply by C*H*W for multiply-adds.
+        """
+        self._check_fitted()
+        predict = getattr(self, "_predict_work", {"approx_pairs": 0, "exact_pairs": 0})
+        return {
+            "train_approx_pairs": int(self._approx_pairs),
+            "train_exact_pairs": int(self._stats.sum()),
+            "predict_approx_pairs": predict["approx_pairs"],
+            "predict_exact_pairs": predict["exact_pairs"],
+        }
 
     @property
     def tau_(self) -> float:
@@ -583,18 +610,33 @@ def _block_size(n_born):
     return int(min(BLOCK_MAX, max(BLOCK_MIN, n_born // BLOCK_DIVISOR)))
 
 
-@contextlib.contextmanager
-def _thread_limits(n_threads):
-    if n_threads is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        with threadpool_limits(int(n_threads)):
-            yield
-    finally:
-        numba.set_num_threads(previous)
+class _Workers:
+    """A pool of ``n_threads`` threads (default: numba.get_num_threads()) for independent tasks.
+
+    BLAS runs single-threaded inside: on a small shared machine, a multi-threaded BLAS product
+    of the size used here waits at every barrier for a descheduled thread (measured: 10x slower
+    training under load), while independent tasks degrade gracefully. Each task writes its own
+    slice of the output, so results do not depend on the number of threads.
+    """
+
+    def __init__(self, n_threads):
+        self.n = int(n_threads) if n_threads is not None else numba.get_num_threads()
+
+    def __enter__(self):
+        self._blas = threadpool_limits(1, user_api="blas")
+        self._pool = ThreadPoolExecutor(self.n) if self.n > 1 else None
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._blas.restore_original_limits()
+
+    def run(self, tasks):
+        """Call each task; return their results in order."""
+        if self._pool is None or len(tasks) < 2:
+            return [task() for task in tasks]
+        return list(self._pool.map(lambda task: task(), tasks))
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -674,19 +716,12 @@ def default_tau(X, distance="l2") -> float:
         weights = (2 * np.arange(1, m + 1) - m - 1) / m**2  # E|a - b| from order statistics
         mean_pair = float(2 * (weights @ sub).sum())
     else:
-        total = None
+        sums = np.zeros(X[0].size, np.float64)
         total_sq = 0.0
         for s in range(0, n, 4096):
-            rows = rows_float32(X, np.arange(s, min(s + 4096, n))).astype(np.float64)
-            if distance == "cosine":
-                rows = rows.reshape(len(rows), c, -1)
-                norms = np.linalg.norm(rows, axis=2, keepdims=True)
-                rows = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
-            else:
-                total_sq += float((rows * rows).sum())
-            part = rows.sum(axis=0)
-            total = part if total is None else total + part
-        mean = total / n
+            rows = rows_float32(X, np.arange(s, min(s + 4096, n)))
+            total_sq += K.add_moments(rows, c, rows.shape[1] // c, distance == "cosine", sums)
+        mean = sums / n
         if distance == "cosine":
             mean_pair = float(c - (mean * mean).sum())
         else:
