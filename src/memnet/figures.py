@@ -28,6 +28,7 @@ from matplotlib.ticker import NullFormatter
 from memnet import claims as claims_mod
 from memnet import tables
 from memnet.io import atomic_path, read_json
+from memnet.outputs import figure_names
 
 WIDTH = 7.0  # inches: a full text width in print
 PANEL_HEIGHT = 2.8  # inches per row of panels
@@ -40,18 +41,6 @@ PALETTE = dict(zip(tables.MODEL_ORDER, COLOURS, strict=True))
 MARKERS = {"memnet": "o", "mlp": "s", "cnn": "^", "knn": "D", "ncm": "v"}
 DASHES = {"memnet": "-", "mlp": "--", "cnn": "-.", "knn": ":", "ncm": (0, (5, 1, 1, 1))}
 GREY = "0.55"
-
-
-def figure_names(datasets: list[str]) -> list[str]:
-    """The stem of every figure file the CLI writes for ``datasets`` (the pipeline's outputs)."""
-    return [
-        "F1_neurons",
-        "F2_samples",
-        *(f"F3_ablations_{d}" for d in datasets),
-        *(f"F4_memories_{d}" for d in datasets),
-        "F5_confusion",
-        "F6_pareto",
-    ]
 
 
 def style() -> None:

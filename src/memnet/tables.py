@@ -22,6 +22,7 @@ from scipy import stats
 
 from memnet import claims as claims_mod
 from memnet.io import atomic_path, write_text
+from memnet.outputs import TABLES
 
 # The columns fixed by the project's interfaces (results/tables/runs.csv and summary.csv)
 KEYS = ["dataset", "experiment", "model", "variant", "x"]
@@ -44,14 +45,6 @@ MODEL_ORDER = ["memnet", "mlp", "cnn", "knn", "ncm"]
 MODEL_NAMES = {"memnet": "Memory Network", "mlp": "MLP", "cnn": "CNN", "knn": "kNN", "ncm": "NCM"}
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 NO_RESULTS = "No results for this table in this run."
-
-TABLES = {
-    "T1_main": "Main results: test accuracy over seeds (mean ± std, 95% t-interval) per model.",
-    "T2_claims": "The paper's claims and their verdicts on this run.",
-    "T3_ablations": "Ablations of the Memory Network: accuracy and paired difference to `paper`.",
-    "T4_efficiency": "Efficiency at each model's main setting: time, throughput and memory.",
-}
-
 
 # ---------------------------------------------------------------------------------------------
 # Loading and naming

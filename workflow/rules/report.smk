@@ -5,8 +5,7 @@
 import os
 from pathlib import Path
 
-from memnet.figures import figure_names
-from memnet.tables import TABLES
+from memnet.outputs import TABLES, figure_names
 
 
 report: "../report/workflow.rst"

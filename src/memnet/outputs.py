@@ -1,0 +1,22 @@
+"""The names of the pipeline's tables and figures, cheap to import (the Snakefile reads them)."""
+
+from __future__ import annotations
+
+TABLES = {
+    "T1_main": "Main results: test accuracy over seeds (mean ± std, 95% t-interval) per model.",
+    "T2_claims": "The paper's claims and their verdicts on this run.",
+    "T3_ablations": "Ablations of the Memory Network: accuracy and paired difference to `paper`.",
+    "T4_efficiency": "Efficiency at each model's main setting: time, throughput and memory.",
+}
+
+
+def figure_names(datasets: list[str]) -> list[str]:
+    """The stem of every figure file the CLI writes for ``datasets`` (the pipeline's outputs)."""
+    return [
+        "F1_neurons",
+        "F2_samples",
+        *(f"F3_ablations_{d}" for d in datasets),
+        *(f"F4_memories_{d}" for d in datasets),
+        "F5_confusion",
+        "F6_pareto",
+    ]
