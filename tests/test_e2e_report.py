@@ -1,0 +1,81 @@
+"""The quick run's products: every table, figure, the replication report, the executed notebooks,
+and Snakemake's own report, each non-empty and well-formed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+import yaml
+from conftest import snakemake
+
+from memnet.outputs import TABLES, figure_names
+
+
+@pytest.fixture(scope="module")
+def quick(repo, quick_run):
+    return quick_run, yaml.safe_load((repo / "config/quick.yaml").read_text())
+
+
+def test_every_table_parses_with_columns(quick):
+    workdir, _ = quick
+    for stem in TABLES:
+        csv = pd.read_csv(workdir / f"results/tables/{stem}.csv")
+        assert len(csv) > 0 and len(csv.columns) > 2, stem
+        md = (workdir / f"results/tables/{stem}.md").read_text()
+        assert md.count("\n|") >= len(csv), stem
+        assert "\\toprule" in (workdir / f"results/tables/{stem}.tex").read_text(), stem
+    t1 = pd.read_csv(workdir / "results/tables/T1_main.csv")
+    assert len(t1) == sum(len(v) for v in quick[1]["experiments"]["main"]["models"].values())
+
+
+def test_every_figure_is_a_real_image(quick):
+    workdir, config = quick
+    for stem in figure_names(config["datasets"]):
+        png = mpimg.imread(workdir / f"results/figures/{stem}.png")
+        height, width = png.shape[:2]
+        assert width >= 600 and height >= 300, stem
+        assert png.std() > 0.01, f"{stem} is blank"
+        assert (workdir / f"results/figures/{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
+
+
+def test_replication_report_embeds_every_figure_and_table(quick):
+    workdir, config = quick
+    html = (workdir / "results/paper/replication.html").read_text()
+    for stem in figure_names(config["datasets"]):
+        png = (workdir / f"results/figures/{stem}.png").read_bytes()
+        assert base64.b64encode(png).decode() in html, stem
+    md = (workdir / "results/paper/replication.md").read_text()
+    for stem in TABLES:
+        assert (workdir / f"results/tables/{stem}.md").read_text().strip() in md, stem
+    runs = pd.read_csv(workdir / "results/tables/runs.csv")
+    paper = runs[(runs.experiment == "main") & (runs.model == "memnet")]
+    assert f"{100 * paper.accuracy.mean():.2f}%" in md  # the headline number, from the runs
+
+
+def test_notebooks_ran_without_errors(quick):
+    workdir, _ = quick
+    for name in ("results", "memories"):
+        nb = json.loads((workdir / f"results/notebooks/{name}.ipynb").read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert code and all(c.get("execution_count") for c in code), name
+        outputs = [o for c in code for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"], name
+        assert any(o.get("output_type") in ("display_data", "execute_result") for o in outputs)
+        assert (workdir / f"results/notebooks/{name}.html").stat().st_size > 10_000
+
+
+def test_snakemake_report_packs_every_figure(repo, quick, tmp_path):
+    workdir, config = quick
+    zip_path = tmp_path / "report.zip"
+    snakemake(
+        "--report", str(zip_path), "--configfile", str(repo / "config/quick.yaml"), cwd=workdir
+    )
+    names = zipfile.ZipFile(zip_path).namelist()
+    for stem in figure_names(config["datasets"]):
+        assert any(n.endswith(f"{stem}.png") for n in names), stem
+    assert any(n.endswith("report.html") for n in names)
