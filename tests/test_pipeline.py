@@ -114,7 +114,7 @@ def test_same_results_on_one_core_and_two(repo, quick_run, tmp_path):
     keys = ["dataset", "experiment", "model", "variant", "seed"]
     two = two.merge(one[keys], on=keys)
     assert len(two) == len(one) > 0
-    assert (one["threads"] == 1).all() and (two["threads"] == 2).all()
+    assert (one["threads"] == 1).all() and (two[two.model == "memnet"]["threads"] == 2).all()
     drop = [*TIMING_COLUMNS, "threads"]
     pd.testing.assert_frame_equal(
         one.drop(columns=drop).sort_values(keys).reset_index(drop=True),

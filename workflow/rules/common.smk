@@ -37,3 +37,12 @@ def run_args(w):
     if run.needs_tuning:
         args.append(f"--tuning results/tuning/{run.dataset}.json")
     return " ".join(args)
+
+
+# The backprop nets train on one torch thread (bitwise the same on any machine's core count),
+# and nearest class mean is plain numpy: two of them can share a 2-core machine.
+SINGLE_THREADED = ("mlp", "cnn", "ncm")
+
+
+def run_threads(w):
+    return 1 if w.model in SINGLE_THREADED else config["threads"]["run"]

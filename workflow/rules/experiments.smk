@@ -48,7 +48,7 @@ rule run:
         "results/benchmarks/run/{dataset}/{experiment}/{model}/{name}/seed{seed}.tsv"
     conda:
         ENV
-    threads: config["threads"]["run"]
+    threads: run_threads
     resources:
         **resources_of("run"),
     params:
