@@ -14,30 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from memnet.aggregate import KEYS, RUN_COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
 
-RUN_COLUMNS = [
-    "dataset",
-    "experiment",
-    "model",
-    "variant",
-    "x",
-    "seed",
-    "accuracy",
-    "n_train",
-    "n_test",
-    "n_born",
-    "train_seconds",
-    "infer_seconds",
-    "peak_memory_bytes",
-    "model_bytes",
-    "uses_backprop",
-    "uses_weight_sharing",
-    "n_passes",
-    "threads",
-    "params",
-]
-KEYS = ["dataset", "experiment", "model", "variant", "x"]
+# The column names are the interface; the values below are computed independently of memnet.aggregate.
 
 SEED_STEP = 0.002  # accuracy rises by this much per seed
 N_TRAIN, N_TEST, N_CLASSES = 200, 100, 10
