@@ -79,7 +79,7 @@ def test_filter_bounds_hold_and_collect_every_possible_winner(dist):
         dots = np.ascontiguousarray(dots.reshape(len(dots), -1), dtype=np.float32)
         n_terms = (1 if dist == "cosine" else c1 - c0) * n_pixels
         kappa, delta = K.error_bounds(n_terms)
-        pool_sum = pnorm[:, c0:c1].sum(axis=1)
+        pool_sum = pnorm[:, c0:c1].sum(axis=1) if dist == "l2" else np.zeros(len(pool))
         for i, q in enumerate(queries):
             exact = np.array(
                 [numpy_distance(q.reshape(n_channels, -1), m.reshape(n_channels, -1), dist,
@@ -92,7 +92,7 @@ def test_filter_bounds_hold_and_collect_every_possible_winner(dist):
                 kth = np.sort(exact)[k - 1]
                 assert uppers[-1] >= kth
                 found = np.empty(len(pool), np.int64)
-                n = K._collect(*args, kappa, delta, uppers[-1], found)
+                n = K._collect(*args, kappa, delta, uppers[-1], found, np.empty(len(pool)))
                 assert set(np.flatnonzero(exact <= kth)) <= set(found[:n])
 
 

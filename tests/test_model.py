@@ -328,3 +328,36 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         model.save(tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_many_exact_ties_overflow_the_candidates_and_still_go_to_the_earliest():
+    """300 identical neurons tie for every query: more than the candidate list holds, so the
+    search falls back to all neurons; the earliest born still win."""
+    rng = np.random.default_rng(0)
+    same = np.tile(rng.random((1, 1, 3, 3), dtype=np.float32), (300, 1, 1, 1))
+    labels = np.arange(300) % 7
+    model = fixed_model(same, labels, k=3, voting="joint")
+    # neurons 0, 1, 2 (classes 0, 1, 2) are the three nearest: one vote each, equal distances
+    assert model.predict(same[:5]).tolist() == [0] * 5
+    assert model.set_params(k=1).predict(same[:1])[0] == 0
+    assert model.work_()["predict_exact_pairs"] == 300
+
+
+def test_k_larger_than_the_neurons_uses_them_all():
+    model = fixed_model(np.array([0.0, 1.0]).reshape(2, 1, 1, 1), [0, 1], k=5, voting="joint")
+    assert model.predict(np.array([0.4, 0.6], np.float32).reshape(2, 1, 1, 1)).tolist() == [0, 1]
+
+
+def test_estimator_protocol():
+    from sklearn.base import clone
+
+    X, y = blobs(100)
+    model = MemoryNetwork(n_neurons=20, distance="cosine", random_state=3)
+    assert repr(model) == "MemoryNetwork(n_neurons=20, distance='cosine', random_state=3)"
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and copy is not model
+    assert model.set_params(k=3).k == 3
+    with pytest.raises(ValueError, match="unknown parameter 'kk'"):
+        model.set_params(kk=3)
+    model.fit(X, y)
+    assert model.score(X, y) == pytest.approx(np.mean(model.predict(X) == y))

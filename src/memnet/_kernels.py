@@ -152,17 +152,12 @@ def l1_approx(Xq, pool, start, n_rows, c0, c1, n_pixels, out):
 # ---- the filter: an interval [lower, upper] around each exact distance --------------------------
 # dots[b, col] holds the approximation of one (sample, neuron) pair: the float32 dot product for
 # l2 and cosine (one buffer b per channel for cosine), the float32 distance itself for l1.
-# qn: the sample's squared channel norms; pnorm: (rows, C) the neurons'; pn: pnorm summed over
-# the channels in use (l2). A dots entry set to POISON (sign: see poison_value) gives a huge
-# upper and lower bound: the neuron is ignored by the filter (used for neurons already handled).
+# qn: the sample's squared channel norms; pnorm: (rows, C) the neurons'; pn: a per-row term of
+# both bounds: pnorm summed over the channels in use for l2, else 0. pn = POISON takes a row out
+# of the filter (its bounds become huge).
 
 POISON = 3.0e38
 BIG = 1.0e308  # a finite "infinity" for the scans, compiled to assume no inf
-
-
-@njit(cache=True)
-def poison_value(dist):
-    return POISON if dist == L1 else -POISON
 
 
 @njit(cache=True, inline="always")
@@ -199,6 +194,28 @@ def _push(values, v):
 
 
 @njit(cache=True, fastmath=SCAN)
+def _min_linear(dots, pn, a, b):
+    """min over r of pn[r] * a - b * dots[r], with eight running minima (numba yields no
+    vectorised min-reduction; independent chains at least overlap)."""
+    n = dots.shape[0]
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = BIG
+    end = n - n % 8
+    for r in range(0, end, 8):
+        b0 = min(b0, pn[r] * a - b * np.float64(dots[r]))
+        b1 = min(b1, pn[r + 1] * a - b * np.float64(dots[r + 1]))
+        b2 = min(b2, pn[r + 2] * a - b * np.float64(dots[r + 2]))
+        b3 = min(b3, pn[r + 3] * a - b * np.float64(dots[r + 3]))
+        b4 = min(b4, pn[r + 4] * a - b * np.float64(dots[r + 4]))
+        b5 = min(b5, pn[r + 5] * a - b * np.float64(dots[r + 5]))
+        b6 = min(b6, pn[r + 6] * a - b * np.float64(dots[r + 6]))
+        b7 = min(b7, pn[r + 7] * a - b * np.float64(dots[r + 7]))
+    best = min(min(min(b0, b1), min(b2, b3)), min(min(b4, b5), min(b6, b7)))
+    for r in range(end, n):
+        best = min(best, pn[r] * a - b * np.float64(dots[r]))
+    return best
+
+
+@njit(cache=True, fastmath=SCAN)
 def _smallest_uppers(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, ub):
     """Merge the upper bounds of rows start..start+n-1 (dots at off..) into ub, the k smallest
     so far (ascending; start it at BIG, not inf)."""
@@ -209,10 +226,9 @@ def _smallest_uppers(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, de
         scale = 1.0 + kappa
         base = sx * scale + TINY
         if k == 1:
-            best = BIG
-            for r in range(n):
-                best = min(best, pn[start + r] * scale - 2.0 * np.float64(row[off + r]))
-            ub[0] = min(ub[0], best + base)
+            ub[0] = min(
+                ub[0], base + _min_linear(row[off : off + n], pn[start : start + n], scale, 2.0)
+            )
             return
         for r in range(n):
             v = base + pn[start + r] * scale - 2.0 * np.float64(row[off + r])
@@ -223,108 +239,107 @@ def _smallest_uppers(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, de
         row = dots[0]
         scale = 1.0 / (1.0 - delta)
         if k == 1:
-            best = BIG
-            for r in range(n):
-                best = min(best, np.float64(row[off + r]))
-            ub[0] = min(ub[0], best * scale + TINY)
+            ub[0] = min(
+                ub[0], TINY + _min_linear(row[off : off + n], pn[start : start + n], 1.0, -scale)
+            )
             return
         for r in range(n):
-            v = np.float64(row[off + r]) * scale + TINY
+            v = np.float64(row[off + r]) * scale + TINY + pn[start + r]
             if v < ub[k - 1]:
                 _push(ub, v)
         return
     for r in range(n):
-        v = _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)[1]
+        v = _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)[1] + pn[start + r]
         if v < ub[k - 1]:
             _push(ub, v)
 
 
 @njit(cache=True, fastmath=SCAN)
-def _collect(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, limit, out):
-    """Write to out the r < n whose lower bound is <= limit; return how many."""
+def _collect(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, limit, out, low):
+    """Write to out the r < n whose lower bound is <= limit, and to low their lower bounds;
+    return how many."""
     sx = _channel_sum(qn, c0, c1)
     count = 0
     if dist == L2:
         row = dots[0]
         scale = 1.0 - kappa
-        bar = limit - sx * scale + TINY
+        base = sx * scale - TINY
         for r in range(n):
-            if pn[start + r] * scale - 2.0 * np.float64(row[off + r]) <= bar:
+            v = base + pn[start + r] * scale - 2.0 * np.float64(row[off + r])
+            if v <= limit:
                 out[count] = r
+                low[count] = v
                 count += 1
     elif dist == L1:
         row = dots[0]
-        bar = (limit + TINY) * (1.0 + delta)
+        scale = 1.0 / (1.0 + delta)
         for r in range(n):
-            if np.float64(row[off + r]) <= bar:
+            v = np.float64(row[off + r]) * scale - TINY + pn[start + r]
+            if v <= limit:
                 out[count] = r
+                low[count] = v
                 count += 1
     else:
         for r in range(n):
-            lo, up = _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)
-            if lo <= limit:
+            v = (
+                _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)[0]
+                + pn[start + r]
+            )
+            if v <= limit:
                 out[count] = r
+                low[count] = v
                 count += 1
     return count
 
 
+@njit(cache=True, inline="always")
+def _append(rows, nxt, first, last, t, k, row):
+    """Entry t (row) joins the end of bank k's list."""
+    rows[t] = row
+    nxt[t] = -1
+    if first[k] < 0:
+        first[k] = t
+    else:
+        nxt[last[k]] = t
+    last[k] = t
+
+
 @njit(cache=True, nogil=True)
 def train_block(
-    X,
-    y,
-    bank,
-    dots,
-    row_off,
-    row_len,
-    xnorm,
-    pool,
-    pool_norm,
-    pool_sum,
-    pool_gidx,
-    bank_start,
-    bank_count,
-    hits,
-    birth_label,
-    assoc,
-    row_of,
-    dirty,
-    dist,
-    threshold,
-    plasticity,
-    eta,
-    beta,
-    n_max,
-    n_expected,
-    n_channels,
-    n_pixels,
-    kappa,
-    delta,
-    tau_state,
-    counters,
-    stats,
-):
+    X, y, bank, dots, row_off, row_len, xnorm,
+    pool, pool_norm, pool_sum, pool_gidx, bank_start, bank_count,
+    hits, birth_label, assoc, row_of, dirty,
+    dist, threshold, plasticity, eta, beta, n_max, n_expected, n_channels, n_pixels,
+    kappa, delta, tau_state, counters, stats,
+):  # fmt: skip
     """Present the samples X[j] (label y[j], memory bank bank[j]) one after the other.
 
     dots[:, row_off[j] + r] approximates the distance of X[j] to pool row bank_start[bank[j]] + r
-    (r < row_len[j]) as the memories stood before the block; pool_sum is pool_norm summed over
-    channels, also from before the block. Rows born or changed inside the block are listed as
-    dirty, recomputed exactly, and poisoned in the later samples' dots, so each sample sees the
-    memories exactly as the samples before it left them. The caller guarantees room in the pool
-    and in the per-neuron arrays. stats[0] counts exact distances (dirty rows), stats[1] exact
-    distances of rows that passed the filter.
+    (r < row_len[j]) as the memories stood before the block; pool_sum holds the per-row term of
+    the filter from before the block. Rows born or changed inside the block are listed as dirty
+    and taken out of the filter (their pool_sum set to POISON), so each sample sees the memories
+    exactly as the samples before it left them:
+    - a changed row keeps its interval from before the block, widened by how far it has moved
+      since (l2, l1: the triangle inequality; the move is eta * its exact winning distance, plus
+      float32 rounding), and is computed exactly only if that interval can still win;
+    - a row born in the block (and any changed row under cosine) is computed exactly.
+    The caller guarantees room in the pool and in the per-neuron arrays, and a zeroed ``dirty``
+    (one entry per pool row). stats[0] counts exact distances to dirty rows, stats[1] to rows
+    that passed the filter.
     """
     n_block = X.shape[0]
-    n_buf = dots.shape[0]
-    poison = poison_value(dist)
-    next_same = np.full(n_block, -1, np.int64)  # the next sample of the same bank in the block
-    last = np.full(bank_start.shape[0], -1, np.int64)
-    for j in range(n_block - 1, -1, -1):
-        next_same[j] = last[bank[j]]
-        last[bank[j]] = j
     dirty_rows = np.empty(n_block, np.int64)
+    dirty_sum = np.empty(n_block)  # pool_sum of a changed row before the block
+    dirty_move = np.zeros(n_block)  # how far it may have moved (l2: euclidean, l1: l1)
+    dirty_low = np.empty(n_block)
+    dirty_next = np.empty(n_block, np.int64)  # the bank's next dirty row (a linked list)
+    first = np.full(bank_start.shape[0], -1, np.int64)
+    last = np.full(bank_start.shape[0], -1, np.int64)
     n_dirty = 0
     candidates = np.empty(row_len.max() if n_block > 0 else 0, np.int64)
+    candidate_low = np.empty(candidates.shape[0])
     upper = np.empty(1)
+    u = UNIT_ROUNDOFF_F32
     tau = tau_state[0]
     n_born = counters[0]
     n_seen = counters[1]
@@ -335,11 +350,11 @@ def train_block(
         k = bank[j]
         start = bank_start[k]
         n_k = bank_count[k]
+        n_rows = row_len[j]  # rows of this bank from before the block
+        off = row_off[j]
         winner = -1
         d_win = np.inf
         if n_k > 0 and not (threshold == NO_THRESHOLD and n_born < n_max):
-            off = row_off[j]
-            n_rows = row_len[j]
             limit = np.inf  # an upper bound of the winning distance
             if n_rows > 0:
                 upper[0] = BIG
@@ -348,22 +363,44 @@ def train_block(
                     kappa, delta, upper,
                 )  # fmt: skip
                 limit = upper[0]
-            for t in range(n_dirty):  # rows changed inside this block: exactly
+            sx = _channel_sum(qn, 0, n_channels)
+            t = first[k]
+            while t >= 0:  # changed rows: their widened intervals
                 r = dirty_rows[t] - start
-                if r < 0 or r >= n_k:
-                    continue
-                stats[0] += 1
-                e = exact_distance(
-                    x, pool[start + r], 0, n_channels, n_pixels, dist, min(limit, d_win)
-                )
-                if e < d_win or (e == d_win and r < winner):
-                    d_win = e
-                    winner = r
+                dirty_low[t] = -np.inf  # unless bounded below: computed exactly
+                if r < n_rows and dist != COSINE:
+                    a = np.float64(dots[0, off + r])
+                    move = dirty_move[t]
+                    if dist == L2:
+                        a = sx + dirty_sum[t] - 2.0 * a
+                        b = kappa * (sx + dirty_sum[t]) + TINY
+                        lo = math.sqrt(max(a - b, 0.0)) - move
+                        lo = lo * lo * (1.0 - 1e-12) if lo > 0.0 else 0.0
+                        hi = math.sqrt(a + b) + move
+                        hi = hi * hi * (1.0 + 1e-12)
+                    else:
+                        lo = (a / (1.0 + delta) - TINY - move) * (1.0 - 1e-12)
+                        hi = (a / (1.0 - delta) + TINY + move) * (1.0 + 1e-12)
+                    dirty_low[t] = lo
+                    limit = min(limit, hi)
+                t = dirty_next[t]
+            t = first[k]
+            while t >= 0:  # rows born in the block, and changed ones that may win
+                r = dirty_rows[t] - start
+                if dirty_low[t] <= min(limit, d_win):
+                    stats[0] += 1
+                    e = exact_distance(
+                        x, pool[start + r], 0, n_channels, n_pixels, dist, min(limit, d_win)
+                    )
+                    if e < d_win or (e == d_win and r < winner):
+                        d_win = e
+                        winner = r
+                t = dirty_next[t]
             if n_rows > 0:
                 limit = min(limit, d_win)
                 n_cand = _collect(
                     dist, dots, off, n_rows, qn, pool_norm, pool_sum, start, 0, n_channels,
-                    kappa, delta, limit, candidates,
+                    kappa, delta, limit, candidates, candidate_low,
                 )  # fmt: skip
                 for t in range(n_cand):
                     r = candidates[t]
@@ -389,13 +426,17 @@ def train_block(
                 assoc[g, y[j]] = 1
             bank_count[k] = n_k + 1
             n_born += 1
+            _channel_sq_norms(x, n_channels, n_pixels, pool_norm[row])
+            _append(dirty_rows, dirty_next, first, last, n_dirty, k, row)
+            dirty[row] = n_dirty + 1
+            n_dirty += 1
         elif winner >= 0:
-            g = pool_gidx[start + winner]
+            row = start + winner
+            g = pool_gidx[row]
             hits[g] += 1
             if use_assoc:
                 assoc[g, y[j]] += 1
             if plasticity != NO_PLASTICITY:
-                row = start + winner
                 if plasticity == MEAN:
                     rate = np.float32(1.0) / np.float32(hits[g])
                 else:
@@ -403,20 +444,25 @@ def train_block(
                 m = pool[row]
                 for i in range(m.shape[0]):
                     m[i] = m[i] + rate * (x[i] - m[i])
-                if dirty[row] == 0:  # later samples must not trust their dots for this row
-                    later = next_same[j]
-                    while later >= 0:
-                        if winner < row_len[later]:
-                            for b in range(n_buf):
-                                dots[b, row_off[later] + winner] = poison
-                        later = next_same[later]
+                _channel_sq_norms(m, n_channels, n_pixels, pool_norm[row])
+                if dirty[row] == 0:  # the first change in this block: out of the filter
+                    _append(dirty_rows, dirty_next, first, last, n_dirty, k, row)
+                    dirty_sum[n_dirty] = pool_sum[row]
+                    dirty_move[n_dirty] = 0.0
+                    pool_sum[row] = POISON
+                    dirty[row] = n_dirty + 1
+                    n_dirty += 1
+                # the move: rate * |x - m| exactly, plus the float32 rounding of the update
+                # (per value <= u |m'_i| + 2.01 u rate |x_i - m_i|), doubled for safety
+                norm_new = math.sqrt(_channel_sum(pool_norm[row], 0, n_channels))
+                if dist == L1:
+                    step = rate * d_win
+                    rounding = 1.01 * u * math.sqrt(m.shape[0]) * norm_new + 2.01 * u * step
+                else:
+                    step = rate * math.sqrt(d_win)
+                    rounding = 1.01 * u * norm_new + 2.01 * u * step
+                dirty_move[dirty[row] - 1] += step + 2.0 * rounding
         # else: no neuron of this class and no room left; the sample leaves no trace
-        if row >= 0:
-            _channel_sq_norms(pool[row], n_channels, n_pixels, pool_norm[row])
-            if dirty[row] == 0:
-                dirty[row] = 1
-                dirty_rows[n_dirty] = row
-                n_dirty += 1
         n_seen += 1
         if threshold == ADAPTIVE:
             if n_born * n_expected > n_max * n_seen:
@@ -446,69 +492,78 @@ def _insert(vals, ids, v, g):
 
 
 @njit(cache=True, nogil=True)
-def query_topk(
-    Xq,
-    qnorm,
-    dots,
-    bank_off,
-    bank_n,
-    bank_start,
-    pool,
-    pool_norm,
-    pool_sum,
-    pool_gidx,
-    dist,
-    c0,
-    c1,
-    n_pixels,
-    kappa,
-    delta,
-    out_gidx,
-    out_dist,
-    out_exact,
-):
-    """The k = out_gidx.shape[1] nearest neurons of each query by exact distance (ties: lowest id).
+def scan_block(
+    dots, qnorm, pool_norm, pool_sum, row0, n_rows, dist, c0, c1, kappa, delta,
+    upper, cand_row, cand_low, cand_n, found_row, found_low,
+):  # fmt: skip
+    """Fold one block of approximations into each query's search state.
 
-    Bank b's approximations for query i lie at dots[:, bank_off[b] + i * bank_n[b] + r]; pool_sum
-    is pool_norm summed over channels c0..c1-1. out_exact[i] counts the exact distances taken.
+    dots[:, i * n_rows + r] approximates the distance of query i to pool row row0 + r.
+    upper[i] holds the k smallest upper bounds seen so far (ascending); cand_row/cand_low[i,
+    :cand_n[i]] the rows whose lower bound was under upper[i, -1] when seen (a superset of the
+    final candidates: the limit only falls). A full candidate list is compacted; if that frees
+    nothing, cand_n[i] is set to -1 and the query is later searched exhaustively.
     """
+    k = upper.shape[1]
+    cap = cand_row.shape[1]
+    for i in range(qnorm.shape[0]):
+        off = i * n_rows
+        _smallest_uppers(
+            dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa, delta,
+            upper[i],
+        )  # fmt: skip
+        if cand_n[i] < 0:
+            continue
+        limit = upper[i, k - 1]
+        n = _collect(
+            dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa, delta,
+            limit, found_row, found_low,
+        )  # fmt: skip
+        for t in range(n):
+            if cand_n[i] == cap:  # keep only those still under the limit
+                kept = 0
+                for u in range(cap):
+                    if cand_low[i, u] <= limit:
+                        cand_row[i, kept] = cand_row[i, u]
+                        cand_low[i, kept] = cand_low[i, u]
+                        kept += 1
+                cand_n[i] = kept
+                if kept == cap:
+                    cand_n[i] = -1
+                    break
+            cand_row[i, cand_n[i]] = row0 + found_row[t]
+            cand_low[i, cand_n[i]] = found_low[t]
+            cand_n[i] += 1
+
+
+@njit(cache=True, nogil=True)
+def refine_topk(
+    Xq, pool, pool_gidx, bank_start, bank_n, c0, c1, n_pixels, dist,
+    upper, cand_row, cand_low, cand_n, out_gidx, out_dist, out_exact,
+):  # fmt: skip
+    """The k nearest neurons of each query by exact distance (ties: the lowest neuron id),
+    among its candidates (all rows for a query whose candidate list overflowed)."""
     k = out_gidx.shape[1]
-    n_banks = bank_n.shape[0]
     for i in range(Xq.shape[0]):
-        qn = qnorm[i]
-        ub = np.full(k, BIG)
-        for b in range(n_banks):
-            _smallest_uppers(
-                dist, dots, bank_off[b] + i * bank_n[b], bank_n[b], qn, pool_norm, pool_sum,
-                bank_start[b], c0, c1, kappa, delta, ub,
-            )  # fmt: skip
-        limit = ub[k - 1]
+        limit = upper[i, k - 1]
         best = np.full(k, np.inf)
         best_id = np.full(k, np.iinfo(np.int64).max)
-        candidates = np.empty(bank_n.max(), np.int64)
-        for b in range(n_banks):
-            n_cand = _collect(
-                dist,
-                dots,
-                bank_off[b] + i * bank_n[b],
-                bank_n[b],
-                qn,
-                pool_norm,
-                pool_sum,
-                bank_start[b],
-                c0,
-                c1,
-                kappa,
-                delta,
-                limit,
-                candidates,
-            )
-            for t in range(n_cand):
-                row = bank_start[b] + candidates[t]
-                e = exact_distance(
-                    Xq[i], pool[row], c0, c1, n_pixels, dist, min(limit, best[k - 1])
-                )
-                _insert(best, best_id, e, pool_gidx[row])
-            out_exact[i] += n_cand
+        if cand_n[i] >= 0:
+            for t in range(cand_n[i]):
+                if cand_low[i, t] <= limit:
+                    row = cand_row[i, t]
+                    e = exact_distance(
+                        Xq[i], pool[row], c0, c1, n_pixels, dist, min(limit, best[k - 1])
+                    )
+                    _insert(best, best_id, e, pool_gidx[row])
+                    out_exact[i] += 1
+        else:
+            for b in range(bank_n.shape[0]):
+                for row in range(bank_start[b], bank_start[b] + bank_n[b]):
+                    e = exact_distance(
+                        Xq[i], pool[row], c0, c1, n_pixels, dist, min(limit, best[k - 1])
+                    )
+                    _insert(best, best_id, e, pool_gidx[row])
+                    out_exact[i] += 1
         out_gidx[i, :] = best_id
         out_dist[i, :] = best

@@ -14,6 +14,7 @@ the result does not depend on BLAS, block size or thread count.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import numbers
@@ -22,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from threadpoolctl import threadpool_limits
 
 from memnet import _kernels as K
@@ -40,10 +40,12 @@ VOTINGS = ("channel", "joint")
 # The default initial tau is this fraction of the mean distance between two samples of the data.
 TAU_FRACTION = 0.25
 L1_TAU_SUBSAMPLE = 2048  # l1 has no closed form: its mean pair distance uses an even subsample
-SCRATCH_BYTES = 32 << 20  # approximate distances held at once by each inference thread
+QUERY_CHUNK = 512  # queries per inference task
+NEURON_BLOCK = 1024  # neurons per BLAS product at inference (the product stays in cache)
+CANDIDATES = 60  # candidate list of a query at inference (overflow: exhaustive search)
 
 
-class MemoryNetwork(ClassifierMixin, BaseEstimator):
+class MemoryNetwork:
     """A single-pass, backprop-free memory network (a reconstruction of Ruiz & Gupta, 2024).
 
     The paper's text is not public: every choice below is a reconstruction, named as a
@@ -107,6 +109,32 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         self.shuffle = shuffle
         self.random_state = random_state
         self.n_threads = n_threads
+
+    # ---- estimator protocol (scikit-learn style, without importing it) -----------------------
+
+    @classmethod
+    def _param_names(cls):
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep=True):
+        """The constructor parameters, as scikit-learn's get_params (so clone() works)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        for name, value in params.items():
+            if name not in self._param_names():
+                raise ValueError(f"unknown parameter {name!r}; expected {self._param_names()}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = {n: p.default for n, p in inspect.signature(type(self)).parameters.items()}
+        changed = [f"{n}={v!r}" for n, v in self.get_params().items() if v != defaults[n]]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def score(self, X, y):
+        """Accuracy of predict(X) against y."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
 
     # ---- training ---------------------------------------------------------------------------
 
@@ -200,7 +228,8 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
             dots, row_off, row_len = self._block_dots(xb, bank, in_block, dist, workers)
             K.train_block(
                 xb, yb, bank, dots, row_off, row_len, xnorm,
-                mem.pool, mem.norm, mem.norm.sum(axis=1), mem.gidx, mem.start, mem.count,
+                mem.pool, mem.norm, _filter_terms(mem.norm, dist, 0, c), mem.gidx, mem.start,
+                mem.count,
                 mem.hits, mem.birth_label, mem.assoc, mem.row_of, mem.dirty,
                 dist, THRESHOLDS[self.threshold], PLASTICITIES[self.plasticity],
                 np.float32(self.eta), float(self.beta), int(self.n_neurons),
@@ -234,7 +263,21 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
             row_len[sel] = n_rows
             off += span
         channels = (0, mem.n_channels)
-        workers.run([lambda t=t: _approx(mem, t[0], t[1], dist, t[2], channels) for t in tasks])
+        workers.run(
+            [
+                lambda xs=xs, b=b, out=out: _approx(
+                    mem.pool,
+                    xs,
+                    int(mem.start[b]),
+                    int(mem.count[b]),
+                    dist,
+                    out,
+                    channels,
+                    mem.n_pixels,
+                )  # fmt: skip
+                for xs, b, out in tasks
+            ]
+        )
         self._approx_pairs += total
         return dots, row_off, row_len
 
@@ -245,25 +288,26 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         X = check_images(X)
         self._check_same_shape(X)
-        mem = self._memory
-        n_buf = mem.n_channels if self.distance == "cosine" and self.voting == "joint" else 1
-        chunk = max(16, min(4096, SCRATCH_BYTES // (4 * n_buf * mem.n_born)))
         pred = np.empty(len(X), np.int64)
         labels = self.labels_
-        self._predict_work = {"approx_pairs": 0, "exact_pairs": 0}
+        chunks = [slice(s, min(s + QUERY_CHUNK, len(X))) for s in range(0, len(X), QUERY_CHUNK)]
         with _Workers(self.n_threads) as workers:
-            tasks = []
-            for s in range(0, len(X), chunk):
-                rows = slice(s, min(s + chunk, len(X)))
-                tasks.append(lambda rows=rows: self._predict_chunk(X, rows, labels, pred))
+            tasks = [
+                lambda rows=rows: self._predict_chunk(X, rows, labels, pred) for rows in chunks
+            ]
             work = workers.run(tasks)
-        for approx_pairs, exact_pairs in work:
-            self._predict_work["approx_pairs"] += approx_pairs
-            self._predict_work["exact_pairs"] += exact_pairs
+        self._predict_work = {
+            "approx_pairs": sum(w[0] for w in work),
+            "exact_pairs": sum(w[1] for w in work),
+        }
         return pred
 
     def _predict_chunk(self, X, rows, labels, pred):
-        """Predict X[rows] into pred[rows]; returns (approximate, exact) distance pairs."""
+        """Predict X[rows] into pred[rows]; returns (approximate, exact) distance pairs.
+
+        The neurons go by in blocks of NEURON_BLOCK: one BLAS product each (sized for the
+        cache), folded at once into each query's running bounds and candidates (K.scan_block).
+        """
         mem = self._memory
         c, p = mem.n_channels, mem.n_pixels
         dist = DISTANCES[self.distance]
@@ -272,27 +316,41 @@ class MemoryNetwork(ClassifierMixin, BaseEstimator):
         if self.voting == "channel" and c > 1:
             channel_sets = [(ch, ch + 1) for ch in range(c)]
         banks = np.flatnonzero(mem.count > 0)
-        bank_n = mem.count[banks].astype(np.int64)
         bank_start = mem.start[banks].astype(np.int64)
+        bank_n = mem.count[banks].astype(np.int64)
+        blocks = [(int(s + r0), int(min(NEURON_BLOCK, n - r0)))
+                  for s, n in zip(bank_start, bank_n, strict=True)
+                  for r0 in range(0, n, NEURON_BLOCK)]  # fmt: skip
         xq = rows_float32(X, np.arange(rows.start, rows.stop))
         q = len(xq)
-        bank_off = np.concatenate([[0], np.cumsum(q * bank_n)[:-1]]).astype(np.int64)
         qnorm = _sq_norms(xq, c, p)
         votes = np.zeros((q, self._n_classes), np.int64)
         dsum = np.zeros((q, self._n_classes), np.float64)
         n_exact = np.zeros(q, np.int64)
+        cap = CANDIDATES + 4 * k
         for c0, c1 in channel_sets:
             n_buf = c1 - c0 if dist == K.COSINE else 1
             kappa, delta = K.error_bounds((1 if dist == K.COSINE else c1 - c0) * p)
-            dots = np.empty((n_buf, int(q * bank_n.sum())), np.float32)
-            for b, off, n_rows in zip(banks, bank_off, bank_n, strict=True):
-                _approx(mem, xq, b, dist, dots[:, off : off + q * n_rows], (c0, c1))
+            pool_sum = _filter_terms(mem.norm, dist, c0, c1)
+            upper = np.full((q, k), K.BIG)
+            cand_row = np.empty((q, cap), np.int64)
+            cand_low = np.empty((q, cap), np.float64)
+            cand_n = np.zeros(q, np.int64)
+            found_row = np.empty(NEURON_BLOCK, np.int64)
+            found_low = np.empty(NEURON_BLOCK, np.float64)
+            dots = np.empty((n_buf, q * NEURON_BLOCK), np.float32)
+            for start, n_rows in blocks:
+                out = dots[:, : q * n_rows]
+                _approx(mem.pool, xq, start, n_rows, dist, out, (c0, c1), p)
+                K.scan_block(
+                    out, qnorm, mem.norm, pool_sum, start, n_rows, dist, c0, c1, kappa, delta,
+                    upper, cand_row, cand_low, cand_n, found_row, found_low,
+                )  # fmt: skip
             gidx = np.empty((q, k), np.int64)
             dist_k = np.empty((q, k), np.float64)
-            K.query_topk(
-                xq, qnorm, dots, bank_off, bank_n, bank_start, mem.pool, mem.norm,
-                mem.norm[:, c0:c1].sum(axis=1), mem.gidx, dist, c0, c1, p, kappa, delta,
-                gidx, dist_k, n_exact,
+            K.refine_topk(
+                xq, mem.pool, mem.gidx, bank_start, bank_n, c0, c1, p, dist,
+                upper, cand_row, cand_low, cand_n, gidx, dist_k, n_exact,
             )  # fmt: skip
             voter = np.repeat(np.arange(q), k)
             np.add.at(votes, (voter, labels[gidx.ravel()]), 1)
@@ -487,7 +545,7 @@ class _Memory:
         self.pool = np.empty((0, d), np.float32)  # memories
         self.norm = np.empty((0, n_channels), np.float64)  # squared norm of each channel
         self.gidx = np.empty(0, np.int64)  # pool row -> neuron (birth order)
-        self.dirty = np.zeros(0, np.uint8)
+        self.dirty = np.zeros(0, np.int64)  # per pool row: its place in the block's dirty list
         self.start = np.zeros(n_banks, np.int64)
         self.cap = np.zeros(n_banks, np.int64)
         self.count = np.zeros(n_banks, np.int64)
@@ -533,7 +591,7 @@ class _Memory:
             norm[new] = self.norm[old]
             gidx[new] = self.gidx[old]
         self.pool, self.norm, self.gidx = pool, norm, gidx
-        self.dirty = np.zeros(len(pool), np.uint8)
+        self.dirty = np.zeros(len(pool), np.int64)
         self.start, self.cap = start, cap.astype(np.int64)
         born = gidx >= 0
         self.row_of[gidx[born]] = np.flatnonzero(born)
@@ -574,18 +632,15 @@ def _grown(a, size):
     return out
 
 
-def _approx(mem, xq, bank, dist, out, channels):
-    """Approximate distances (dot products for l2/cosine) of rows xq to bank's memories, into out.
-
-    out has one row per buffer (channels for cosine, else one), each (len(xq) * n_rows) long.
-    """
+def _approx(pool, xq, start, n_rows, dist, out, channels, n_pixels):
+    """Approximate distances (dot products for l2/cosine) of rows xq to pool[start:start+n_rows],
+    into out: one row per buffer (a channel for cosine, else one), each len(xq) * n_rows long."""
     c0, c1 = channels
-    p = mem.n_pixels
-    start, n_rows = int(mem.start[bank]), int(mem.count[bank])
-    memories = mem.pool[start : start + n_rows]
+    p = n_pixels
+    memories = pool[start : start + n_rows]
     q = len(xq)
     if dist == K.L1:
-        K.l1_approx(xq, mem.pool, start, n_rows, c0, c1, p, out[0].reshape(q, n_rows))
+        K.l1_approx(xq, pool, start, n_rows, c0, c1, p, out[0].reshape(q, n_rows))
     elif dist == K.L2:
         cols = slice(c0 * p, c1 * p)
         np.matmul(xq[:, cols], memories[:, cols].T, out=out[0].reshape(q, n_rows))
@@ -593,6 +648,14 @@ def _approx(mem, xq, bank, dist, out, channels):
         for ch in range(c0, c1):
             cols = slice(ch * p, (ch + 1) * p)
             np.matmul(xq[:, cols], memories[:, cols].T, out=out[ch - c0].reshape(q, n_rows))
+
+
+def _filter_terms(norms, dist, c0, c1):
+    """The per-row term of the filter's bounds (see memnet._kernels): the squared norm over
+    channels c0..c1-1 for l2, else 0. A fresh array: training marks rows in it."""
+    if dist == K.L2:
+        return norms[:, c0:c1].sum(axis=1)
+    return np.zeros(len(norms))
 
 
 def _sq_norms(x, n_channels, n_pixels):
