@@ -306,7 +306,7 @@ def _append(rows, nxt, first, last, t, k, row):
 
 @njit(cache=True, nogil=True)
 def train_block(
-    X, y, bank, dots, row_off, row_len, xnorm,
+    X, y, bank, dots, row_off, row_len, xnorm, gram, gram_off, gram_n, local,
     pool, pool_norm, pool_sum, pool_gidx, bank_start, bank_count,
     hits, birth_label, assoc, row_of, dirty,
     dist, threshold, plasticity, eta, beta, n_max, n_expected, n_channels, n_pixels,
@@ -316,13 +316,15 @@ def train_block(
 
     dots[:, row_off[j] + r] approximates the distance of X[j] to pool row bank_start[bank[j]] + r
     (r < row_len[j]) as the memories stood before the block; pool_sum holds the per-row term of
-    the filter from before the block. Rows born or changed inside the block are listed as dirty
-    and taken out of the filter (their pool_sum set to POISON), so each sample sees the memories
-    exactly as the samples before it left them:
-    - a changed row keeps its interval from before the block, widened by how far it has moved
-      since (l2, l1: the triangle inequality; the move is eta * its exact winning distance, plus
-      float32 rounding), and is computed exactly only if that interval can still win;
-    - a row born in the block (and any changed row under cosine) is computed exactly.
+    the filter from before the block; gram[gram_off[b] + local[j] * gram_n[b] + local[s]]
+    approximates the distance between block samples j and s of bank b (l2, l1). Rows born or
+    changed inside the block are listed as dirty and taken out of the filter (their pool_sum
+    set to POISON), so each sample sees the memories exactly as the samples before it left
+    them: a dirty row keeps the interval of its memory at the block's start (or of the sample
+    it was born from, through gram), widened by how far it has moved since (the triangle
+    inequality; a move is eta * the exact winning distance, plus float32 rounding), and is
+    computed exactly only if that interval can still win. Under cosine (no triangle
+    inequality) dirty rows are computed exactly.
     The caller guarantees room in the pool and in the per-neuron arrays, and a zeroed ``dirty``
     (one entry per pool row). stats[0] counts exact distances to dirty rows, stats[1] to rows
     that passed the filter.
@@ -332,6 +334,7 @@ def train_block(
     dirty_sum = np.empty(n_block)  # pool_sum of a changed row before the block
     dirty_move = np.zeros(n_block)  # how far it may have moved (l2: euclidean, l1: l1)
     dirty_low = np.empty(n_block)
+    dirty_src = np.empty(n_block, np.int64)  # born in the block: local index of its sample
     dirty_next = np.empty(n_block, np.int64)  # the bank's next dirty row (a linked list)
     first = np.full(bank_start.shape[0], -1, np.int64)
     last = np.full(bank_start.shape[0], -1, np.int64)
@@ -368,8 +371,11 @@ def train_block(
             while t >= 0:  # changed rows: their widened intervals
                 r = dirty_rows[t] - start
                 dirty_low[t] = -np.inf  # unless bounded below: computed exactly
-                if r < n_rows and dist != COSINE:
-                    a = np.float64(dots[0, off + r])
+                if dist != COSINE and (r < n_rows or dirty_src[t] >= 0):
+                    if r < n_rows:
+                        a = np.float64(dots[0, off + r])
+                    else:
+                        a = np.float64(gram[gram_off[k] + local[j] * gram_n[k] + dirty_src[t]])
                     move = dirty_move[t]
                     if dist == L2:
                         a = sx + dirty_sum[t] - 2.0 * a
@@ -428,6 +434,9 @@ def train_block(
             n_born += 1
             _channel_sq_norms(x, n_channels, n_pixels, pool_norm[row])
             _append(dirty_rows, dirty_next, first, last, n_dirty, k, row)
+            dirty_src[n_dirty] = local[j] if gram_n[k] > 1 else -1
+            dirty_sum[n_dirty] = qn.sum() if dist == L2 else 0.0
+            dirty_move[n_dirty] = 0.0
             dirty[row] = n_dirty + 1
             n_dirty += 1
         elif winner >= 0:
@@ -447,6 +456,7 @@ def train_block(
                 _channel_sq_norms(m, n_channels, n_pixels, pool_norm[row])
                 if dirty[row] == 0:  # the first change in this block: out of the filter
                     _append(dirty_rows, dirty_next, first, last, n_dirty, k, row)
+                    dirty_src[n_dirty] = -1
                     dirty_sum[n_dirty] = pool_sum[row]
                     dirty_move[n_dirty] = 0.0
                     pool_sum[row] = POISON

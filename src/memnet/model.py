@@ -214,7 +214,7 @@ class MemoryNetwork:
         counters = np.array([mem.n_born, self._n_seen], dtype=np.int64)
         start = 0
         while start < len(order):
-            idx = order[start : start + _block_size(mem.n_born)]
+            idx = order[start : start + _block_size(mem, c if dist == K.COSINE else 1)]
             start += len(idx)
             xb = rows_float32(X, idx)
             yb = np.ascontiguousarray(y[idx], dtype=np.int64)
@@ -225,9 +225,11 @@ class MemoryNetwork:
             mem.reserve_neurons(mem.n_born + len(idx))
             left -= in_block
             xnorm = _sq_norms(xb, c, p)
-            dots, row_off, row_len = self._block_dots(xb, bank, in_block, dist, workers)
+            dots, row_off, row_len, gram, gram_off, gram_n, local = self._block_dots(
+                xb, bank, in_block, dist, workers
+            )
             K.train_block(
-                xb, yb, bank, dots, row_off, row_len, xnorm,
+                xb, yb, bank, dots, row_off, row_len, xnorm, gram, gram_off, gram_n, local,
                 mem.pool, mem.norm, _filter_terms(mem.norm, dist, 0, c), mem.gidx, mem.start,
                 mem.count,
                 mem.hits, mem.birth_label, mem.assoc, mem.row_of, mem.dirty,
@@ -238,48 +240,59 @@ class MemoryNetwork:
             mem.n_born = int(counters[0])
         self._n_seen = int(counters[1])
         self._tau = float(tau_state[0])
+        mem.release_scratch()
 
     def _block_dots(self, xb, bank, in_block, dist, workers):
-        """Approximate distances of each block sample to its bank's memories before the block."""
+        """The approximations train_block needs for a block, from BLAS products (l1: its loop).
+
+        dots: each sample against its bank's memories before the block (at row_off, row_len
+        long); gram (not for cosine): the samples of each bank against each other (bank b's
+        s_b x s_b block at gram_off[b]; local: a sample's place among its bank's samples), for
+        the neurons that samples give birth to inside the block.
+        """
         mem = self._memory
-        n_block = len(xb)
+        n_block, n_banks = len(xb), mem.n_banks
         row_off = np.zeros(n_block, np.int64)
         row_len = np.zeros(n_block, np.int64)
+        local = np.zeros(n_block, np.int64)
+        gram_off = np.zeros(n_banks, np.int64)
+        gram_n = np.zeros(n_banks, np.int64)
         n_buf = mem.n_channels if dist == K.COSINE else 1
-        all_born_anyway = self.threshold == "none" and mem.n_born + n_block <= self.n_neurons
-        banks = [b for b in np.flatnonzero(in_block) if mem.count[b] > 0]
-        if all_born_anyway or not banks:
-            return np.zeros((n_buf, 0), np.float32), row_off, row_len
+        empty = np.zeros((n_buf, 0), np.float32)
+        if self.threshold == "none" and mem.n_born + n_block <= self.n_neurons:
+            return empty, row_off, row_len, np.zeros(0, np.float32), gram_off, gram_n, local
+        banks = np.flatnonzero(in_block)
+        members = {b: np.flatnonzero(bank == b) for b in banks}
         total = sum(int(in_block[b] * mem.count[b]) for b in banks)
-        dots = mem.scratch(n_buf * total).reshape(n_buf, total)
-        tasks = []
-        off = 0
-        for b in banks:
-            sel = np.flatnonzero(bank == b)
-            n_rows = int(mem.count[b])
-            span = len(sel) * n_rows
-            tasks.append((xb[sel], b, dots[:, off : off + span]))
-            row_off[sel] = off + np.arange(len(sel)) * n_rows
-            row_len[sel] = n_rows
-            off += span
+        dots = mem.scratch("dots", n_buf * total).reshape(n_buf, total)
+        with_gram = dist != K.COSINE
+        gram = mem.scratch("gram", int((in_block**2).sum()) if with_gram else 0)
         channels = (0, mem.n_channels)
-        workers.run(
-            [
-                lambda xs=xs, b=b, out=out: _approx(
-                    mem.pool,
-                    xs,
-                    int(mem.start[b]),
-                    int(mem.count[b]),
-                    dist,
-                    out,
-                    channels,
-                    mem.n_pixels,
-                )  # fmt: skip
-                for xs, b, out in tasks
-            ]
-        )
-        self._approx_pairs += total
-        return dots, row_off, row_len
+        tasks = []
+        off = goff = 0
+        for b in banks:
+            sel = members[b]
+            xs = xb[sel]
+            local[sel] = np.arange(len(sel))
+            n_rows = int(mem.count[b])
+            start = int(mem.start[b])
+            if n_rows > 0:
+                span = len(sel) * n_rows
+                out = dots[:, off : off + span]
+                tasks.append(lambda xs=xs, s=start, n=n_rows, o=out: _approx(
+                    mem.pool, xs, s, n, dist, o, channels, mem.n_pixels))  # fmt: skip
+                row_off[sel] = off + np.arange(len(sel)) * n_rows
+                row_len[sel] = n_rows
+                off += span
+            if with_gram and len(sel) > 1:
+                out = gram[goff : goff + len(sel) ** 2][None]
+                tasks.append(lambda xs=xs, o=out: _approx(
+                    xs, xs, 0, len(xs), dist, o, channels, mem.n_pixels))  # fmt: skip
+                gram_off[b], gram_n[b] = goff, len(sel)
+                goff += len(sel) ** 2
+        workers.run(tasks)
+        self._approx_pairs += total + goff
+        return dots, row_off, row_len, gram, gram_off, gram_n, local
 
     # ---- inference --------------------------------------------------------------------------
 
@@ -554,12 +567,19 @@ class _Memory:
         self.birth_label = np.empty(0, np.int64)
         self.row_of = np.empty(0, np.int64)
         self.assoc = np.zeros((0, n_classes), np.int64)
-        self._scratch = np.empty(0, np.float32)
+        self._scratch = {}
 
-    def scratch(self, size):
-        if self._scratch.size < size:
-            self._scratch = np.empty(max(size, int(1.25 * self._scratch.size)), np.float32)
-        return self._scratch[:size]
+    def release_scratch(self):
+        self._scratch.clear()
+
+    def scratch(self, name, size):
+        """A reusable float32 buffer of at least ``size`` (one per name)."""
+        buf = self._scratch.get(name)
+        if buf is None or buf.size < size:
+            buf = self._scratch[name] = np.empty(
+                max(size, int(1.25 * (0 if buf is None else buf.size))), np.float32
+            )
+        return buf[:size]
 
     def reserve_neurons(self, n):
         if len(self.hits) >= n:
@@ -664,13 +684,17 @@ def _sq_norms(x, n_channels, n_pixels):
     return out
 
 
-BLOCK_DIVISOR = 16
-BLOCK_MIN, BLOCK_MAX = 64, 1024
+BLOCK_DIVISOR = 4
+BLOCK_MIN, BLOCK_MAX = 64, 4096
+BLOCK_DOTS_BYTES = 64 << 20  # the block's approximations against the memories, at most
 
 
-def _block_size(n_born):
-    """Samples per block: a bigger BLAS product against the cost of exact in-block corrections."""
-    return int(min(BLOCK_MAX, max(BLOCK_MIN, n_born // BLOCK_DIVISOR)))
+def _block_size(mem, n_buf):
+    """Samples per training block: big enough for efficient BLAS products, small enough that
+    the block's approximations fit in BLOCK_DOTS_BYTES."""
+    widest = max(1, int(mem.count.max())) * n_buf
+    size = min(BLOCK_MAX, max(BLOCK_MIN, mem.n_born // BLOCK_DIVISOR))
+    return int(max(BLOCK_MIN, min(size, BLOCK_DOTS_BYTES // (4 * widest))))
 
 
 class _Workers:
