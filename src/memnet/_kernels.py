@@ -6,7 +6,12 @@ loop below are only a filter: each approximate distance ``a`` comes with a rigor
 ``[lower, upper]`` that holds the exact one (standard float error bounds, doubled for safety), and
 only the neurons whose interval can reach the best one are computed exactly. So results do not
 depend on BLAS rounding, blocking or thread count, and they equal a plain one-sample-at-a-time
-float64 implementation (memnet.reference) up to float64 rounding (about 1e-16 relative).
+float64 implementation (memnet.reference) up to float64 rounding (about 1e-16 relative): the
+two can only disagree on distances equal to ~1e-15, in practice on exact ties, which both
+resolve to the lowest index when the tied values are computed from equal inputs. The exact sums
+are vectorised (fastmath reassociation), which changes the order of additions but not the
+result from run to run or thread to thread: every kernel here is sequential and deterministic;
+parallelism comes from independent tasks (memnet.model._Workers).
 """
 
 from __future__ import annotations

@@ -7,9 +7,16 @@ winner), an adaptive novelty threshold that spends a neuron budget, and voting a
 
 Speed with exact sequential semantics: a block of samples gets its distances to the memories as
 they stood before the block from one BLAS product per memory bank (one bank per class under
-``competition="label"``); neurons born or changed inside the block are recomputed exactly. The
-BLAS values only filter: every decision uses exact float64 distances (see memnet._kernels), so
-the result does not depend on BLAS, block size or thread count.
+``competition="label"``, so a sample is only compared with its candidates). A neuron born or
+changed inside the block keeps a bound from those products (or from the block's own Gram
+product), widened by how far it has moved since, and is computed exactly when it might win.
+The BLAS values only filter: every decision uses exact float64 distances (memnet._kernels), so
+the result does not depend on BLAS, block size or thread count, and equals the plain
+one-sample-at-a-time implementation in memnet.reference.
+
+Threads: ``n_threads`` worker threads (default numba.get_num_threads(), which
+``numba.set_num_threads`` or NUMBA_NUM_THREADS set) run independent BLAS products and query
+chunks; BLAS itself runs single-threaded inside them.
 """
 
 from __future__ import annotations
@@ -73,9 +80,9 @@ class MemoryNetwork:
     votes, then to the lowest class. Distances: ``l2`` squared Euclidean, ``l1``, ``cosine``
     (1 - cosine similarity, taken as 1 for an all-zero vector), summed over channels.
 
-    Inputs: X of shape (n, C, H, W) or (n, d), uint8 (scaled by 1/255) or floating point;
-    y integer classes 0..K-1. ``n_threads`` limits numba and BLAS threads during fit/predict
-    (results are identical for any thread count).
+    Inputs: X of shape (n, C, H, W) or (n, d) (one channel), uint8 (scaled by 1/255) or
+    floating point; y integer classes 0..K-1. ``n_threads``: worker threads for fit/predict
+    (None: numba.get_num_threads()); results are identical for any thread count.
     """
 
     def __init__(
@@ -145,7 +152,7 @@ class MemoryNetwork:
         y = check_labels(y, len(X))
         self._reset(image_shape=X.shape[1:], n_classes=int(y.max()) + 1)
         self._n_expected = self.expected_samples or len(X)
-        self._tau = float(self.tau) if self.tau is not None else default_tau(X, self.distance)
+        self._tau = self._initial_tau(X)
         if self.shuffle:
             order = np.random.default_rng(self.random_state).permutation(len(X))
         else:
@@ -174,7 +181,7 @@ class MemoryNetwork:
             y = check_labels(y, len(X), n_classes)
             self._reset(image_shape=X.shape[1:], n_classes=n_classes or int(y.max()) + 1)
             self._n_expected = self.expected_samples or len(X)
-            self._tau = float(self.tau) if self.tau is not None else default_tau(X, self.distance)
+            self._tau = self._initial_tau(X)
         else:
             self._check_same_shape(X)
             if classes is not None and _n_classes_from(classes) != self._n_classes:
@@ -186,6 +193,11 @@ class MemoryNetwork:
         with _Workers(self.n_threads) as workers:
             self._learn(X, y, np.arange(len(X)), workers, plan_whole_pass=False)
         return self
+
+    def _initial_tau(self, X):
+        if self.tau is not None:
+            return float(self.tau)
+        return default_tau(X, self.distance) if self.threshold != "none" else 0.0  # unused
 
     def _reset(self, image_shape, n_classes):
         c, h, w = (int(s) for s in image_shape)
