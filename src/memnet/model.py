@@ -698,7 +698,7 @@ def _sq_norms(x, n_channels, n_pixels):
 
 BLOCK_DIVISOR = 4
 BLOCK_MIN, BLOCK_MAX = 64, 4096
-BLOCK_DOTS_BYTES = 64 << 20  # the block's approximations against the memories, at most
+BLOCK_DOTS_BYTES = 32 << 20  # the block's approximations against the memories, at most
 
 
 def _block_size(mem, n_buf):
