@@ -226,7 +226,7 @@ class MemoryNetwork:
         counters = np.array([mem.n_born, self._n_seen], dtype=np.int64)
         start = 0
         while start < len(order):
-            idx = order[start : start + _block_size(mem, c if dist == K.COSINE else 1)]
+            idx = order[start : start + _block_size(mem, dist)]
             start += len(idx)
             xb = rows_float32(X, idx)
             yb = np.ascontiguousarray(y[idx], dtype=np.int64)
@@ -696,16 +696,22 @@ def _sq_norms(x, n_channels, n_pixels):
     return out
 
 
-BLOCK_DIVISOR = 4
-BLOCK_MIN, BLOCK_MAX = 64, 4096
+BLOCK_DIVISOR, BLOCK_MAX = 4, 4096
+BLOCK_DIVISOR_COSINE, BLOCK_MAX_COSINE = 16, 1024  # its changed neurons cost a full distance
+BLOCK_MIN = 64
 BLOCK_DOTS_BYTES = 32 << 20  # the block's approximations against the memories, at most
 
 
-def _block_size(mem, n_buf):
+def _block_size(mem, dist):
     """Samples per training block: big enough for efficient BLAS products, small enough that
-    the block's approximations fit in BLOCK_DOTS_BYTES."""
+    the block's approximations fit in BLOCK_DOTS_BYTES (and, for cosine, that few neurons change
+    inside it)."""
+    if dist == K.COSINE:
+        divisor, most, n_buf = BLOCK_DIVISOR_COSINE, BLOCK_MAX_COSINE, mem.n_channels
+    else:
+        divisor, most, n_buf = BLOCK_DIVISOR, BLOCK_MAX, 1
+    size = min(most, max(BLOCK_MIN, mem.n_born // divisor))
     widest = max(1, int(mem.count.max())) * n_buf
-    size = min(BLOCK_MAX, max(BLOCK_MIN, mem.n_born // BLOCK_DIVISOR))
     return int(max(BLOCK_MIN, min(size, BLOCK_DOTS_BYTES // (4 * widest))))
 
 
