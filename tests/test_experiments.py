@@ -97,3 +97,10 @@ def test_confusion_matrix_against_counting():
     for i in range(4):
         for j in range(4):
             assert cm[i, j] == np.sum((y == i) & (p == j))
+
+
+def test_peak_memory_sees_this_process_allocating():
+    before = experiments.peak_rss_bytes()
+    block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched
+    assert experiments.peak_rss_bytes() - before > 150 * 2**20
+    del block

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memnet.experiments import peak_rss_bytes
 from memnet.io import write_json, write_text
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -182,7 +182,8 @@ def bench_compile():
 MEMORY_SCRIPT = """
 import json, sys
 from pathlib import Path
-from memnet.bench import load_mnist, peak_rss_bytes
+from memnet.bench import load_mnist
+from memnet.experiments import peak_rss_bytes
 from memnet.model import MemoryNetwork
 baseline = peak_rss_bytes()
 X, y, Xt, yt = load_mnist(Path(sys.argv[1]))
@@ -195,15 +196,6 @@ print(json.dumps({"after_imports_bytes": baseline, "after_loading_bytes": loaded
                   "after_fit_bytes": trained, "peak_rss_bytes": peak_rss_bytes(),
                   "train_set_float32_bytes": X.nbytes, "memories_bytes": model.memories_.nbytes}))
 """
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
-    process that started it)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def bench_memory(mnist_dir, n_neurons, threads):

@@ -208,7 +208,7 @@ def execute(
         "births_per_class": None,
         "train_seconds": train_seconds,
         "infer_seconds": infer_seconds,
-        "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_memory_bytes": peak_rss_bytes(),
         "threads": threads,
         "versions": versions(),
         "git_revision": git_revision(),
@@ -263,6 +263,15 @@ def tune(
         "seed": seed,
         "params": params,
     }
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    process that started it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def versions() -> dict[str, str]:
