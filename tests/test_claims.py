@@ -240,3 +240,15 @@ def test_bad_claims_files_get_one_clear_error(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         C.load_claims(path)
+
+
+def test_every_claim_evidence_names_an_existing_test(repo):
+    import yaml
+
+    for claim in yaml.safe_load((repo / "paper/claims.yaml").read_text())["claims"]:
+        evidence = claim.get("evidence")
+        if not evidence:
+            continue
+        path, _, name = evidence.partition("::")
+        assert (repo / path).is_file(), evidence
+        assert f"def {name}(" in (repo / path).read_text(), evidence
