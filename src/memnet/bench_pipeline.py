@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"memnet-bench-{args.name}-"))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(workdir), "--cores", args.cores, "results/tables/runs.csv"]
+    cmd += ["--directory", str(workdir), "--cores", args.cores]  # the default target: everything
     if args.configfile:
         cmd += ["--configfile", str(Path(args.configfile).resolve())]
     if args.config:
