@@ -361,3 +361,29 @@ def test_estimator_protocol():
         model.set_params(kk=3)
     model.fit(X, y)
     assert model.score(X, y) == pytest.approx(np.mean(model.predict(X) == y))
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_nearest_neuron_among_near_ties_on_sparse_features(monkeypatch, large):
+    """k=1, l2: sparse samples (many zero features, as MNIST's borders), some neurons at
+    distances that differ by about float32's rounding, in several query chunks and neuron
+    blocks: the predicted class is the float64 brute-force nearest neuron's (ties: earliest)."""
+    monkeypatch.setattr(model_module, "QUERY_CHUNK", 16)
+    monkeypatch.setattr(model_module, "NEURON_BLOCK", 24)
+    rng = np.random.default_rng(7)
+    scale = 1e3 if large else 1.0
+    memories = rng.random((150, 30), dtype=np.float32) * scale
+    memories[:, rng.random(30) < 0.3] = 0  # features no neuron uses
+    memories[rng.random(memories.shape) < 0.5] = 0
+    base = memories[3].copy()
+    for j in range(40, 80):  # near copies of neuron 3: tiny moves, some exact ties
+        memories[j] = base
+        if j % 3:
+            memories[j, rng.integers(30)] += np.float32(scale * 1e-6 * rng.integers(-3, 4))
+    labels = np.arange(150) % 10
+    queries = np.concatenate([memories[35:85] + 1e-7 * scale, rng.random((60, 30)) * scale])
+    queries[rng.random(queries.shape) < 0.6] = 0
+    queries = queries.astype(np.float32)
+    model = fixed_model(memories, labels)
+    d = ((queries[:, None].astype(np.float64) - memories[None].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_array_equal(model.predict(queries), labels[np.argmin(d, axis=1)])

@@ -506,10 +506,65 @@ def _insert(vals, ids, v, g):
     ids[pos] = g
 
 
+@njit(cache=True, fastmath=SCAN)
+def _max_gap(row, half, off, start, n):
+    """max over r of the float32 gap row[off + r] - half[start + r], sixteen running maxima."""
+    lanes = np.full(16, np.float32(-POISON))
+    end = n - n % 16
+    for r0 in range(0, end, 16):
+        for t in range(16):
+            lanes[t] = max(lanes[t], row[off + r0 + t] - half[start + r0 + t])
+    best = lanes.max()
+    for r in range(end, n):
+        best = max(best, row[off + r] - half[start + r])
+    return best
+
+
+@njit(cache=True, fastmath=SCAN)
+def _nearest_l2(row, off, n, sx, half, pn, pn_max, start, kappa, ub, out, low):
+    """_smallest_uppers then _collect for l2 and k = 1, on the few rows that can matter.
+
+    With G = a - pn / 2 (a: the float32 dot), lower = sx + pn - 2a - kappa (sx + pn) - TINY,
+    so a row can only have lower <= L (the best upper bound so far) if G >= (sx - L) / 2 -
+    kappa (sx + pn_max) / 2 - TINY. The float32 gap g = fl(a - fl(pn / 2)) is within 2u (sx +
+    pn) of G: rows with g under that floor, less twice these slacks, are out. Before any upper
+    bound is known, the floor comes from the row with the largest g instead (lower_r <=
+    upper_s needs G_r >= G_s - kappa (sx + pn_max) - TINY). Every row that can hold the new
+    best upper bound or pass _collect is above the floor; the float64 bounds are taken on them.
+    """
+    slack = (kappa + 4.0 * UNIT_ROUNDOFF_F32) * (sx + pn_max) + 4.0 * TINY
+    if ub[0] < BIG:
+        floor = 0.5 * (sx - ub[0]) - slack
+    else:
+        floor = np.float64(_max_gap(row, half, off, start, n)) - 2.0 * slack
+    count = 0
+    for r in range(n):  # out, low: first the rows past the floor, then the candidates
+        if np.float64(row[off + r] - half[start + r]) >= floor:
+            out[count] = r
+            count += 1
+    scale = 1.0 + kappa
+    base = sx * scale + TINY
+    for t in range(count):
+        r = out[t]
+        ub[0] = min(ub[0], base + pn[start + r] * scale - 2.0 * np.float64(row[off + r]))
+    limit = ub[0]
+    scale = 1.0 - kappa
+    base = sx * scale - TINY
+    kept = 0
+    for t in range(count):
+        r = out[t]
+        v = base + pn[start + r] * scale - 2.0 * np.float64(row[off + r])
+        if v <= limit:
+            out[kept] = r
+            low[kept] = v
+            kept += 1
+    return kept
+
+
 @njit(cache=True, nogil=True)
 def scan_block(
     dots, qnorm, pool_norm, pool_sum, row0, n_rows, dist, c0, c1, kappa, delta,
-    upper, cand_row, cand_low, cand_n, found_row, found_low,
+    upper, cand_row, cand_low, cand_n, found_row, found_low, half_sum,
 ):  # fmt: skip
     """Fold one block of approximations into each query's search state.
 
@@ -518,22 +573,38 @@ def scan_block(
     :cand_n[i]] the rows whose lower bound was under upper[i, -1] when seen (a superset of the
     final candidates: the limit only falls). A full candidate list is compacted; if that frees
     nothing, cand_n[i] is set to -1 and the query is later searched exhaustively.
+    half_sum: float32(pool_sum / 2), used (l2, k = 1) to pass over the block once in float32
+    and take the float64 bounds only of the rows near the best (_nearest_l2).
     """
     k = upper.shape[1]
     cap = cand_row.shape[1]
+    fast = dist == L2 and k == 1
+    pn_max = 0.0
+    if fast:
+        for r in range(n_rows):
+            pn_max = max(pn_max, pool_sum[row0 + r])
     for i in range(qnorm.shape[0]):
         off = i * n_rows
-        _smallest_uppers(
-            dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa, delta,
-            upper[i],
-        )  # fmt: skip
-        if cand_n[i] < 0:
-            continue
-        limit = upper[i, k - 1]
-        n = _collect(
-            dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa, delta,
-            limit, found_row, found_low,
-        )  # fmt: skip
+        if fast:
+            n = _nearest_l2(
+                dots[0], off, n_rows, _channel_sum(qnorm[i], c0, c1), half_sum, pool_sum,
+                pn_max, row0, kappa, upper[i], found_row, found_low,
+            )  # fmt: skip
+            if cand_n[i] < 0:
+                continue
+            limit = upper[i, 0]
+        else:
+            _smallest_uppers(
+                dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa,
+                delta, upper[i],
+            )  # fmt: skip
+            if cand_n[i] < 0:
+                continue
+            limit = upper[i, k - 1]
+            n = _collect(
+                dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa,
+                delta, limit, found_row, found_low,
+            )  # fmt: skip
         for t in range(n):
             if cand_n[i] == cap:  # keep only those still under the limit
                 kept = 0

@@ -47,9 +47,10 @@ VOTINGS = ("channel", "joint")
 # The default initial tau is this fraction of the mean distance between two samples of the data.
 TAU_FRACTION = 0.25
 L1_TAU_SUBSAMPLE = 2048  # l1 has no closed form: its mean pair distance uses an even subsample
-QUERY_CHUNK = 512  # queries per inference task
+QUERY_CHUNK = 1024  # queries per inference task
 NEURON_BLOCK = 1024  # neurons per BLAS product at inference (the product stays in cache)
 CANDIDATES = 60  # candidate list of a query at inference (overflow: exhaustive search)
+SPARSE_SHARE = 0.9  # l2 products drop unused features when at most this share of them is left
 
 
 class MemoryNetwork:
@@ -315,10 +316,13 @@ class MemoryNetwork:
         self._check_same_shape(X)
         pred = np.empty(len(X), np.int64)
         labels = self.labels_
-        chunks = [slice(s, min(s + QUERY_CHUNK, len(X))) for s in range(0, len(X), QUERY_CHUNK)]
+        order = _by_extent(X) if self.distance == "l2" else np.arange(len(X))
+        chunks = [order[s : s + QUERY_CHUNK] for s in range(0, len(X), QUERY_CHUNK)]
+        used = self._used_columns()
         with _Workers(self.n_threads) as workers:
             tasks = [
-                lambda rows=rows: self._predict_chunk(X, rows, labels, pred) for rows in chunks
+                lambda rows=rows: self._predict_chunk(X, rows, labels, pred, used)
+                for rows in chunks
             ]
             work = workers.run(tasks)
         self._predict_work = {
@@ -327,11 +331,24 @@ class MemoryNetwork:
         }
         return pred
 
-    def _predict_chunk(self, X, rows, labels, pred):
+    def _used_columns(self):
+        """Per feature: whether any born memory is non-zero there."""
+        mem = self._memory
+        used = np.zeros(mem.pool.shape[1], bool)
+        for b in range(mem.n_banks):
+            for s in range(mem.start[b], mem.start[b] + mem.count[b], NEURON_BLOCK):
+                end = min(s + NEURON_BLOCK, mem.start[b] + mem.count[b])
+                used |= (mem.pool[s:end] != 0).any(axis=0)
+        return used
+
+    def _predict_chunk(self, X, rows, labels, pred, used):
         """Predict X[rows] into pred[rows]; returns (approximate, exact) distance pairs.
 
         The neurons go by in blocks of NEURON_BLOCK: one BLAS product each (sized for the
         cache), folded at once into each query's running bounds and candidates (K.scan_block).
+        For l2 the products skip the features that are zero in every query of the chunk or in
+        every memory (``used``): they add nothing to a dot product, and fewer terms only
+        tighten its float32 error, so the filter's bounds still hold.
         """
         mem = self._memory
         c, p = mem.n_channels, mem.n_pixels
@@ -346,7 +363,7 @@ class MemoryNetwork:
         blocks = [(int(s + r0), int(min(NEURON_BLOCK, n - r0)))
                   for s, n in zip(bank_start, bank_n, strict=True)
                   for r0 in range(0, n, NEURON_BLOCK)]  # fmt: skip
-        xq = rows_float32(X, np.arange(rows.start, rows.stop))
+        xq = rows_float32(X, rows)
         q = len(xq)
         qnorm = _sq_norms(xq, c, p)
         votes = np.zeros((q, self._n_classes), np.int64)
@@ -357,6 +374,14 @@ class MemoryNetwork:
             n_buf = c1 - c0 if dist == K.COSINE else 1
             kappa, delta = K.error_bounds((1 if dist == K.COSINE else c1 - c0) * p)
             pool_sum = _filter_terms(mem.norm, dist, c0, c1)
+            half_sum = (0.5 * pool_sum).astype(np.float32)
+            cols = None
+            if dist == K.L2:
+                span = slice(c0 * p, c1 * p)
+                keep = np.flatnonzero((xq[:, span] != 0).any(axis=0) & used[span]) + c0 * p
+                if len(keep) < SPARSE_SHARE * (c1 - c0) * p:
+                    cols = keep
+                    xs = np.ascontiguousarray(xq[:, cols])
             upper = np.full((q, k), K.BIG)
             cand_row = np.empty((q, cap), np.int64)
             cand_low = np.empty((q, cap), np.float64)
@@ -366,10 +391,14 @@ class MemoryNetwork:
             dots = np.empty((n_buf, q * NEURON_BLOCK), np.float32)
             for start, n_rows in blocks:
                 out = dots[:, : q * n_rows]
-                _approx(mem.pool, xq, start, n_rows, dist, out, (c0, c1), p)
+                if cols is None:
+                    _approx(mem.pool, xq, start, n_rows, dist, out, (c0, c1), p)
+                else:
+                    memories = np.take(mem.pool[start : start + n_rows], cols, axis=1)
+                    np.matmul(xs, memories.T, out=out[0].reshape(q, n_rows))
                 K.scan_block(
                     out, qnorm, mem.norm, pool_sum, start, n_rows, dist, c0, c1, kappa, delta,
-                    upper, cand_row, cand_low, cand_n, found_row, found_low,
+                    upper, cand_row, cand_low, cand_n, found_row, found_low, half_sum,
                 )  # fmt: skip
             gidx = np.empty((q, k), np.int64)
             dist_k = np.empty((q, k), np.float64)
@@ -680,6 +709,20 @@ def _approx(pool, xq, start, n_rows, dist, out, channels, n_pixels):
         for ch in range(c0, c1):
             cols = slice(ch * p, (ch + 1) * p)
             np.matmul(xq[:, cols], memories[:, cols].T, out=out[ch - c0].reshape(q, n_rows))
+
+
+def _by_extent(X):
+    """The samples in order of their leftmost, then rightmost non-zero column (any channel or
+    row): a chunk of neighbours in this order shares few non-zero features, and the l2
+    products skip the others."""
+    n, w = len(X), X.shape[-1]
+    left = np.empty(n, np.int64)
+    right = np.empty(n, np.int64)
+    for s in range(0, n, 4096):
+        on = (X[s : s + 4096] != 0).any(axis=(1, 2))
+        left[s : s + len(on)] = np.where(on.any(axis=1), on.argmax(axis=1), w)
+        right[s : s + len(on)] = w - 1 - on[:, ::-1].argmax(axis=1)
+    return np.lexsort((right, left))
 
 
 def _filter_terms(norms, dist, c0, c1):
