@@ -43,17 +43,15 @@ def find_mnist(mirror: str | None) -> Path:
 
 
 def load_mnist(directory: Path):
-    from memnet.datasets import read_idx
+    from memnet.datasets import read_idx, to_unit_float
 
     X_train, y_train, X_test, y_test = (read_idx(directory / f"{f}.gz") for f in MNIST_FILES)
-    return _scaled(X_train), y_train.astype(np.int64), _scaled(X_test), y_test.astype(np.int64)
-
-
-def _scaled(images):
-    """uint8 (n, H, W) as float32 (n, 1, H, W) in [0, 1], as memnet.datasets.load gives them."""
-    out = images[:, None].astype(np.float32)
-    out *= np.float32(1 / 255)
-    return out
+    return (
+        to_unit_float(X_train[:, None]),
+        y_train.astype(np.int64),
+        to_unit_float(X_test[:, None]),
+        y_test.astype(np.int64),
+    )
 
 
 def cpu_name() -> str:

@@ -556,15 +556,16 @@ def load(npz_path: str | os.PathLike) -> Dataset:
             raise ValueError(f"{npz_path}: {problem}; {redo}")
     return Dataset(
         name=str(arrays["name"]),
-        X_train=_to_unit_float(arrays["x_train"]),
+        X_train=to_unit_float(arrays["x_train"]),
         y_train=arrays["y_train"],
-        X_test=_to_unit_float(arrays["x_test"]),
+        X_test=to_unit_float(arrays["x_test"]),
         y_test=arrays["y_test"],
         classes=classes,
     )
 
 
-def _to_unit_float(x: np.ndarray) -> np.ndarray:
+def to_unit_float(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1] (what load gives)."""
     out = x.astype(np.float32)
     out *= np.float32(1 / 255)
     return out

@@ -33,6 +33,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from memnet import _kernels as K
+from memnet.datasets import to_unit_float
 from memnet.io import atomic_path
 
 FORMAT_NAME = "memnet.MemoryNetwork"
@@ -841,9 +842,7 @@ def rows_float32(X, idx) -> np.ndarray:
     """X[idx] as contiguous float32 rows (n, C*H*W); uint8 is scaled by 1/255."""
     rows = X[idx].reshape(len(idx), -1)
     if rows.dtype == np.uint8:
-        out = rows.astype(np.float32)
-        out *= np.float32(1 / 255)  # as memnet.datasets.load does
-        return out
+        return to_unit_float(rows)
     return np.ascontiguousarray(rows, dtype=np.float32)
 
 
