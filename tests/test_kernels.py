@@ -166,3 +166,44 @@ def test_threshold_none_with_room_for_all_is_exactly_1nn(dist):
     flat_x = X.reshape(300, 2, -1)
     d = np.array([[numpy_distance(q, x, dist, slice(0, 2)) for x in flat_x] for q in flat_q])
     np.testing.assert_array_equal(model.predict(queries), y[np.argmin(d, axis=1)])
+
+
+def test_banks_move_inside_the_one_pool_of_a_fit_and_stay_exact(monkeypatch):
+    """Class 0 is noise (each sample novel), classes 1-3 twelve images (absorbed): class 0's bank
+    outgrows its share of the pool, whose spare rows were split by class frequency. The banks
+    then move inside the one pool allocated for the pass (never a second copy of the
+    memories) and the model still equals the reference."""
+    from memnet import model as model_module
+
+    monkeypatch.setattr(model_module, "SPARE_ROWS", 64)  # so blocks of 128 must be cut
+    monkeypatch.setattr(model_module, "BLOCK_MIN", 128)
+    calls = {"_repack": 0, "_move_banks": 0}
+    for name in calls:
+        original = getattr(model_module._Memory, name)
+
+        def counted(self, *args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(model_module._Memory, name, counted)
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 4, 800)
+    templates = rng.random((4, 12, 1, 3, 4))  # classes 1-3: twelve images each, and noise
+    X = np.where((y == 0)[:, None, None, None], rng.random((800, 1, 3, 4)),
+                 templates[y, rng.integers(0, 12, 800)])  # fmt: skip
+    X = (X + 0.001 * rng.random(X.shape)).astype(np.float32)
+    tau = 0.05 * default_tau(X)
+    order = np.random.default_rng(4).permutation(len(X))
+    want = reference.fit(X.reshape(800, 1, -1)[order], y[order], n_classes=4, n_neurons=150,
+                         threshold="fixed", tau=tau)  # fmt: skip
+    model = MemoryNetwork(n_neurons=150, threshold="fixed", tau=tau, random_state=4).fit(X, y)
+    assert calls == {"_repack": 1, "_move_banks": calls["_move_banks"]} and calls["_move_banks"] > 0
+    assert model.n_born_ == len(want["memories"]) == 150
+    assert model.births_per_class_[0] > 0.5 * 150  # the skew that made the banks move
+    np.testing.assert_array_equal(model.hits_, want["hits"])
+    np.testing.assert_array_equal(model.labels_, want["birth_labels"])
+    np.testing.assert_allclose(model.memories_, want["memories"], rtol=1e-6, atol=1e-7)
+    queries = np.random.default_rng(9).random((40, 1, 3, 4), dtype=np.float32)
+    expected = reference.predict(want, queries.reshape(40, 1, -1), n_classes=4, k=1,
+                                 voting="channel", distance_kind="l2", competition="label")  # fmt: skip
+    np.testing.assert_array_equal(model.predict(queries), expected)

@@ -111,6 +111,12 @@ def test_uint8_is_scaled_like_the_dataset_loader():
     b = MemoryNetwork(n_neurons=50, random_state=0).fit(scaled, y)
     np.testing.assert_array_equal(a.memories_, b.memories_)
     np.testing.assert_array_equal(a.predict(raw), b.predict(scaled))
+    rows = np.array([5, 0, 9])  # inference scales its chunks into reused buffers: same values
+    out = np.full((3, 16), np.nan, np.float32)
+    model_module.rows_float32(raw, rows, out=out)
+    np.testing.assert_array_equal(out, scaled[rows].reshape(3, 16))
+    model_module.rows_float32(scaled[:, :, ::-1].astype(np.float64), rows, out=out)
+    np.testing.assert_array_equal(out, scaled[rows, :, ::-1].reshape(3, 16))
 
 
 def test_flat_input_is_one_channel():

@@ -25,6 +25,7 @@ import inspect
 import json
 import math
 import numbers
+import queue
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -220,24 +221,36 @@ class MemoryNetwork:
         kappa, delta = K.error_bounds(p if dist == K.COSINE else c * p)
         bank_of = y if self.competition == "label" else np.zeros_like(y)
         left = np.bincount(bank_of, minlength=mem.n_banks)  # samples of each bank still to come
-        if plan_whole_pass:  # a good first guess of each bank's size, so it rarely grows
-            share = min(1.0, self.n_neurons / self._n_expected)
-            guess = np.minimum(np.ceil(left * share * 1.5).astype(np.int64) + 16, left)
-            mem.reserve_rows(guess, left, self.n_neurons)
+        seen = np.zeros_like(left)
+        if plan_whole_pass:  # one pool for the whole pass: the banks move inside it, never grow
+            rows = min(self.n_neurons, len(order)) + SPARE_ROWS
+            mem.reserve_rows(np.zeros_like(left), left, rows)
         tau_state = np.array([self._tau])
         counters = np.array([mem.n_born, self._n_seen], dtype=np.int64)
         start = 0
         while start < len(order):
-            idx = order[start : start + _block_size(mem, dist)]
+            size = _block_size(mem, dist)
+            if plan_whole_pass:  # the block's births fit in the pool: it never grows
+                size = min(size, len(mem.pool) - mem.n_born)
+            idx = order[start : start + size]
             start += len(idx)
             xb = rows_float32(X, idx)
             yb = np.ascontiguousarray(y[idx], dtype=np.int64)
             bank = np.ascontiguousarray(bank_of[idx], dtype=np.int64)
             in_block = np.bincount(bank, minlength=mem.n_banks)
-            most = mem.count + left if plan_whole_pass else np.full_like(left, self.n_neurons)
-            mem.reserve_rows(mem.count + in_block, most, self.n_neurons)
-            mem.reserve_neurons(mem.n_born + len(idx))
             left -= in_block
+            seen += in_block
+            # a bank gains at most one neuron per sample, and none past the budget
+            needed = mem.count + np.minimum(in_block, max(self.n_neurons - mem.n_born, 0))
+            if np.any(needed > mem.cap):
+                if plan_whole_pass:  # spare rows go where births are still expected
+                    rows, weights = len(mem.pool), left * (mem.count + 1) / (seen + 1)
+                else:
+                    grown = max(math.ceil(1.5 * len(mem.pool)), int(needed.sum()) + BLOCK_MIN)
+                    rows = max(len(mem.pool), min(grown, self.n_neurons + SPARE_ROWS))
+                    weights = mem.count + 1
+                mem.reserve_rows(needed, weights, rows)
+            mem.reserve_neurons(mem.n_born + len(idx))
             xnorm = _sq_norms(xb, c, p)
             dots, row_off, row_len, gram, gram_off, gram_n, local = self._block_dots(
                 xb, bank, in_block, dist, workers
@@ -321,11 +334,23 @@ class MemoryNetwork:
         chunks = [order[s : s + QUERY_CHUNK] for s in range(0, len(X), QUERY_CHUNK)]
         used = self._used_columns()
         with _Workers(self.n_threads) as workers:
-            tasks = [
-                lambda rows=rows: self._predict_chunk(X, rows, labels, pred, used)
-                for rows in chunks
-            ]
-            work = workers.run(tasks)
+            # one set of buffers per worker, reused chunk after chunk; allocated here, where
+            # memory that training freed can serve them, rather than in fresh thread arenas
+            q, d = min(QUERY_CHUNK, len(X)), self.n_features_in_
+            n_buf = self.image_shape_[0] if self.distance == "cosine" else 1
+            buffers = queue.SimpleQueue()
+            for _ in range(workers.n):
+                buffers.put(_Buffers(xq=q * d, xs=q * d, dots=n_buf * q * NEURON_BLOCK,
+                                     memories=NEURON_BLOCK * d))  # fmt: skip
+
+            def task(rows):
+                buf = buffers.get()
+                try:
+                    return self._predict_chunk(X, rows, labels, pred, used, buf)
+                finally:
+                    buffers.put(buf)
+
+            work = workers.run([lambda rows=rows: task(rows) for rows in chunks])
         self._predict_work = {
             "approx_pairs": sum(w[0] for w in work),
             "exact_pairs": sum(w[1] for w in work),
@@ -342,7 +367,7 @@ class MemoryNetwork:
                 used |= (mem.pool[s:end] != 0).any(axis=0)
         return used
 
-    def _predict_chunk(self, X, rows, labels, pred, used):
+    def _predict_chunk(self, X, rows, labels, pred, used, buf):
         """Predict X[rows] into pred[rows]; returns (approximate, exact) distance pairs.
 
         The neurons go by in blocks of NEURON_BLOCK: one BLAS product each (sized for the
@@ -364,8 +389,8 @@ class MemoryNetwork:
         blocks = [(int(s + r0), int(min(NEURON_BLOCK, n - r0)))
                   for s, n in zip(bank_start, bank_n, strict=True)
                   for r0 in range(0, n, NEURON_BLOCK)]  # fmt: skip
-        xq = rows_float32(X, rows)
-        q = len(xq)
+        q = len(rows)
+        xq = rows_float32(X, rows, out=buf.get("xq", (q, c * p)))
         qnorm = _sq_norms(xq, c, p)
         votes = np.zeros((q, self._n_classes), np.int64)
         dsum = np.zeros((q, self._n_classes), np.float64)
@@ -382,20 +407,22 @@ class MemoryNetwork:
                 keep = np.flatnonzero((xq[:, span] != 0).any(axis=0) & used[span]) + c0 * p
                 if len(keep) < SPARSE_SHARE * (c1 - c0) * p:
                     cols = keep
-                    xs = np.ascontiguousarray(xq[:, cols])
+                    xs = np.take(xq, cols, axis=1, out=buf.get("xs", (q, len(cols))), mode="clip")
             upper = np.full((q, k), K.BIG)
             cand_row = np.empty((q, cap), np.int64)
             cand_low = np.empty((q, cap), np.float64)
             cand_n = np.zeros(q, np.int64)
             found_row = np.empty(NEURON_BLOCK, np.int64)
             found_low = np.empty(NEURON_BLOCK, np.float64)
-            dots = np.empty((n_buf, q * NEURON_BLOCK), np.float32)
+            dots = buf.get("dots", (n_buf, q * NEURON_BLOCK))
             for start, n_rows in blocks:
                 out = dots[:, : q * n_rows]
                 if cols is None:
                     _approx(mem.pool, xq, start, n_rows, dist, out, (c0, c1), p)
                 else:
-                    memories = np.take(mem.pool[start : start + n_rows], cols, axis=1)
+                    memories = np.take(mem.pool[start : start + n_rows], cols, axis=1,
+                                       out=buf.get("memories", (n_rows, len(cols))),
+                                       mode="clip")  # fmt: skip
                     np.matmul(xs, memories.T, out=out[0].reshape(q, n_rows))
                 K.scan_block(
                     out, qnorm, mem.norm, pool_sum, start, n_rows, dist, c0, c1, kappa, delta,
@@ -633,30 +660,52 @@ class _Memory:
         if self.with_assoc:
             self.assoc = _grown(self.assoc, size)
 
-    def reserve_rows(self, needed, most, n_neurons):
-        """Make room for ``needed`` rows per bank, growing by half but never past ``most``."""
-        if np.all(needed <= self.cap):
-            return
-        limit = np.minimum(np.maximum(most, needed), n_neurons)
-        grown = np.maximum(needed, np.minimum(np.ceil(1.5 * self.cap).astype(np.int64), limit))
-        self._repack(np.maximum(self.cap, grown))
+    def reserve_rows(self, needed, weights, rows):
+        """Room for needed[b] rows in each bank b, in a pool of max(rows, sum(needed)) rows whose
+        spare rows go to the banks in proportion to ``weights``. When the pool keeps its size,
+        the banks move inside it: no second copy of the memories, ever, during a fit."""
+        rows = max(int(rows), int(needed.sum()))
+        weights = np.asarray(weights, np.float64)
+        if weights.sum() <= 0:
+            weights = np.ones(self.n_banks)
+        spare = np.floor((rows - needed.sum()) * weights / weights.sum()).astype(np.int64)
+        cap = needed.astype(np.int64) + spare
+        if rows == len(self.pool):
+            self._move_banks(cap)
+        else:
+            self._repack(cap, rows)
 
-    def _repack(self, cap):
-        start = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
-        pool = np.empty((int(cap.sum()), self.pool.shape[1]), np.float32)
-        norm = np.zeros((len(pool), self.n_channels), np.float64)
-        gidx = np.full(len(pool), -1, np.int64)
+    def _move_banks(self, cap):
+        """Lay the banks out anew for ``cap`` inside the same pool. Banks moving towards the
+        start go first, in order, and those moving towards the end after, in reverse order:
+        then no bank lands on another one's memories before they have moved."""
+        start = _offsets(cap)
+        down = [b for b in range(self.n_banks) if start[b] < self.start[b]]
+        up = [b for b in range(self.n_banks) if start[b] > self.start[b]]
+        for b in down + up[::-1]:
+            old = slice(self.start[b], self.start[b] + self.count[b])
+            new = slice(start[b], start[b] + self.count[b])
+            self.pool[new] = self.pool[old]  # numpy copes with the overlap of old and new
+            self.norm[new] = self.norm[old]
+            self.gidx[new] = self.gidx[old]
+            self.row_of[self.gidx[new]] = np.arange(new.start, new.stop)
+        self.start, self.cap = start, cap
+
+    def _repack(self, cap, rows):
+        start = _offsets(cap)
+        pool = np.empty((rows, self.pool.shape[1]), np.float32)
+        norm = np.zeros((rows, self.n_channels), np.float64)
+        gidx = np.full(rows, -1, np.int64)
         for b in range(self.n_banks):
             old = slice(self.start[b], self.start[b] + self.count[b])
             new = slice(start[b], start[b] + self.count[b])
             pool[new] = self.pool[old]
             norm[new] = self.norm[old]
             gidx[new] = self.gidx[old]
+            self.row_of[gidx[new]] = np.arange(new.start, new.stop)
         self.pool, self.norm, self.gidx = pool, norm, gidx
-        self.dirty = np.zeros(len(pool), np.int64)
-        self.start, self.cap = start, cap.astype(np.int64)
-        born = gidx >= 0
-        self.row_of[gidx[born]] = np.flatnonzero(born)
+        self.dirty = np.zeros(rows, np.int64)
+        self.start, self.cap = start, cap
 
     def restore(self, memories, birth_label, hits, assoc):
         n = len(memories)
@@ -675,7 +724,7 @@ class _Memory:
         if self.with_assoc:
             self.assoc[:n] = assoc
         counts = np.bincount(bank, minlength=self.n_banks).astype(np.int64)
-        self._repack(counts)
+        self._repack(counts, n)
         order = np.argsort(bank, kind="stable")  # by bank, then birth order
         self.pool[:] = memories.reshape(n, -1)[order]
         self.gidx[:] = order
@@ -686,6 +735,10 @@ class _Memory:
 
 def _plain(params):
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+
+
+def _offsets(sizes):
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
 
 def _grown(a, size):
@@ -743,20 +796,39 @@ def _sq_norms(x, n_channels, n_pixels):
 BLOCK_DIVISOR, BLOCK_MAX = 4, 4096
 BLOCK_DIVISOR_COSINE, BLOCK_MAX_COSINE = 16, 1024  # its changed neurons cost a full distance
 BLOCK_MIN = 64
-BLOCK_DOTS_BYTES = 32 << 20  # the block's approximations against the memories, at most
+SPARE_ROWS = 1024  # a fit's pool has this many rows beyond the budget (bounds its blocks)
+# The block's approximations against the memories take at most an eighth of the pool's bytes
+# (at least 8 MiB): bigger blocks pay only while the products are small next to the memories.
+BLOCK_DOTS_SHARE, BLOCK_DOTS_MIN_BYTES = 8, 8 << 20
 
 
 def _block_size(mem, dist):
     """Samples per training block: big enough for efficient BLAS products, small enough that
-    the block's approximations fit in BLOCK_DOTS_BYTES (and, for cosine, that few neurons change
-    inside it)."""
+    the block's approximations stay small next to the memories (and, for cosine, that few
+    neurons change inside it)."""
     if dist == K.COSINE:
         divisor, most, n_buf = BLOCK_DIVISOR_COSINE, BLOCK_MAX_COSINE, mem.n_channels
     else:
         divisor, most, n_buf = BLOCK_DIVISOR, BLOCK_MAX, 1
     size = min(most, max(BLOCK_MIN, mem.n_born // divisor))
     widest = max(1, int(mem.count.max())) * n_buf
-    return int(max(BLOCK_MIN, min(size, BLOCK_DOTS_BYTES // (4 * widest))))
+    dots_bytes = max(BLOCK_DOTS_MIN_BYTES, mem.pool.nbytes // BLOCK_DOTS_SHARE)
+    return int(max(BLOCK_MIN, min(size, dots_bytes // (4 * widest))))
+
+
+class _Buffers:
+    """Reusable float32 arrays by name, so that repeated tasks do not churn the allocator (freed
+    and reallocated megabytes linger in glibc's per-thread arenas and raise the peak)."""
+
+    def __init__(self, **sizes):
+        self._flat = {name: np.empty(size, np.float32) for name, size in sizes.items()}
+
+    def get(self, name, shape):
+        size = math.prod(shape)
+        flat = self._flat.get(name)
+        if flat is None or flat.size < size:
+            flat = self._flat[name] = np.empty(size, np.float32)
+        return flat[:size].reshape(shape)
 
 
 class _Workers:
@@ -838,12 +910,20 @@ def _n_classes_from(classes) -> int:
     return len(classes)
 
 
-def rows_float32(X, idx) -> np.ndarray:
-    """X[idx] as contiguous float32 rows (n, C*H*W); uint8 is scaled by 1/255."""
+def rows_float32(X, idx, out=None) -> np.ndarray:
+    """X[idx] as contiguous float32 rows (n, C*H*W), into ``out`` if given; uint8 is scaled by
+    1/255 (as datasets.to_unit_float does)."""
     rows = X[idx].reshape(len(idx), -1)
+    if out is None:
+        return (
+            to_unit_float(rows)
+            if rows.dtype == np.uint8
+            else np.ascontiguousarray(rows, np.float32)
+        )
     if rows.dtype == np.uint8:
-        return to_unit_float(rows)
-    return np.ascontiguousarray(rows, dtype=np.float32)
+        return np.multiply(rows, np.float32(1 / 255), out=out, dtype=np.float32)
+    np.copyto(out, rows)
+    return out
 
 
 def default_tau(X, distance="l2") -> float:
