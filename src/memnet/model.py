@@ -267,7 +267,7 @@ class MemoryNetwork:
             mem.n_born = int(counters[0])
         self._n_seen = int(counters[1])
         self._tau = float(tau_state[0])
-        mem.release_scratch()
+        mem.scratch = _Buffers()
 
     def _block_dots(self, xb, bank, in_block, dist, workers):
         """The approximations train_block needs for a block, from BLAS products (l1: its loop).
@@ -291,9 +291,9 @@ class MemoryNetwork:
         banks = np.flatnonzero(in_block)
         members = {b: np.flatnonzero(bank == b) for b in banks}
         total = sum(int(in_block[b] * mem.count[b]) for b in banks)
-        dots = mem.scratch("dots", n_buf * total).reshape(n_buf, total)
+        dots = mem.scratch.get("dots", (n_buf, total))
         with_gram = dist != K.COSINE
-        gram = mem.scratch("gram", int((in_block**2).sum()) if with_gram else 0)
+        gram = mem.scratch.get("gram", (int((in_block**2).sum()) if with_gram else 0,))
         channels = (0, mem.n_channels)
         tasks = []
         off = goff = 0
@@ -636,19 +636,7 @@ class _Memory:
         self.birth_label = np.empty(0, np.int64)
         self.row_of = np.empty(0, np.int64)
         self.assoc = np.zeros((0, n_classes), np.int64)
-        self._scratch = {}
-
-    def release_scratch(self):
-        self._scratch.clear()
-
-    def scratch(self, name, size):
-        """A reusable float32 buffer of at least ``size`` (one per name)."""
-        buf = self._scratch.get(name)
-        if buf is None or buf.size < size:
-            buf = self._scratch[name] = np.empty(
-                max(size, int(1.25 * (0 if buf is None else buf.size))), np.float32
-            )
-        return buf[:size]
+        self.scratch = _Buffers()  # training's per-block products
 
     def reserve_neurons(self, n):
         if len(self.hits) >= n:
@@ -824,10 +812,12 @@ class _Buffers:
         self._flat = {name: np.empty(size, np.float32) for name, size in sizes.items()}
 
     def get(self, name, shape):
+        """An array of ``shape`` (contents undefined); a buffer too small grows by at least 25%."""
         size = math.prod(shape)
         flat = self._flat.get(name)
         if flat is None or flat.size < size:
-            flat = self._flat[name] = np.empty(size, np.float32)
+            grown = max(size, int(1.25 * flat.size) if flat is not None else 0)
+            flat = self._flat[name] = np.empty(grown, np.float32)
         return flat[:size].reshape(shape)
 
 
