@@ -245,6 +245,7 @@ def bench_memory(mnist_dir, n_neurons, threads):
     out["n_neurons"] = n_neurons
     out["budget_bytes"] = 2 * (out["train_set_float32_bytes"] + out["memories_bytes"])
     out["within_budget"] = out["peak_rss_bytes"] <= out["budget_bytes"]
+    out["anonymous_within_budget"] = out["peak_anonymous_bytes"] <= out["budget_bytes"]
     return out
 
 
