@@ -43,14 +43,16 @@ def find_mnist(mirror: str | None) -> Path:
     )
 
 
-def load_mnist(directory: Path):
+def load_mnist(directory: Path, test_as_float: bool = True):
+    """MNIST as (n, 1, 28, 28) images: the training set float32 in [0, 1], the test set too or,
+    with ``test_as_float=False``, uint8 (the model scales it chunk by chunk)."""
     from memnet.datasets import read_idx, to_unit_float
 
     X_train, y_train, X_test, y_test = (read_idx(directory / f"{f}.gz") for f in MNIST_FILES)
     return (
         to_unit_float(X_train[:, None]),
         y_train.astype(np.int64),
-        to_unit_float(X_test[:, None]),
+        to_unit_float(X_test[:, None]) if test_as_float else X_test[:, None],
         y_test.astype(np.int64),
     )
 
@@ -182,8 +184,7 @@ MEMORY_SCRIPT = """
 import json, sys
 from pathlib import Path
 import numpy as np
-from memnet.bench import MNIST_FILES, AnonymousPeak
-from memnet.datasets import read_idx, to_unit_float
+from memnet.bench import AnonymousPeak, load_mnist
 from memnet.experiments import peak_rss_bytes
 from memnet.model import MemoryNetwork
 mnist, n_neurons, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -192,9 +193,7 @@ imported = peak_rss_bytes()
 tiny = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
 MemoryNetwork(n_neurons=16, random_state=0, n_threads=threads).fit(tiny, np.arange(64) % 10).predict(tiny)
 runtime = peak_rss_bytes()
-X, y, Xt, yt = (read_idx(mnist / f"{f}.gz") for f in MNIST_FILES)
-X = to_unit_float(X[:, None])
-Xt = Xt[:, None]
+X, y, Xt, yt = load_mnist(mnist, test_as_float=False)
 loaded = peak_rss_bytes()
 model = MemoryNetwork(n_neurons=n_neurons, random_state=0, n_threads=threads)
 model.fit(X, y)
