@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 reproduce: venv
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
-	$(BIN)/snakemake --cores $(CORES) --report results/report.zip $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores $(CORES) --report results/paper/report.zip $(SNAKEMAKE_ARGS)
 
 quick: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml $(SNAKEMAKE_ARGS)

@@ -8,18 +8,19 @@ HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load
 
 
 def write_bench(root, rel, seconds, rss):
-    path = root / "results/benchmarks" / rel
+    path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER + f"{seconds}\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t50\t1\n")
 
 
 def test_costs_by_rule_and_model(tmp_path):
-    write_bench(tmp_path, "run/mnist/main/cnn/epochs10/seed0.tsv", 30.0, 400)
-    write_bench(tmp_path, "run/mnist/main/cnn/epochs10/seed1.tsv", 32.0, 410)
-    write_bench(tmp_path, "run/mnist/main/memnet/paper/seed0.tsv", 5.0, 900)
-    write_bench(tmp_path, "tune/mnist.tsv", 7.5, 300)
+    write_bench(tmp_path, "runs/mnist/main/cnn/epochs10/seed0.tsv", 30.0, 400)
+    write_bench(tmp_path, "runs/mnist/main/cnn/epochs10/seed1.tsv", 32.0, 410)
+    write_bench(tmp_path, "runs/mnist/main/memnet/paper/seed0.tsv", 5.0, 900)
+    write_bench(tmp_path, "tuning/mnist.tsv", 7.5, 300)
     costs = job_costs(tmp_path)
     assert len(costs) == 4
+    assert set(costs["job"]) >= {"runs/mnist/main/cnn/epochs10/seed0", "tuning/mnist"}
     rules = summarize(costs).set_index("rule")
     assert list(rules.index) == ["run:cnn", "tune", "run:memnet"]  # by total seconds
     assert rules.loc["run:cnn", "jobs"] == 2

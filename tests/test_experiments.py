@@ -45,8 +45,9 @@ def test_plan_counts_match_the_config(config):
 
 
 def test_run_paths_are_unique(config):
-    paths = [r.metrics_path(0) for r in plan(config)]
+    paths = [r.metrics_path(0, "results/x") for r in plan(config)]
     assert len(paths) == len(set(paths))
+    assert all(p.startswith("results/x/runs/") for p in paths)
 
 
 def test_adding_an_ablation_adds_exactly_its_runs(config):

@@ -32,6 +32,27 @@ def test_dry_run_plans_every_run(repo, tmp_path, name):
     assert jobs["aggregate"] == 1
 
 
+def planned_files(tmp_path, configfile) -> set[str]:
+    """Every output, log and benchmark file that a dry run of ``configfile`` plans to write."""
+    proc = snakemake("-n", "--configfile", str(configfile), cwd=tmp_path)
+    lines = re.findall(r"^\s+(?:output|log|benchmark): (.+)$", proc.stdout, re.M)
+    return {path for line in lines for path in line.split(", ")}
+
+
+def test_each_config_writes_only_under_its_results_directory(repo, tmp_path):
+    """Running quick.yaml after the paper's config can't touch the paper's outputs."""
+    written = {}
+    for name in ["config.yaml", "quick.yaml"]:
+        config = yaml.safe_load((repo / "config" / name).read_text())
+        files = planned_files(tmp_path, repo / "config" / name)
+        shared = {f for f in files if f.startswith(f"{config['data']['dir']}/")}
+        assert shared, "the datasets are downloaded into the shared data directory"
+        assert all(f.startswith(f"{config['results']}/") for f in files - shared), name
+        written[name] = files - shared
+    assert written["config.yaml"] and written["quick.yaml"]
+    assert not written["config.yaml"] & written["quick.yaml"]
+
+
 def test_dry_run_picks_datasets_from_the_command_line(repo, tmp_path):
     jobs = planned_jobs(repo, tmp_path, "--config", "datasets=[mnist]")
     config = yaml.safe_load((repo / "config/config.yaml").read_text())
@@ -64,7 +85,7 @@ def test_data_rules_give_real_mnist(quick_run):
 
 def test_quick_run_gives_one_sane_row_per_run(repo, quick_run):
     config = yaml.safe_load((repo / "config/quick.yaml").read_text())
-    runs = pd.read_csv(quick_run / "results/tables/runs.csv")
+    runs = pd.read_csv(quick_run / "results/quick/tables/runs.csv")
     assert len(runs) == expected_runs(config) * len(config["seeds"])
     assert not runs.duplicated(["dataset", "experiment", "model", "variant", "x", "seed"]).any()
     assert set(runs["seed"]) == set(config["seeds"])
@@ -76,7 +97,7 @@ def test_quick_run_gives_one_sane_row_per_run(repo, quick_run):
     assert (samples["n_train"] == samples["x"]).all()
     memnet = runs[runs.model == "memnet"]
     assert not memnet["uses_backprop"].any() and (memnet["n_passes"] == 1).all()
-    tuning = yaml.safe_load((quick_run / "results/tuning/mnist.json").read_text())
+    tuning = yaml.safe_load((quick_run / "results/quick/tuning/mnist.json").read_text())
     assert tuning["tau_scale"] in config["tuning"]["tau_scale"]
 
 
@@ -91,7 +112,7 @@ def test_adding_an_ablation_runs_exactly_its_jobs(repo, quick_run, tmp_path):
     jobs = planned_jobs(repo, workdir, "--configfile", str(path))
     assert jobs["run"] == len(config["seeds"])
     snakemake("--cores", "2", "--configfile", str(path), cwd=workdir)
-    runs = pd.read_csv(workdir / "results/tables/runs.csv")
+    runs = pd.read_csv(workdir / "results/quick/tables/runs.csv")
     added = runs[runs.variant == "eta-half"]
     assert sorted(added["seed"]) == sorted(config["seeds"])
 
@@ -107,10 +128,12 @@ def test_same_results_on_one_core_and_two(repo, quick_run, tmp_path):
     path.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
     workdir.mkdir()
-    snakemake("results/tables/runs.csv", "--cores", "1", "--configfile", str(path), cwd=workdir)
+    snakemake(
+        "results/quick/tables/runs.csv", "--cores", "1", "--configfile", str(path), cwd=workdir
+    )
 
-    one = pd.read_csv(workdir / "results/tables/runs.csv")
-    two = pd.read_csv(quick_run / "results/tables/runs.csv")
+    one = pd.read_csv(workdir / "results/quick/tables/runs.csv")
+    two = pd.read_csv(quick_run / "results/quick/tables/runs.csv")
     keys = ["dataset", "experiment", "model", "variant", "seed"]
     two = two.merge(one[keys], on=keys)
     assert len(two) == len(one) > 0

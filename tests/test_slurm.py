@@ -97,7 +97,7 @@ def test_quick_main_experiment_runs_as_slurm_jobs_with_local_results(cluster, qu
     workdir = tmp_path / "work"
     workdir.mkdir()
     args = [
-        "results/tables/runs.csv", "--configfile", str(config_file),
+        "results/quick/tables/runs.csv", "--configfile", str(config_file),
         "--profile", PROFILE, *FAST_STATUS, *SMALL_NODE,
     ]  # fmt: skip
 
@@ -117,8 +117,8 @@ def test_quick_main_experiment_runs_as_slurm_jobs_with_local_results(cluster, qu
     assert {r["JobState"] for r in records.values()} == {"COMPLETED"}
     assert {r["WorkDir"] for r in records.values()} == {str(workdir)}
 
-    on_slurm = pd.read_csv(workdir / "results" / "tables" / "runs.csv")
-    local_runs = pd.read_csv(quick_run / "results" / "tables" / "runs.csv")
+    on_slurm = pd.read_csv(workdir / "results/quick/tables/runs.csv")
+    local_runs = pd.read_csv(quick_run / "results/quick/tables/runs.csv")
     keys = ["dataset", "experiment", "model", "variant", "seed"]
     assert len(on_slurm) == planned["run"]
     pd.testing.assert_frame_equal(

@@ -19,21 +19,40 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from memnet import paths
 from memnet.io import write_json, write_text
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def job_costs(workdir: Path) -> pd.DataFrame:
-    """One row per benchmarked job: its rule, its name, seconds and peak RSS (MB)."""
+# The rule that writes each kind of benchmarked output.
+RULE_OF_OUTPUT = {"runs": "run", "tuning": "tune"}
+
+
+def results_dir_of(configfile: str | None, overrides: list[str]) -> str:
+    """The results directory the run writes to: its config's `results` key, or a --config override."""
+    for item in overrides:
+        if item.startswith("results="):
+            return item.split("=", 1)[1]
+    config = yaml.safe_load(Path(configfile or REPO / "config/config.yaml").read_text())
+    return paths.results_dir(config)
+
+
+def job_costs(benchmarks: Path) -> pd.DataFrame:
+    """One row per benchmarked job under ``benchmarks``: its rule, its name, seconds and peak RSS (MB).
+
+    A job's benchmark file mirrors its output's path (memnet.paths.benchmark), so the first part of
+    the path names the kind of output: runs, tuning.
+    """
     rows = []
-    for tsv in sorted((workdir / "results/benchmarks").rglob("*.tsv")):
+    for tsv in sorted(benchmarks.rglob("*.tsv")):
         stats = pd.read_csv(tsv, sep="\t").iloc[0]
-        rel = tsv.relative_to(workdir / "results/benchmarks")
+        rel = tsv.relative_to(benchmarks)
         rows.append(
             {
-                "rule": rel.parts[0],
+                "rule": RULE_OF_OUTPUT.get(rel.parts[0], rel.parts[0]),
                 "job": str(rel.with_suffix("")),
                 "seconds": float(stats["s"]),
                 "max_rss_mb": float(stats["max_rss"]) if stats["max_rss"] != "-" else None,
@@ -82,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     if proc.returncode != 0:
         sys.exit(f"snakemake failed:\n{proc.stderr[-4000:]}")
 
-    costs = job_costs(workdir)
+    benchmarks = workdir / paths.under(results_dir_of(args.configfile, args.config), "benchmarks")
+    costs = job_costs(benchmarks)
     rules = summarize(costs)
     slowest = costs.sort_values("seconds", ascending=False).head(10)
     result = {

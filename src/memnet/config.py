@@ -30,6 +30,11 @@ def validate(config: dict, schema_path: str | Path) -> dict:
             allowed = sorted(err.schema.get("properties", {}))
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             raise ConfigError(f"config key '{_key(err.absolute_path)}': {err.message}{hint}")
+        if err.validator == "pattern" and "description" in err.schema:
+            raise ConfigError(
+                f"config key '{_key(err.absolute_path)}': {err.instance!r} is not allowed here; "
+                f"expected {err.schema['description']}"
+            )
         raise ConfigError(f"config key '{_key(err.absolute_path)}': {err.message}")
 
     from memnet.experiments import plan

@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from memnet import datasets
+from memnet import datasets, paths
 
 MEMNET = "memnet"
 BASELINES = ("mlp", "cnn", "knn", "ncm")
-RUNS_DIR = "results/runs"
 # Keys of a config entry that select where it applies rather than being model parameters.
 SELECTORS = ("only_datasets",)
 
@@ -40,10 +39,10 @@ class Run:
     x: float | None = None  # the swept value (n_neurons or n_train), if any
     n_train: int | None = None  # a stratified training subset of this size, if any
 
-    def metrics_path(self, seed: int | str) -> str:
-        return (
-            f"{RUNS_DIR}/{self.dataset}/{self.experiment}/{self.model}/{self.name}/seed{seed}.json"
-        )
+    def metrics_path(self, seed: int | str, results_dir: str) -> str:
+        """Where this run's metrics file for ``seed`` lies, under a config's results directory."""
+        fields = dict(dataset=self.dataset, experiment=self.experiment, model=self.model)
+        return paths.under(results_dir, paths.RUN, **fields, name=self.name, seed=seed)
 
     @property
     def needs_tuning(self) -> bool:
@@ -64,7 +63,7 @@ def _model_variants(config: dict, models: dict, dataset: str):
     for model, variants in models.items():
         for variant in variants:
             if model == MEMNET:
-                yield model, variant, _params(config["memnet"])
+                yield model, variant, paper_params(config)
                 continue
             try:
                 entry = config["baselines"][model][variant]
@@ -84,11 +83,16 @@ def train_size(config: dict, dataset: str) -> int:
     return min(full, cap) if cap else full
 
 
+def paper_params(config: dict) -> dict:
+    """The Memory Network's `paper` parameters of ``config`` (its `memnet` entry)."""
+    return _params(config["memnet"])
+
+
 def plan(config: dict) -> list[Run]:
     """Every run that `config` declares, in a stable order."""
     runs: list[Run] = []
     experiments = config.get("experiments", {})
-    paper = _params(config["memnet"])
+    paper = paper_params(config)
     for dataset in config["datasets"]:
         main = experiments.get("main")
         if main:

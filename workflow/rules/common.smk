@@ -1,12 +1,34 @@
 import shlex
 
 from memnet.datasets import REGISTRY
-from memnet.experiments import params_json, plan
+from memnet import paths
+from memnet.experiments import MEMNET, Run, paper_params, params_json, plan
 
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
+RESULTS = paths.results_dir(config)
+DATA = paths.data_dir(config)
 RUNS = plan(config)
 RUN_BY_WILDCARDS = {(r.dataset, r.experiment, r.model, r.name): r for r in RUNS}
-METRICS = [r.metrics_path(seed) for r in RUNS for seed in config["seeds"]]
+METRICS = [r.metrics_path(seed, RESULTS) for r in RUNS for seed in config["seeds"]]
+
+
+def results(template, **fields):
+    """A path of memnet.paths under this config's results directory."""
+    return paths.under(RESULTS, template, **fields)
+
+
+def data(template, **fields):
+    """A path of memnet.paths under the data directory that every config shares."""
+    return paths.under(DATA, template, **fields)
+
+
+def logged(template):
+    """The log of the job writing `template`, under this config's results directory."""
+    return results(paths.log(template))
+
+
+def benchmarked(template):
+    return results(paths.benchmark(template))
 
 
 def resources_of(rule_name):
@@ -23,11 +45,17 @@ def run_of(w):
     return RUN_BY_WILDCARDS[(w.dataset, w.experiment, w.model, w.name)]
 
 
-def run_args(w):
-    run = run_of(w)
+def saved_run(dataset):
+    """The run whose trained model the memories figure and notebook show: `paper` in `main`."""
+    return Run(dataset, "main", MEMNET, "paper", "paper", paper_params(config))
+
+
+def command_args(run):
+    """The `memnet run` options (data and output aside) of one run, each quoted for the shell."""
+    q = shlex.quote
     args = [
-        f"--dataset {run.dataset} --experiment {run.experiment} --model {run.model}",
-        f"--variant {shlex.quote(run.variant)} --params {shlex.quote(params_json(run.params))}",
+        f"--dataset {q(run.dataset)} --experiment {q(run.experiment)} --model {q(run.model)}",
+        f"--variant {q(run.variant)} --params {q(params_json(run.params))}",
         subset_arg(run.dataset),
     ]
     if run.x is not None:
@@ -35,8 +63,16 @@ def run_args(w):
     if run.n_train is not None:
         args.append(f"--n-train {run.n_train}")
     if run.needs_tuning:
-        args.append(f"--tuning results/tuning/{run.dataset}.json")
+        args.append(f"--tuning {q(results(paths.TUNING, dataset=run.dataset))}")
     return " ".join(args)
+
+
+def run_args(w):
+    return command_args(run_of(w))
+
+
+def model_args(w):
+    return command_args(saved_run(w.dataset))
 
 
 # The backprop nets train on one torch thread (bitwise the same on any machine's core count),

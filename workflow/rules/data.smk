@@ -1,5 +1,6 @@
 # Raw files are fetched once (mirror first, then the canonical hosts), verified by size and sha256,
-# and converted into one .npz per dataset. Both run on the submit host under a cluster executor.
+# and converted into one .npz per dataset, in the data directory that every config shares.
+# Both run on the submit host under a cluster executor.
 
 
 localrules:
@@ -14,11 +15,11 @@ wildcard_constraints:
 rule download:
     output:
         ensure(
-            "results/data/raw/{dataset}/{file}",
+            data(paths.RAW),
             sha256=lambda w: REGISTRY[w.dataset].files[w.file].sha256,
         ),
     log:
-        "results/logs/download/{dataset}/{file}.log",
+        logged(paths.RAW),
     cache: "omit-software"
     conda:
         ENV
@@ -31,23 +32,25 @@ rule download:
             else ""
         ),
     shell:
-        "memnet fetch --dataset {wildcards.dataset} --file {wildcards.file} "
-        "--out {output} {params.mirror} 2> {log}"
+        "memnet fetch --dataset {wildcards.dataset:q} --file {wildcards.file:q} "
+        "--out {output:q} {params.mirror} 2> {log:q}"
 
 
 rule prepare:
     input:
-        lambda w: expand(
-            "results/data/raw/{{dataset}}/{file}", file=REGISTRY[w.dataset].files
-        ),
+        lambda w: [
+            data(paths.RAW, dataset=w.dataset, file=f) for f in REGISTRY[w.dataset].files
+        ],
     output:
-        "results/data/{dataset}.npz",
+        data(paths.PREPARED),
     log:
-        "results/logs/prepare/{dataset}.log",
+        logged(paths.PREPARED),
     conda:
         ENV
     resources:
         **resources_of("prepare"),
+    params:
+        raw_dir=lambda w: data(paths.RAW_DIR, dataset=w.dataset),
     shell:
-        "memnet prepare --dataset {wildcards.dataset} "
-        "--raw-dir results/data/raw/{wildcards.dataset} --out {output} 2> {log}"
+        "memnet prepare --dataset {wildcards.dataset:q} --raw-dir {params.raw_dir:q} "
+        "--out {output:q} 2> {log:q}"

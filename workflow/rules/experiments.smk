@@ -10,13 +10,13 @@ wildcard_constraints:
 
 rule tune:
     input:
-        "results/data/{dataset}.npz",
+        data(paths.PREPARED),
     output:
-        "results/tuning/{dataset}.json",
+        results(paths.TUNING),
     log:
-        "results/logs/tune/{dataset}.log",
+        logged(paths.TUNING),
     benchmark:
-        "results/benchmarks/tune/{dataset}.tsv"
+        benchmarked(paths.TUNING)
     conda:
         ENV
     threads: config["threads"]["tune"]
@@ -29,23 +29,23 @@ rule tune:
         fraction=config["tuning"]["validation_fraction"],
         seed=config["tuning"]["seed"],
     shell:
-        "memnet tune --data {input} {params.subset} --params {params.memnet} "
+        "memnet tune --data {input:q} {params.subset} --params {params.memnet} "
         "--tau-scale {params.scales} --validation-fraction {params.fraction} "
-        "--seed {params.seed} --threads {threads} --out {output} > {log} 2>&1"
+        "--seed {params.seed} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule run:
     input:
-        data="results/data/{dataset}.npz",
+        data=data(paths.PREPARED),
         tuning=lambda w: (
-            f"results/tuning/{w.dataset}.json" if run_of(w).needs_tuning else []
+            results(paths.TUNING, dataset=w.dataset) if run_of(w).needs_tuning else []
         ),
     output:
-        "results/runs/{dataset}/{experiment}/{model}/{name}/seed{seed}.json",
+        results(paths.RUN),
     log:
-        "results/logs/run/{dataset}/{experiment}/{model}/{name}/seed{seed}.log",
+        logged(paths.RUN),
     benchmark:
-        "results/benchmarks/run/{dataset}/{experiment}/{model}/{name}/seed{seed}.tsv"
+        benchmarked(paths.RUN)
     conda:
         ENV
     threads: run_threads
@@ -54,47 +54,44 @@ rule run:
     params:
         args=run_args,
     shell:
-        "memnet run --data {input.data} --seed {wildcards.seed} --threads {threads} "
-        "{params.args} --out {output} > {log} 2>&1"
+        "memnet run --data {input.data:q} --seed {wildcards.seed} --threads {threads} "
+        "{params.args} --out {output:q} > {log:q} 2>&1"
 
 
 # The trained `paper` model of the first seed, kept for the memories figure and notebook.
 rule model:
     input:
-        data="results/data/{dataset}.npz",
-        tuning="results/tuning/{dataset}.json",
+        data=data(paths.PREPARED),
+        tuning=results(paths.TUNING),
     output:
-        model="results/models/{dataset}/main/memnet/paper/seed{seed}.npz",
-        metrics="results/models/{dataset}/main/memnet/paper/seed{seed}.json",
+        model=results(paths.MODEL, ext="npz"),
+        metrics=results(paths.MODEL, ext="json"),
     log:
-        "results/logs/model/{dataset}/seed{seed}.log",
+        logged(paths.MODEL),
     conda:
         ENV
     threads: config["threads"]["run"]
     resources:
         **resources_of("run"),
     params:
-        memnet=lambda w: shlex.quote(params_json(config["memnet"])),
-        subset=lambda w: subset_arg(w.dataset),
+        args=model_args,
     shell:
-        "memnet run --data {input.data} {params.subset} --dataset {wildcards.dataset} "
-        "--experiment main --model memnet --variant paper --params {params.memnet} "
-        "--tuning {input.tuning} --seed {wildcards.seed} --threads {threads} "
-        "--model-out {output.model} --out {output.metrics} > {log} 2>&1"
+        "memnet run --data {input.data:q} --seed {wildcards.seed} --threads {threads} "
+        "{params.args} --model-out {output.model:q} --out {output.metrics:q} > {log:q} 2>&1"
 
 
 rule aggregate:
     input:
         METRICS,
     output:
-        runs="results/tables/runs.csv",
-        summary="results/tables/summary.csv",
+        runs=results(paths.RUNS_CSV),
+        summary=results(paths.SUMMARY_CSV),
     log:
-        "results/logs/aggregate.log",
+        logged(paths.RUNS_CSV),
     conda:
         ENV
     resources:
         **resources_of("aggregate"),
     shell:
-        "memnet aggregate --runs-csv {output.runs} --summary-csv {output.summary} "
-        "{input} > {log} 2>&1"
+        "memnet aggregate --runs-csv {output.runs:q} --summary-csv {output.summary:q} "
+        "{input:q} > {log:q} 2>&1"
