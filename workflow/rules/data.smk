@@ -39,7 +39,8 @@ rule download:
 rule prepare:
     input:
         lambda w: [
-            data(paths.RAW, dataset=w.dataset, file=f) for f in REGISTRY[w.dataset].files
+            data(paths.RAW, dataset=w.dataset, file=f)
+            for f in REGISTRY[w.dataset].files
         ],
     output:
         data(paths.PREPARED),
