@@ -34,6 +34,26 @@ def test_shipped_configs_are_valid(config, repo):
         ),
         (lambda c: c.update(colour="blue"), "(top level)", "'colour' was unexpected"),
         (lambda c: c.pop("seeds"), "(top level)", "'seeds' is a required property"),
+        (lambda c: c.pop("results"), "(top level)", "'results' is a required property"),
+        (lambda c: c.update(results="out dir"), "results", "a directory path made of"),
+        (lambda c: c["threads"].pop("run"), "threads", "'run' is a required property"),
+        (lambda c: c["resources"].pop("run"), "resources", "'run' is a required property"),
+        (lambda c: c.update(experiments={}), "experiments", "should be non-empty"),
+        (
+            lambda c: c["experiments"]["ablations"].update({"k-2 $(touch PWNED)": {"k": 2}}),
+            "experiments.ablations",
+            "'k-2 $(touch PWNED)' is not allowed here; expected a name made of letters",
+        ),
+        (
+            lambda c: c["baselines"]["knn"].update({"a;b": {"k": 1, "metric": "l2"}}),
+            "baselines.knn",
+            "'a;b' is not allowed here",
+        ),
+        (
+            lambda c: c["experiments"]["main"]["models"].update(knn=["k1 `id`"]),
+            "experiments.main.models.knn[0]",
+            "is not allowed here",
+        ),
     ],
 )
 def test_bad_config_names_the_key(config, repo, edit, key, why):

@@ -26,12 +26,74 @@ def _json_arg(text: str) -> dict:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction strictly between 0 and 1, got {text!r}"
+        )
+    return value
+
+
+SUBSET_KEYS = ("n_train", "n_test")
+
+
+def _subset_arg(text: str) -> dict:
+    subset = _json_arg(text)
+    unknown = sorted(set(subset) - set(SUBSET_KEYS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown key(s) {unknown} in {text!r}; a subset takes only {list(SUBSET_KEYS)}"
+        )
+    for key, value in subset.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise argparse.ArgumentTypeError(
+                f"{key} must be an integer >= 1, got {value!r} in {text!r}"
+            )
+    return subset
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="the dataset .npz written by `memnet prepare`")
     p.add_argument(
-        "--subset", type=_json_arg, default={}, help='JSON {"n_train": N, "n_test": M}: a subset'
+        "--subset", type=_subset_arg, default={}, help='JSON {"n_train": N, "n_test": M}: a subset'
     )
-    p.add_argument("--threads", type=int, default=1, help="threads for numba, BLAS and torch")
+    p.add_argument(
+        "--threads", type=_positive_int, default=1, help="threads for numba, BLAS and torch"
+    )
 
 
 def cmd_fetch(args) -> None:
@@ -68,7 +130,7 @@ def cmd_run(args) -> None:
 
     params = dict(args.params)
     if args.tuning and args.model == experiments.MEMNET and params.get("tau") is None:
-        params["tau"] = read_json(args.tuning)["tau"]
+        params["tau"] = _tuned_tau(read_json(args.tuning), args.tuning)
     data = experiments.load_data(args.data, args.subset)
     metrics = experiments.execute(
         data=data,
@@ -85,6 +147,16 @@ def cmd_run(args) -> None:
     )
     write_json(args.out, metrics)
     print(f"{args.model}/{args.variant} seed {args.seed}: accuracy {metrics['accuracy']:.4f}")
+
+
+def _tuned_tau(tuning, path) -> float:
+    tau = tuning.get("tau") if isinstance(tuning, dict) else None
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau < float("inf"):
+        raise ValueError(
+            f"{path}: not a `memnet tune` result (its 'tau' should be a number > 0, got {tau!r}); "
+            "delete it and rerun the tune step"
+        )
+    return float(tau)
 
 
 def cmd_aggregate(args) -> None:
@@ -116,9 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="choose the initial tau on a validation split")
     _add_data_args(p)
     p.add_argument("--params", type=_json_arg, required=True, help="MemoryNetwork parameters")
-    p.add_argument("--tau-scale", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tau-scale", type=_positive_real, nargs="+", default=[0.5, 1.0, 2.0])
+    p.add_argument("--validation-fraction", type=_fraction, default=0.1)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tune)
 
@@ -126,12 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--model", required=True, help="memnet, mlp, cnn, knn or ncm")
     p.add_argument("--params", type=_json_arg, default={}, help="the model's parameters as JSON")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=_seed, required=True)
     p.add_argument("--dataset", default=None)
     p.add_argument("--experiment", default="adhoc")
     p.add_argument("--variant", default="default")
     p.add_argument("--x", type=float, default=None, help="the swept value, for the record")
-    p.add_argument("--n-train", type=int, default=None, help="train on a stratified subset")
+    p.add_argument(
+        "--n-train", type=_positive_int, default=None, help="train on a stratified subset"
+    )
     p.add_argument("--tuning", default=None, help="a `memnet tune` file giving tau")
     p.add_argument("--model-out", default=None, help="also save the trained model here")
     p.add_argument("--out", required=True, help="the metrics JSON to write")

@@ -83,6 +83,29 @@ def train_size(config: dict, dataset: str) -> int:
     return min(full, cap) if cap else full
 
 
+def sweep_sizes(config: dict, dataset: str) -> list[tuple[int, int]]:
+    """(size run, size asked) for each point of the `samples` sweep on ``dataset``.
+
+    A size above the training set (or its configured subset) means all of it: it is clipped to the
+    training set's size, and `clipped_sweep_points` says so.
+    """
+    available = train_size(config, dataset)
+    asked = config.get("experiments", {}).get("samples", {}).get("n_train", [])
+    return [(min(n, available), n) for n in asked]
+
+
+def clipped_sweep_points(config: dict) -> list[str]:
+    """A warning for each `samples` sweep point larger than a dataset's training set."""
+    return [
+        f"experiments.samples.n_train: {asked} is more than the {run} training images of "
+        f"{dataset}; it runs on all {run}"
+        for dataset in config["datasets"]
+        if "samples" in config.get("experiments", {})
+        for run, asked in sweep_sizes(config, dataset)
+        if run != asked
+    ]
+
+
 def paper_params(config: dict) -> dict:
     """The Memory Network's `paper` parameters of ``config`` (its `memnet` entry)."""
     return _params(config["memnet"])
@@ -107,8 +130,7 @@ def plan(config: dict) -> list[Run]:
 
         samples = experiments.get("samples")
         if samples:
-            available = train_size(config, dataset)
-            sizes = sorted({min(n, available) for n in samples["n_train"]})
+            sizes = sorted({n for n, _ in sweep_sizes(config, dataset)})
             for model, variant, params in _model_variants(config, samples["models"], dataset):
                 for n in sizes:
                     name = f"{variant}-t{n}"
@@ -251,7 +273,7 @@ def tune(
     X_fit, y_fit = data.X_train[fit], data.y_train[fit]
     X_val, y_val = data.X_train[val], data.y_train[val]
 
-    base = default_tau(X_fit, params["distance"])
+    base = default_tau(X_fit, MemoryNetwork(**params).distance)  # the constructor checks params
     scores = {}
     for scale in tau_scale:
         model = MemoryNetwork(**{**params, "tau": scale * base}, random_state=seed)

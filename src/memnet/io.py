@@ -24,6 +24,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp.exists():
             tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename not in (str(tmp), tmp):
+            raise
+        # The temporary file is an implementation detail: the error names the file being written.
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -44,8 +49,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The JSON in ``path``; a file that is not JSON raises one ValueError that names it."""
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"{path}: not valid JSON ({exc}); it may be truncated: delete it and rerun the "
+                "step that writes it"
+            ) from None
 
 
 def _to_builtin(obj: Any) -> Any:

@@ -1,13 +1,23 @@
 import shlex
+import sys
 
 from memnet.datasets import REGISTRY
 from memnet import paths
-from memnet.experiments import MEMNET, Run, paper_params, params_json, plan
+from memnet.experiments import (
+    MEMNET,
+    Run,
+    clipped_sweep_points,
+    paper_params,
+    params_json,
+    plan,
+)
 
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
 RESULTS = paths.results_dir(config)
 DATA = paths.data_dir(config)
 RUNS = plan(config)
+for warning in clipped_sweep_points(config):
+    print(f"memnet: warning: {warning}", file=sys.stderr)
 RUN_BY_WILDCARDS = {(r.dataset, r.experiment, r.model, r.name): r for r in RUNS}
 METRICS = [r.metrics_path(seed, RESULTS) for r in RUNS for seed in config["seeds"]]
 
