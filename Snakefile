@@ -34,8 +34,10 @@ include: "workflow/rules/experiments.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every metrics file is a target, so that one deleted by hand is made again.
 rule all:
     default_target: True
     input:
+        METRICS,
         rules.aggregate.output,
         REPORT_OUTPUTS,
