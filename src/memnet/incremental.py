@@ -1,0 +1,107 @@
+"""Class-incremental learning (our own experiment, beyond the paper): tasks of classes arrive in turn.
+
+The protocol is the standard class-incremental split (van de Ven & Tolias, 2019): the classes are
+grouped into tasks (MNIST: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]); each task's training samples
+arrive once, in task order, in a seeded order within the task; after each task the model is tested
+on every class seen so far, with no task label given. A model learns the stream through
+``partial_fit(X, y, classes=...)``.
+
+Measures, after task t (t = 0..n-1) and for each task j <= t:
+- ``accuracy[t][j]``: accuracy on the test samples of task j's classes;
+- ``seen_accuracy[t]``: accuracy on the test samples of all classes seen so far;
+- the final average accuracy, ``seen_accuracy[-1]`` (all classes, once every task is in);
+- forgetting: the mean over the tasks before the last of (best accuracy[t][j] over t) minus
+  (final accuracy[n-1][j]) (Chaudhry et al., 2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_TASKS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The training stream of one seed: each task's sample indices, in presentation order."""
+
+    tasks: tuple[tuple[int, ...], ...]
+    order: tuple[np.ndarray, ...]  # order[t]: indices into the training set, for task t
+
+    @property
+    def n_samples(self) -> int:
+        return sum(len(o) for o in self.order)
+
+    def indices(self) -> np.ndarray:
+        """Every training index of the stream, in presentation order."""
+        return np.concatenate(self.order)
+
+
+def check_tasks(tasks: Sequence[Sequence[int]], n_classes: int) -> tuple[tuple[int, ...], ...]:
+    """The tasks as tuples; each class appears in at most one task, and every class is known."""
+    out = tuple(tuple(int(c) for c in task) for task in tasks)
+    if not out or any(not task for task in out):
+        raise ValueError(f"tasks must be a non-empty list of non-empty class lists; got {tasks!r}")
+    flat = [c for task in out for c in task]
+    if len(set(flat)) != len(flat):
+        raise ValueError(f"a class appears in two tasks: {tasks!r}; each class belongs to one task")
+    bad = [c for c in flat if not 0 <= c < n_classes]
+    if bad:
+        raise ValueError(
+            f"tasks name classes {bad} that the dataset lacks (classes 0..{n_classes - 1})"
+        )
+    return out
+
+
+def make_stream(y: np.ndarray, tasks: Sequence[Sequence[int]], seed: int, n_classes: int) -> Stream:
+    """Each task's training samples, shuffled within the task by ``seed``."""
+    tasks = check_tasks(tasks, n_classes)
+    rng = np.random.default_rng(seed)
+    order = []
+    for task in tasks:
+        idx = np.flatnonzero(np.isin(y, task))
+        order.append(idx[rng.permutation(len(idx))])
+    return Stream(tasks, tuple(order))
+
+
+def run_stream(estimator, data, tasks: Sequence[Sequence[int]], seed: int) -> dict:
+    """Learn ``data``'s training set as a class-incremental stream; test after each task.
+
+    ``data`` has X_train, y_train, X_test, y_test and classes (a memnet.datasets.Dataset). Returns
+    the measures of the module docstring, as plain lists.
+    """
+    n_classes = len(data.classes)
+    stream = make_stream(data.y_train, tasks, seed, n_classes)
+    classes = np.arange(n_classes)
+    test_of_task = [np.isin(data.y_test, task) for task in stream.tasks]
+    accuracy, seen_accuracy = [], []
+    for t, order in enumerate(stream.order):
+        estimator.partial_fit(data.X_train[order], data.y_train[order], classes=classes)
+        seen = np.logical_or.reduce(test_of_task[: t + 1])
+        y_pred = np.full(len(data.y_test), -1)
+        y_pred[seen] = estimator.predict(data.X_test[seen])
+        hit = y_pred == data.y_test
+        accuracy.append([float(hit[test_of_task[j]].mean()) for j in range(t + 1)])
+        seen_accuracy.append(float(hit[seen].mean()))
+    return {
+        "tasks": [list(task) for task in stream.tasks],
+        "task_sizes": [len(o) for o in stream.order],
+        "accuracy_per_task": accuracy,
+        "seen_accuracy": seen_accuracy,
+        "final_accuracy": seen_accuracy[-1],
+        "forgetting": forgetting(accuracy),
+    }
+
+
+def forgetting(accuracy: list[list[float]]) -> float | None:
+    """Mean drop of each earlier task's accuracy from its best to its final value (None: one task)."""
+    last = len(accuracy) - 1
+    if last == 0:
+        return None
+    drops = [
+        max(accuracy[t][j] for t in range(j, last + 1)) - accuracy[last][j] for j in range(last)
+    ]
+    return float(np.mean(drops))
