@@ -40,7 +40,23 @@ _LAZY = {
     "load_dataset": ("memnet.datasets", "load"),
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "__version__",
+    "MemoryNetwork",
+    "default_tau",
+    "Baseline",
+    "MLP",
+    "CNN",
+    "KNearestNeighbours",
+    "NearestClassMean",
+    "make_baseline",
+    "datasets",
+    "Dataset",
+    "DatasetUnavailable",
+    "fetch_dataset",
+    "prepare_dataset",
+    "load_dataset",
+]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
     from memnet import datasets

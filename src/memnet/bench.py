@@ -40,7 +40,9 @@ def find_mnist(mirror: str | None) -> Path:
     for where, root in sources:
         if not root:
             continue
-        missing = [f"{f}.gz" for f in MNIST_FILES if not (Path(root) / "mnist" / f"{f}.gz").exists()]
+        missing = [
+            f"{f}.gz" for f in MNIST_FILES if not (Path(root) / "mnist" / f"{f}.gz").exists()
+        ]
         if not missing:
             return Path(root) / "mnist"
         tried.append(f"{where}={root} lacks mnist/{', mnist/'.join(missing)}")
