@@ -15,11 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # lets tests import their fixtur
 
 
 def find_mirror() -> Path | None:
-    """The dataset mirror: $MEMNET_DATA_MIRROR, else ../shared/datasets beside the repo."""
-    candidates = [os.environ.get("MEMNET_DATA_MIRROR"), REPO.parent / "shared" / "datasets"]
-    for c in candidates:
-        if c and (Path(c) / "mnist").is_dir():
-            return Path(c).resolve()
+    """The dataset mirror named by $MEMNET_DATA_MIRROR, when it holds mnist/; else None."""
+    mirror = os.environ.get("MEMNET_DATA_MIRROR")
+    if mirror and (Path(mirror) / "mnist").is_dir():
+        return Path(mirror).resolve()
     return None
 
 
@@ -32,7 +31,12 @@ def repo() -> Path:
 def mirror() -> Path:
     found = find_mirror()
     if found is None:
-        pytest.skip("no MNIST mirror: set MEMNET_DATA_MIRROR or place ../shared/datasets/mnist")
+        where = os.environ.get("MEMNET_DATA_MIRROR")
+        pytest.skip(
+            f"MEMNET_DATA_MIRROR={where} has no mnist/ directory"
+            if where
+            else "no MNIST mirror: set MEMNET_DATA_MIRROR to a directory holding mnist/*-ubyte.gz"
+        )
     return found
 
 

@@ -1,6 +1,89 @@
 """memnet: a reproducible replication of Memory Networks (Ruiz & Gupta, 2024, arXiv:2409.17282).
 
-The paper's full text is not public; the model here is a reconstruction (see the README).
+The model here is a reconstruction built from the paper's abstract and published summaries of it,
+not from its full text (which arXiv publishes as PDF and HTML); docs/model.md describes what is
+known of the paper and what was built. Where the two differ, please open an issue.
+
+The public API is importable from the package itself::
+
+    from memnet import MemoryNetwork, datasets
+
+    data = datasets.load("results/data/mnist.npz")
+    model = MemoryNetwork(random_state=0).fit(data.X_train, data.y_train)
+
+Names are imported on first use (PEP 562), so ``import memnet`` loads neither numba nor torch:
+the pipeline imports ``memnet.config`` in every job, and only the jobs that train pay for them.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+# public name -> (module, attribute in it; None: the module itself)
+_LAZY = {
+    "MemoryNetwork": ("memnet.model", "MemoryNetwork"),
+    "default_tau": ("memnet.model", "default_tau"),
+    "Baseline": ("memnet.baselines", "Baseline"),
+    "MLP": ("memnet.baselines", "MLP"),
+    "CNN": ("memnet.baselines", "CNN"),
+    "KNearestNeighbours": ("memnet.baselines", "KNearestNeighbours"),
+    "NearestClassMean": ("memnet.baselines", "NearestClassMean"),
+    "make_baseline": ("memnet.baselines", "make_baseline"),
+    "datasets": ("memnet.datasets", None),
+    "Dataset": ("memnet.datasets", "Dataset"),
+    "DatasetUnavailable": ("memnet.datasets", "DatasetUnavailable"),
+    "fetch_dataset": ("memnet.datasets", "fetch_dataset"),
+    "prepare_dataset": ("memnet.datasets", "prepare"),
+    "load_dataset": ("memnet.datasets", "load"),
+}
+
+__all__ = [
+    "__version__",
+    "MemoryNetwork",
+    "default_tau",
+    "Baseline",
+    "MLP",
+    "CNN",
+    "KNearestNeighbours",
+    "NearestClassMean",
+    "make_baseline",
+    "datasets",
+    "Dataset",
+    "DatasetUnavailable",
+    "fetch_dataset",
+    "prepare_dataset",
+    "load_dataset",
+]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
+    from memnet import datasets
+    from memnet.baselines import (
+        CNN,
+        MLP,
+        Baseline,
+        KNearestNeighbours,
+        NearestClassMean,
+        make_baseline,
+    )
+    from memnet.datasets import Dataset, DatasetUnavailable, fetch_dataset
+    from memnet.datasets import load as load_dataset
+    from memnet.datasets import prepare as prepare_dataset
+    from memnet.model import MemoryNetwork, default_tau
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'memnet' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -30,16 +30,26 @@ from memnet.io import write_json, write_text
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte")  # fmt: skip
-REPO = Path(__file__).resolve().parents[2]
 
 
 def find_mnist(mirror: str | None) -> Path:
-    """The directory with the four MNIST .gz files: --mirror, $MEMNET_DATA_MIRROR, ../shared."""
-    for root in (mirror, os.environ.get("MEMNET_DATA_MIRROR"), REPO.parent / "shared/datasets"):
-        if root and all((Path(root) / "mnist" / f"{f}.gz").exists() for f in MNIST_FILES):
+    """The directory with the four MNIST .gz files: DIR/mnist for DIR from --mirror, else from
+    $MEMNET_DATA_MIRROR; there is no other place it looks."""
+    sources = [("--mirror", mirror), ("MEMNET_DATA_MIRROR", os.environ.get("MEMNET_DATA_MIRROR"))]
+    tried = []
+    for where, root in sources:
+        if not root:
+            continue
+        missing = [
+            f"{f}.gz" for f in MNIST_FILES if not (Path(root) / "mnist" / f"{f}.gz").exists()
+        ]
+        if not missing:
             return Path(root) / "mnist"
+        tried.append(f"{where}={root} lacks mnist/{', mnist/'.join(missing)}")
+    found = "; ".join(tried) if tried else "no mirror is set"
     raise SystemExit(
-        "MNIST not found: pass --mirror DIR (with DIR/mnist/*-ubyte.gz) or set MEMNET_DATA_MIRROR"
+        f"MNIST not found ({found}): set MEMNET_DATA_MIRROR to a directory holding "
+        f"mnist/{'.gz, mnist/'.join(MNIST_FILES)}.gz (or pass --mirror DIR)"
     )
 
 
