@@ -144,47 +144,24 @@ def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[di
                             )
                         )
             paper = accuracy(MAIN[("memnet", "paper")][0][d], seed)
-            if "neurons" in experiments:
-                for n, offset in NEURONS.items():
-                    params = {**PAPER_PARAMS, "n_neurons": n}
-                    runs.append(
-                        _run(
-                            d,
-                            "neurons",
-                            "memnet",
-                            f"n{n}",
-                            float(n),
-                            seed,
-                            round(paper + offset, 6),
-                            2.0,
-                            1,
-                            False,
-                            False,
-                            params,
-                        )
-                    )
-            if "ablations" in experiments:
-                for variant, offset in ABLATIONS.items():
+            for experiment, variants in (
+                ("neurons", {f"n{n}": (float(n), offset) for n, offset in NEURONS.items()}),
+                ("ablations", {v: (None, offset) for v, offset in ABLATIONS.items()}),
+            ):
+                if experiment not in experiments:
+                    continue
+                for variant, (x, offset) in variants.items():
                     params = dict(PAPER_PARAMS)
-                    if variant != "paper":
+                    if x is not None:
+                        params["n_neurons"] = int(x)
+                    elif variant != "paper":
                         param, value = variant.split("-", 1)
                         params[param] = int(value) if value.isdigit() else value
+                    acc = round(paper + offset, 6)
                     runs.append(
-                        _run(
-                            d,
-                            "ablations",
-                            "memnet",
-                            variant,
-                            None,
-                            seed,
-                            round(paper + offset, 6),
-                            2.0,
-                            1,
-                            False,
-                            False,
-                            params,
-                        )
-                    )
+                        _run(d, experiment, "memnet", variant, x, seed, acc, 2.0, 1, False, False,
+                             params)
+                    )  # fmt: skip
     return runs
 
 

@@ -113,28 +113,25 @@ def _print_written(paths) -> None:
     print("\n".join(str(p) for p in paths))
 
 
-def cmd_tables(args) -> None:
-    from memnet import claims, tables
+def _load_results(args) -> tuple:
+    """(summary, runs, claims) of the --summary, --runs and --claims files."""
+    from memnet.claims import load_claims
     from memnet.results import load_runs, load_summary
 
-    written = tables.build_all(
-        load_summary(args.summary),
-        load_runs(args.runs),
-        claims.load_claims(args.claims),
-        args.models,
-        args.out,
-    )
-    _print_written(written)
+    return load_summary(args.summary), load_runs(args.runs), load_claims(args.claims)
+
+
+def cmd_tables(args) -> None:
+    from memnet import tables
+
+    _print_written(tables.build_all(*_load_results(args), args.models, args.out))
 
 
 def cmd_figures(args) -> None:
-    from memnet import claims, figures
-    from memnet.results import load_runs, load_summary
+    from memnet import figures
 
     written = figures.build_all(
-        load_summary(args.summary),
-        load_runs(args.runs),
-        claims.load_claims(args.claims),
+        *_load_results(args),
         args.confusions,
         args.models,
         args.model_seed,
@@ -147,17 +144,10 @@ def cmd_figures(args) -> None:
 def cmd_report(args) -> None:
     from memnet import report
 
-    written = report.render(
-        args.template,
-        args.runs,
-        args.metrics,
-        args.tables,
-        args.figures,
-        args.captions,
-        args.datasets,
-        args.out,
+    context = report.build_context(
+        args.runs, args.metrics, args.tables, args.figures, args.captions, args.datasets, args.out
     )
-    _print_written(written)
+    _print_written(report.render(args.template, context, args.out))
 
 
 def cmd_notebook(args) -> None:

@@ -174,6 +174,7 @@ def build_context(
 ) -> dict:
     """What the template shows, from exactly the files given: runs.csv, one run's metrics (versions
     and git revision), the tables' .csv and .md, each figure's .png and the captions' .rst."""
+    out_md = Path(out_md)
     table_files, figure_files = by_name(table_files), by_name(figure_files)
     captions = by_name(caption_files)
     runs = load_runs(runs_csv)
@@ -259,21 +260,10 @@ def to_html(md_text: str, base_dir: Path, title: str) -> str:
     )
 
 
-def render(
-    template: Path,
-    runs_csv: Path,
-    metrics: Path | None,
-    table_files: Iterable[str | Path],
-    figure_files: Iterable[str | Path],
-    caption_files: Iterable[str | Path],
-    datasets: list[str],
-    out_md: Path,
-) -> tuple[Path, Path]:
-    """``out_md`` and the self-contained HTML beside it, from the files given (see build_context)."""
+def render(template: Path, context: dict, out_md: Path) -> tuple[Path, Path]:
+    """``out_md`` and the self-contained HTML beside it: ``template`` filled with ``context``
+    (``build_context(..., out_md)``, whose figure links are relative to ``out_md``)."""
     out_md = Path(out_md)
-    context = build_context(
-        runs_csv, metrics, table_files, figure_files, caption_files, datasets, out_md
-    )
     text = render_markdown(template, context)
     write_text(out_md, text)
     out_html = out_md.with_suffix(".html")
