@@ -2,7 +2,8 @@
 
 Every accuracy is a known formula (``BASE`` plus ``SEED_STEP`` per seed), so a test can state what a table
 cell or a verdict must be without running any model. The summary is computed here, independently of
-memnet.aggregate, with the same 95% Student-t interval the interface specifies.
+memnet.aggregate, with the same 95% Student-t interval the interface specifies. The steps are run through
+the `memnet` command with explicit file lists, as the workflow's rules run them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from memnet.aggregate import KEYS, RUN_COLUMNS
+from memnet import cli
+from memnet.results import KEYS, RUN_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,47 +144,24 @@ def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[di
                             )
                         )
             paper = accuracy(MAIN[("memnet", "paper")][0][d], seed)
-            if "neurons" in experiments:
-                for n, offset in NEURONS.items():
-                    params = {**PAPER_PARAMS, "n_neurons": n}
-                    runs.append(
-                        _run(
-                            d,
-                            "neurons",
-                            "memnet",
-                            f"n{n}",
-                            float(n),
-                            seed,
-                            round(paper + offset, 6),
-                            2.0,
-                            1,
-                            False,
-                            False,
-                            params,
-                        )
-                    )
-            if "ablations" in experiments:
-                for variant, offset in ABLATIONS.items():
+            for experiment, variants in (
+                ("neurons", {f"n{n}": (float(n), offset) for n, offset in NEURONS.items()}),
+                ("ablations", {v: (None, offset) for v, offset in ABLATIONS.items()}),
+            ):
+                if experiment not in experiments:
+                    continue
+                for variant, (x, offset) in variants.items():
                     params = dict(PAPER_PARAMS)
-                    if variant != "paper":
+                    if x is not None:
+                        params["n_neurons"] = int(x)
+                    elif variant != "paper":
                         param, value = variant.split("-", 1)
                         params[param] = int(value) if value.isdigit() else value
+                    acc = round(paper + offset, 6)
                     runs.append(
-                        _run(
-                            d,
-                            "ablations",
-                            "memnet",
-                            variant,
-                            None,
-                            seed,
-                            round(paper + offset, 6),
-                            2.0,
-                            1,
-                            False,
-                            False,
-                            params,
-                        )
-                    )
+                        _run(d, experiment, "memnet", variant, x, seed, acc, 2.0, 1, False, False,
+                             params)
+                    )  # fmt: skip
     return runs
 
 
@@ -286,29 +265,74 @@ def quick_tree(tmp_path_factory) -> Path:
     )  # fmt: skip
 
 
-def run_tables(results: Path) -> Path:
-    from memnet import tables
+def model_files(results: Path, seeds=None) -> list[Path]:
+    """The saved models (.npz) and their metrics (.json) under ``results``, of ``seeds`` (all if None)."""
+    found = sorted((results / "models").glob("*/main/memnet/paper/seed*.*"))
+    return [p for p in found if seeds is None or int(p.stem.removeprefix("seed")) in seeds]
 
-    out = results / "tables"
-    tables.main([
-        "--summary", str(out / "summary.csv"), "--runs", str(out / "runs.csv"),
-        "--claims", str(REPO / "paper" / "claims.yaml"), "--models-dir", str(results / "models"),
-        "--out", str(out),
-    ])  # fmt: skip
+
+def confusion_files(results: Path, seeds=None) -> list[Path]:
+    """The main/memnet/paper run files under ``results``, of ``seeds`` (all if None)."""
+    found = sorted((results / "runs").glob("*/main/memnet/paper/seed*.json"))
+    return [p for p in found if seeds is None or int(p.stem.removeprefix("seed")) in seeds]
+
+
+def memnet(*args) -> None:
+    """``memnet ARGS...``, in process; a failure is the test's failure."""
+    code = cli.main([str(a) for a in args])
+    assert code == 0, f"memnet {args[0]} failed with exit code {code}"
+
+
+def run_tables(results: Path, models=None, out: Path | None = None) -> Path:
+    """`memnet tables` on ``results`` with ``models`` (default: every saved model file there)."""
+    out = out or results / "tables"
+    models = model_files(results) if models is None else models
+    memnet(
+        "tables", "--summary", results / "tables" / "summary.csv",
+        "--runs", results / "tables" / "runs.csv", "--claims", REPO / "paper" / "claims.yaml",
+        "--models", *models, "--out", out,
+    )  # fmt: skip
     return out
 
 
-def run_figures(results: Path, datasets: list[str]) -> Path:
-    from memnet import figures
+def run_figures(
+    results: Path, datasets: list[str], models=None, confusions=None, out: Path | None = None
+) -> Path:
+    """`memnet figures` on ``results``; models and run files default to every one there."""
+    out = out or results / "figures"
+    models = model_files(results) if models is None else models
+    confusions = confusion_files(results) if confusions is None else confusions
+    memnet(
+        "figures", "--summary", results / "tables" / "summary.csv",
+        "--runs", results / "tables" / "runs.csv", "--claims", REPO / "paper" / "claims.yaml",
+        "--models", *models, "--confusions", *confusions, "--model-seed", 0,
+        "--datasets", *datasets, "--out", out,
+    )  # fmt: skip
+    return out
 
-    out = results / "figures"
-    figures.main([
-        "--summary", str(results / "tables" / "summary.csv"),
-        "--runs", str(results / "tables" / "runs.csv"),
-        "--claims", str(REPO / "paper" / "claims.yaml"), "--runs-dir", str(results / "runs"),
-        "--models-dir", str(results / "models"), "--model-seed", "0",
-        "--datasets", *datasets, "--out", str(out),
-    ])  # fmt: skip
+
+def table_files(results: Path) -> list[Path]:
+    return sorted((results / "tables").glob("T*_*.*"))
+
+
+def figure_files(results: Path) -> list[Path]:
+    return sorted((results / "figures").glob("F*.png"))
+
+
+def caption_files() -> list[Path]:
+    return sorted((REPO / "workflow" / "report").glob("*.rst"))
+
+
+def run_report(results: Path, datasets: list[str], metrics: Path | None = None) -> Path:
+    """`memnet report` on ``results`` (tables and figures drawn already); returns the Markdown."""
+    out = results / "paper" / "replication.md"
+    metrics = metrics or confusion_files(results)[0]
+    memnet(
+        "report", "--template", REPO / "paper" / "replication.md.j2",
+        "--runs", results / "tables" / "runs.csv", "--metrics", metrics,
+        "--tables", *table_files(results), "--figures", *figure_files(results),
+        "--captions", *caption_files(), "--datasets", *datasets, "--out", out,
+    )  # fmt: skip
     return out
 
 
@@ -318,16 +342,7 @@ _RENDERED: dict[Path, Path] = {}
 def rendered(results: Path, datasets: list[str]) -> Path:
     """Tables, figures and the replication report for ``results`` (once per tree)."""
     if results not in _RENDERED:
-        from memnet import report
-
         run_tables(results)
         run_figures(results, datasets)
-        out = results / "paper" / "replication.md"
-        report.main([
-            "render", "--template", str(REPO / "paper" / "replication.md.j2"),
-            "--tables", str(results / "tables"), "--figures", str(results / "figures"),
-            "--captions", str(REPO / "workflow" / "report"), "--runs-dir", str(results / "runs"),
-            "--datasets", *datasets, "--out", str(out),
-        ])  # fmt: skip
-        _RENDERED[results] = out
+        _RENDERED[results] = run_report(results, datasets)
     return _RENDERED[results]

@@ -3,15 +3,16 @@
 import json
 import math
 
+import fixtures_runs
 import pandas as pd
 import pytest
 
-from memnet import aggregate, cli
+from memnet import aggregate, cli, results
 from memnet.io import write_json
 
 
 def fake_run(tmp_path, seed, accuracy, variant="paper", x=None):
-    metrics = {c: 0 for c in aggregate.RUN_COLUMNS}
+    metrics = {c: 0 for c in results.RUN_COLUMNS}
     metrics.update(
         dataset="mnist",
         experiment="main",
@@ -33,10 +34,10 @@ def fake_run(tmp_path, seed, accuracy, variant="paper", x=None):
 
 def test_t_interval_by_hand():
     # mean 0.9, sample sd 0.01 with n=3: t(0.975, 2) = 4.302652729911275
-    low, high = aggregate.t_interval([0.89, 0.90, 0.91])
+    low, high = results.t_interval([0.89, 0.90, 0.91])
     half = 4.302652729911275 * 0.01 / math.sqrt(3)
     assert low == pytest.approx(0.9 - half) and high == pytest.approx(0.9 + half)
-    assert all(math.isnan(v) for v in aggregate.t_interval([0.5]))
+    assert all(math.isnan(v) for v in results.t_interval([0.5]))
 
 
 def test_aggregate_cli(tmp_path):
@@ -47,11 +48,13 @@ def test_aggregate_cli(tmp_path):
     assert cli.main(["aggregate", *args]) == 0
 
     runs = pd.read_csv(runs_csv)
-    assert list(runs.columns) == aggregate.RUN_COLUMNS
+    assert list(runs.columns) == results.RUN_COLUMNS
     assert len(runs) == 4
     assert json.loads(runs["params"][0]) == {"distance": "l2", "k": 1}
 
-    summary = pd.read_csv(summary_csv).set_index("variant")
+    summary = pd.read_csv(summary_csv)
+    assert list(summary.columns) == results.SUMMARY_COLUMNS
+    summary = summary.set_index("variant")
     assert summary.loc["paper", "n_seeds"] == 3
     assert summary.loc["paper", "accuracy_mean"] == pytest.approx(0.9)
     assert summary.loc["paper", "accuracy_std"] == pytest.approx(0.01)
@@ -64,3 +67,16 @@ def test_incomplete_metrics_file_is_named(tmp_path):
     write_json(path, {"dataset": "mnist"})
     with pytest.raises(ValueError, match="bad.json: metrics file lacks"):
         aggregate.runs_table([path])
+
+
+def test_summary_matches_an_independent_computation():
+    """aggregate.summary_table against the fixture's own groupby, mean, std and t-interval."""
+    runs = fixtures_runs.runs_frame(fixtures_runs.make_runs(seeds=(0, 1, 2)))
+    real = aggregate.summary_table(runs)
+    mine = fixtures_runs.summary_frame(runs)
+    assert len(real) == len(mine) > 0
+    pd.testing.assert_frame_equal(
+        mine[results.SUMMARY_COLUMNS].reset_index(drop=True),
+        real.reset_index(drop=True),
+        check_dtype=False,
+    )

@@ -120,12 +120,12 @@ def test_single_pass_reads_the_saved_models(tmp_path):
     from memnet.model import MemoryNetwork
 
     n_seen = MemoryNetwork.load(path).n_seen_
-    ok = evidence([summary_row()], [run_row(n_train=n_seen)], models_dir=models)
+    ok = evidence([summary_row()], [run_row(n_train=n_seen)], models=[path])
     v = C.evaluate(structural("single_pass"), ok)
     assert v.verdict == C.REPRODUCED
     assert "each of 1 saved models saw exactly its n_train samples" in v.detail
     # a model that saw twice its training set (two passes) must fail the check
-    twice = evidence([summary_row()], [run_row(n_train=n_seen // 2)], models_dir=models)
+    twice = evidence([summary_row()], [run_row(n_train=n_seen // 2)], models=[path])
     v = C.evaluate(structural("single_pass"), twice)
     assert v.verdict == C.NOT_REPRODUCED
     assert f"saw {n_seen} samples" in v.detail

@@ -14,6 +14,7 @@ import yaml
 from conftest import snakemake
 
 from memnet.outputs import TABLES, figure_names
+from memnet.results import MAIN_MEMNET, select
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_replication_report_embeds_every_figure_and_table(quick):
     for stem in TABLES:
         assert (workdir / f"results/tables/{stem}.md").read_text().strip() in md, stem
     runs = pd.read_csv(workdir / "results/tables/runs.csv")
-    paper = runs[(runs.experiment == "main") & (runs.model == "memnet")]
+    paper = select(runs, **MAIN_MEMNET)
     assert f"{100 * paper.accuracy.mean():.2f}%" in md  # the headline number, from the runs
 
 

@@ -8,7 +8,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fixtures_runs import full_tree, quick_tree, rendered, run_figures
+from fixtures_runs import (
+    confusion_files,
+    full_tree,
+    model_files,
+    quick_tree,
+    rendered,
+    run_figures,
+)
 from PIL import Image
 
 from memnet import figures
@@ -79,11 +86,48 @@ def test_gallery_puts_each_class_most_used_memories_in_its_row():
     assert np.allclose(tile(2, 0), [0.2, 0.25, 0.5])
 
 
-def test_confusion_sums_the_seeds(tmp_path):
-    for seed, matrix in enumerate([[[1, 0], [0, 1]], [[0, 1], [0, 1]]]):
-        path = tmp_path / "toy" / "main" / "memnet" / "paper" / f"seed{seed}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"confusion": matrix}))
-    total, n = figures.confusion(tmp_path, "toy")
+def write_run(path, seed, confusion, **keys):
+    run = {"dataset": "toy", "experiment": "main", "model": "memnet", "variant": "paper", "x": None,
+           "seed": seed, "confusion": confusion, **keys}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run))
+    return path
+
+
+def test_confusion_sums_the_seeds_of_the_main_memnet_runs_given(tmp_path):
+    given = [
+        write_run(tmp_path / "a.json", 0, [[1, 0], [0, 1]]),
+        write_run(tmp_path / "b.json", 1, [[0, 1], [0, 1]]),
+        write_run(tmp_path / "c.json", 0, [[5, 5], [5, 5]], dataset="other"),
+        write_run(tmp_path / "d.json", 0, [[9, 9], [9, 9]], variant="k-3"),  # not main/paper
+    ]
+    found = figures.confusions(given)
+    total, n = found["toy"]
     assert total.tolist() == [[1, 1], [0, 2]] and n == 2
-    assert figures.confusion(tmp_path, "absent") is None
+    assert found["other"][1] == 1 and set(found) == {"toy", "other"}
+    assert figures.confusions([]) == {}
+
+
+def test_files_left_on_disk_but_not_given_change_nothing(tmp_path_factory, tmp_path):
+    """Five seeds' run files on disk, two given: F5 sums and draws exactly what a tree holding only
+    those two gives (the old search of the runs directory summed all five)."""
+    five = tmp_path / "five"
+    shutil.copytree(quick_tree(tmp_path_factory), five)
+    two = tmp_path / "two"
+    shutil.copytree(five, two)
+    given = confusion_files(five, seeds=(0, 1))
+    assert len(given) == 2
+    for seed in (2, 3, 4):  # leftovers of an earlier config: more seeds, each all wrong
+        write_run(five / f"runs/mnist/main/memnet/paper/seed{seed}.json", seed,
+                  np.eye(10, k=1, dtype=int).tolist(), dataset="mnist")  # fmt: skip
+    models = model_files(five, seeds=(0,))
+    assert len(confusion_files(five)) == 5
+
+    out_five = run_figures(five, ["mnist"], models=models, confusions=given, out=tmp_path / "f5")
+    out_two = run_figures(two, ["mnist"], out=tmp_path / "f2")
+    total, n = figures.confusions(given)["mnist"]
+    assert n == 2
+    expected = sum(np.array(json.loads(p.read_text())["confusion"]) for p in given)
+    assert total.tolist() == expected.tolist()
+    for stem in ("F5_confusion", "F4_memories_mnist"):
+        assert (out_five / f"{stem}.png").read_bytes() == (out_two / f"{stem}.png").read_bytes()

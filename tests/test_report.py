@@ -12,13 +12,22 @@ import sys
 import pandas as pd
 import pytest
 from conftest import snakemake
-from fixtures_runs import REPO, full_tree, quick_tree, rendered, run_tables
+from fixtures_runs import (
+    REPO,
+    caption_files,
+    confusion_files,
+    figure_files,
+    full_tree,
+    quick_tree,
+    rendered,
+    run_report,
+    run_tables,
+    table_files,
+)
 
 from memnet import figures, report
 
 DATASETS = ["mnist", "cifar10"]
-TEMPLATE = REPO / "paper" / "replication.md.j2"
-CAPTIONS = REPO / "workflow" / "report"
 
 
 @pytest.fixture(scope="module")
@@ -67,27 +76,48 @@ def quick_copy(tmp_path_factory, tmp_path, full_report):
 
 def test_report_changes_when_the_results_change(tmp_path_factory, tmp_path, full_report):
     results = quick_copy(tmp_path_factory, tmp_path, full_report)
-    out = results / "paper" / "replication.md"
-    args = (TEMPLATE, results / "tables", results / "figures", CAPTIONS, results / "runs")
-    report.render(*args, ["mnist"], out)
+    out = run_report(results, ["mnist"])
     assert "the Memory Network reaches 97.10% test accuracy" in out.read_text()
     summary = pd.read_csv(results / "tables" / "summary.csv")
     main = (summary.experiment == "main") & (summary.model == "memnet")
     summary.loc[main, "accuracy_mean"] = 0.8123
     summary.to_csv(results / "tables" / "summary.csv", index=False)
     run_tables(results)
-    report.render(*args, ["mnist"], out)
+    run_report(results, ["mnist"])
     text = out.read_text()
     assert "the Memory Network reaches 81.23% test accuracy" in text
     assert "**not reproduced** (MNIST): On MNIST the Memory Network reaches about 97%" in text
 
 
-def test_a_missing_figure_is_a_clear_error(tmp_path_factory, tmp_path, full_report):
+def test_a_missing_figure_or_table_is_a_clear_error(tmp_path_factory, tmp_path, full_report):
     results = quick_copy(tmp_path_factory, tmp_path, full_report)
-    (results / "figures" / "F6_pareto.png").unlink()
+
+    def context(tables, figures):
+        return report.build_context(results / "tables" / "runs.csv", None, tables, figures,
+                                    caption_files(), ["mnist"], results / "paper" / "replication.md")  # fmt: skip
+
+    no_md = [p for p in table_files(results) if p.name != "T1_main.md"]
+    with pytest.raises(FileNotFoundError, match="T1_main.md: not among the files given"):
+        context(no_md, figure_files(results))
+    no_png = [p for p in figure_files(results) if p.name != "F6_pareto.png"]
     with pytest.raises(FileNotFoundError, match="F6_pareto.png: figure missing"):
-        report.build_context(results / "tables", results / "figures", CAPTIONS, None,
-                             ["mnist"], results / "paper" / "replication.md")  # fmt: skip
+        context(table_files(results), no_png)
+    (results / "figures" / "F6_pareto.png").unlink()  # given, but not there
+    with pytest.raises(FileNotFoundError, match="F6_pareto.png: figure missing"):
+        context(table_files(results), figure_files(results) + [results / "figures/F6_pareto.png"])
+
+
+def test_the_report_reads_versions_from_the_run_file_given(tmp_path_factory, tmp_path, full_report):
+    """A leftover run file that the old search of the runs directory would have read first."""
+    results = quick_copy(tmp_path_factory, tmp_path, full_report)
+    given = confusion_files(results)[0]
+    leftover = results / "runs" / "a-leftover" / "main" / "memnet" / "paper" / "seed0.json"
+    leftover.parent.mkdir(parents=True)
+    run = json.loads(given.read_text())
+    leftover.write_text(json.dumps({**run, "git_revision": "leftover", "versions": {"x": "9"}}))
+    text = run_report(results, ["mnist"], metrics=given).read_text()
+    assert f"Git revision of the runs: `{run['git_revision']}`" in text
+    assert "leftover" not in text and "x 9" not in text
 
 
 def test_every_table_and_figure_has_a_caption(repo):

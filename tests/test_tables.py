@@ -9,10 +9,20 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_runs import N_TEST, N_TRAIN, SEED_STEP, full_tree, quick_tree, run_tables
+from fixtures_runs import (
+    N_TEST,
+    N_TRAIN,
+    SEED_STEP,
+    full_tree,
+    model_files,
+    quick_tree,
+    run_tables,
+    save_model,
+)
 from scipy import stats
 
 from memnet import tables
+from memnet.results import RUN_COLUMNS, SUMMARY_COLUMNS, load_summary, select
 
 T1_COLUMNS = [
     "dataset", "model", "variant", "label", "n_seeds", "accuracy_mean", "accuracy_std",
@@ -60,7 +70,7 @@ def test_every_table_in_three_formats_with_the_expected_columns(full_tables):
 
 def test_t1_holds_the_seed_statistics_and_the_reported_value(full_tables):
     t1 = pd.read_csv(full_tables / "T1_main.csv")
-    row = t1[(t1.dataset == "mnist") & (t1.model == "memnet")].iloc[0]
+    row = select(t1, "mnist", model="memnet").iloc[0]
     accs = 0.970 + SEED_STEP * np.arange(3)  # the fixture's formula for seeds 0, 1, 2
     half = stats.t.ppf(0.975, 2) * accs.std(ddof=1) / math.sqrt(3)
     assert row.accuracy_mean == pytest.approx(accs.mean())
@@ -68,11 +78,11 @@ def test_t1_holds_the_seed_statistics_and_the_reported_value(full_tables):
     assert row.accuracy_ci_low == pytest.approx(accs.mean() - half)
     assert row.paper_reported == 0.97
     assert (row.n_passes, row.uses_backprop, row.uses_weight_sharing) == (1, False, False)
-    cnn = t1[(t1.dataset == "cifar10") & (t1.model == "cnn") & (t1.variant == "epochs10")].iloc[0]
+    cnn = select(t1, "cifar10", model="cnn", variant="epochs10").iloc[0]
     assert (cnn.n_passes, cnn.uses_backprop, cnn.uses_weight_sharing) == (10, True, True)
     assert math.isnan(cnn.paper_reported)
     assert list(t1.dataset.unique()) == ["cifar10", "mnist"]  # alphabetical without a config
-    assert list(t1[t1.dataset == "mnist"].model.unique()) == ["memnet", "mlp", "cnn", "knn", "ncm"]
+    assert list(select(t1, "mnist").model.unique()) == ["memnet", "mlp", "cnn", "knn", "ncm"]
     md = (full_tables / "T1_main.md").read_text()
     assert "| MNIST | Memory Network (paper) | 97.20 ± 0.20 |" in md
     assert "| CIFAR-10 | kNN (k1-l1) | 38.80 ± 0.20 |" in md
@@ -85,11 +95,11 @@ def test_changing_one_input_value_changes_the_matching_cell(quick_results, tmp_p
     t4_before = pd.read_csv(results / "tables" / "T4_efficiency.csv")
 
     summary = pd.read_csv(results / "tables" / "summary.csv")
-    knn = (summary.experiment == "main") & (summary.model == "knn") & (summary.variant == "k1-l2")
+    knn = select(summary, experiment="main", model="knn", variant="k1-l2").index
     summary.loc[knn, "accuracy_mean"] = 0.5
     summary.to_csv(results / "tables" / "summary.csv", index=False)
     runs = pd.read_csv(results / "tables" / "runs.csv")
-    ncm = (runs.experiment == "main") & (runs.model == "ncm") & (runs.seed == 0)
+    ncm = select(runs, experiment="main", model="ncm", seed=0).index
     runs.loc[ncm, "n_test"] = 3 * N_TEST
     runs.to_csv(results / "tables" / "runs.csv", index=False)
 
@@ -101,7 +111,7 @@ def test_changing_one_input_value_changes_the_matching_cell(quick_results, tmp_p
     assert "| MNIST | kNN (k1-l2) | 50.00 ± " in (results / "tables" / "T1_main.md").read_text()
 
     t4 = pd.read_csv(results / "tables" / "T4_efficiency.csv")
-    row, old = t4[t4.model == "ncm"].iloc[0], t4_before[t4_before.model == "ncm"].iloc[0]
+    row, old = select(t4, model="ncm").iloc[0], select(t4_before, model="ncm").iloc[0]
     per_run = N_TEST / (0.05 / 10)  # seed 0 infers in 0.005 s; so does seed 1
     assert old.infer_samples_per_second == pytest.approx(per_run)
     assert row.infer_samples_per_second == pytest.approx((3 * per_run + per_run) / 2)
@@ -123,7 +133,7 @@ def test_t2_has_every_verdict_kind_on_the_quick_tree(quick_results, tmp_path):
 
 def test_t3_paired_differences_match_the_fixture(full_tables):
     t3 = pd.read_csv(full_tables / "T3_ablations.csv", keep_default_na=False, na_values=[""])
-    mnist = t3[t3.dataset == "mnist"].set_index("variant")
+    mnist = select(t3, "mnist").set_index("variant")
     assert mnist.loc["paper", "is_paper"]
     assert mnist.loc["distance-l1", "diff_mean"] == pytest.approx(-0.010)
     assert mnist.loc["distance-l1", ["parameter", "value", "paper_value"]].tolist() == [
@@ -148,7 +158,7 @@ def test_paired_interval_is_the_t_interval_of_the_seed_differences():
                         "accuracy_mean": np.mean(values), "accuracy_ci_low": 0.0,
                         "accuracy_ci_high": 1.0})  # fmt: skip
     t3 = tables.table_ablations(pd.DataFrame(summary), pd.DataFrame(runs))
-    row = t3[t3.variant == "distance-l1"].iloc[0]
+    row = select(t3, variant="distance-l1").iloc[0]
     diffs = np.array([-0.01, 0.01, 0.04])
     half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / math.sqrt(3)
     assert row.diff_mean == pytest.approx(diffs.mean())
@@ -158,7 +168,7 @@ def test_paired_interval_is_the_t_interval_of_the_seed_differences():
 
 def test_t4_throughput_is_samples_over_seconds(full_tables):
     t4 = pd.read_csv(full_tables / "T4_efficiency.csv")
-    memnet = t4[(t4.dataset == "mnist") & (t4.model == "memnet")].iloc[0]
+    memnet = select(t4, "mnist", model="memnet").iloc[0]
     # the fixture trains memnet in 2.0 * (1 + 0.01 * seed) seconds on N_TRAIN samples
     expected = np.mean([N_TRAIN / (2.0 * (1 + 0.01 * s)) for s in range(3)])
     assert memnet.train_samples_per_second == pytest.approx(expected)
@@ -166,8 +176,8 @@ def test_t4_throughput_is_samples_over_seconds(full_tables):
 
 
 def test_tables_without_an_experiment_say_so():
-    empty = pd.DataFrame(columns=tables.SUMMARY_COLUMNS)
-    t3 = tables.table_ablations(empty, pd.DataFrame(columns=tables.RUN_COLUMNS))
+    empty = pd.DataFrame(columns=SUMMARY_COLUMNS)
+    t3 = tables.table_ablations(empty, pd.DataFrame(columns=RUN_COLUMNS))
     assert list(t3.columns) == T3_COLUMNS and t3.empty
     assert tables.NO_RESULTS in tables.to_markdown(tables.display_ablations(t3))
     tex = tables.to_latex(tables.display_ablations(t3), "T3", "T3_ablations")
@@ -193,22 +203,34 @@ def test_a_results_file_missing_a_column_gets_one_clear_error(tmp_path):
     path = tmp_path / "summary.csv"
     pd.DataFrame({"dataset": ["mnist"], "accuracy_mean": [0.9]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"summary.csv: missing columns \['experiment'"):
-        tables.load_summary(path)
+        load_summary(path)
 
 
-def test_the_fixture_and_the_tables_follow_the_aggregate_step():
-    """The hand-made summary agrees with memnet.aggregate's, so the tests check the real format."""
-    import fixtures_runs
-
-    from memnet import aggregate
-
-    assert tables.RUN_COLUMNS == aggregate.RUN_COLUMNS == fixtures_runs.RUN_COLUMNS
-    runs = fixtures_runs.runs_frame(fixtures_runs.make_runs(seeds=(0, 1, 2)))
-    real = aggregate.summary_table(runs)
-    assert set(tables.SUMMARY_COLUMNS) <= set(real.columns)
-    mine = fixtures_runs.summary_frame(runs)
-    pd.testing.assert_frame_equal(
-        mine[tables.SUMMARY_COLUMNS].reset_index(drop=True),
-        real[tables.SUMMARY_COLUMNS].reset_index(drop=True),
-        check_dtype=False,
+def test_a_saved_model_left_on_disk_but_not_given_changes_nothing(quick_results, tmp_path):
+    """A second saved model beside the given one, from a run that saw twice its training set: read,
+    it would make the single-pass claim fail (the old search of the models directory read it)."""
+    results = tmp_path / "results"
+    shutil.copytree(quick_results, results)
+    given = model_files(results)
+    if not given:
+        pytest.skip("no MemoryNetwork to save")
+    before = pd.read_csv(
+        run_tables(results, models=given, out=tmp_path / "before") / "T2_claims.csv"
     )
+    single = before.set_index("id").loc["single-pass"]
+    assert single.verdict == "reproduced" and "each of 1 saved models" in single.detail
+
+    leftover = results / "models" / "mnist" / "main" / "memnet" / "paper" / "seed1.npz"
+    save_model(leftover, "mnist", 1)
+    # seed 0's metrics: its n_train is the training set the model saw once
+    metrics = json.loads(next(p for p in given if p.suffix == ".json").read_text())
+    leftover.with_suffix(".json").write_text(json.dumps({**metrics, "seed": 1, "n_train": 1}))
+    assert len(model_files(results)) == 4
+    after = run_tables(results, models=given, out=tmp_path / "after")
+    for stem in tables.TABLES:
+        for ext in ("csv", "md", "tex"):
+            name = f"{stem}.{ext}"
+            assert (after / name).read_text() == (tmp_path / "before" / name).read_text(), name
+    # given, the leftover would fail the claim: the test can tell the two apart
+    every = pd.read_csv(run_tables(results, out=tmp_path / "every") / "T2_claims.csv")
+    assert every.set_index("id").loc["single-pass", "verdict"] == "not reproduced"

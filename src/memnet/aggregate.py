@@ -6,36 +6,24 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from memnet.io import atomic_path, read_json
+from memnet.results import (
+    CONSTANTS,
+    KEYS,
+    MEANS,
+    RUN_COLUMNS,
+    SUMMARY_COLUMNS,
+    TIMING_COLUMNS,
+    t_interval,
+)
 
-KEYS = ["dataset", "experiment", "model", "variant", "x"]
-RUN_COLUMNS = [
-    *KEYS,
-    "seed",
-    "accuracy",
-    "n_train",
-    "n_test",
-    "n_born",
-    "train_seconds",
-    "infer_seconds",
-    "peak_memory_bytes",
-    "model_bytes",
-    "uses_backprop",
-    "uses_weight_sharing",
-    "n_passes",
-    "threads",
-    "params",
-]
-TIMING_COLUMNS = ["train_seconds", "infer_seconds", "peak_memory_bytes"]
-MEANS = ["train_seconds", "infer_seconds", "peak_memory_bytes", "model_bytes"]
-CONSTANTS = ["n_passes", "uses_backprop", "uses_weight_sharing"]
+__all__ = ["TIMING_COLUMNS", "runs_table", "summary_table", "write_csv"]
 
 
 def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per metrics file (RUN_COLUMNS), sorted by setting and seed; params as JSON text."""
     rows = []
     for path in paths:
         run = read_json(path)
@@ -51,17 +39,8 @@ def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
     )
 
 
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The ``level`` Student-t confidence interval of the mean; NaN with fewer than 2 values."""
-    n = len(values)
-    if n < 2:
-        return float("nan"), float("nan")
-    mean, sem = float(np.mean(values)), float(stats.sem(values))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sem
-    return mean - half, mean + half
-
-
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting (SUMMARY_COLUMNS): accuracy over seeds with its 95% t-interval."""
     rows = []
     for key, group in runs.groupby(KEYS, dropna=False, sort=True):
         acc = group["accuracy"].to_numpy(dtype=float)
@@ -77,7 +56,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         row.update({f"{c}_mean": float(group[c].mean()) for c in MEANS})
         row.update({c: group[c].iloc[0] for c in CONSTANTS})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

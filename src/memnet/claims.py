@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from memnet.io import read_json
+from memnet.results import ANY, MAIN_MEMNET, saved_models, select
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -27,7 +27,6 @@ VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_MEASURABLE)
 
 KINDS = ("numeric", "structural")
 COMPARISONS = ("within", "at_least", "at_most")
-MAIN_MEMNET = {"experiment": "main", "model": "memnet", "variant": "paper"}
 
 
 @dataclass(frozen=True)
@@ -57,11 +56,15 @@ class Verdict:
 
 @dataclass
 class Evidence:
-    """What a verdict may look at: the result tables, the saved models, the model's source."""
+    """What a verdict may look at: the result tables, the saved models, the model's source.
+
+    ``models`` are the files of the saved main/memnet/paper models: each .npz, and the metrics
+    .json of the run that trained it (same path, .json) when it is among them.
+    """
 
     summary: pd.DataFrame
     runs: pd.DataFrame
-    models_dir: Path | None = None
+    models: list[Path] = field(default_factory=list)
     model_source: Path | None = None  # memnet/model.py unless given (tests point elsewhere)
 
     @property
@@ -132,18 +135,6 @@ def evaluate(claim: Claim, evidence: Evidence) -> Verdict:
     return CHECKS[claim.check](claim, evidence)
 
 
-def select(df: pd.DataFrame, dataset: str | None, **keys) -> pd.DataFrame:
-    """Rows of ``df`` matching ``dataset`` and ``keys``; x is null unless ``keys`` gives it."""
-    mask = pd.Series(True, index=df.index)
-    if dataset is not None:
-        mask &= df["dataset"] == dataset
-    for key, value in keys.items():
-        mask &= df[key] == value
-    if "x" not in keys and "x" in df:
-        mask &= df["x"].isna()
-    return df[mask]
-
-
 def compare(measured: float, reported: float, tolerance: float, comparison: str) -> bool:
     if comparison == "within":
         return abs(measured - reported) <= tolerance + 1e-12
@@ -206,28 +197,20 @@ def check(fn: Check) -> Check:
 
 
 def _memnet_runs(ev: Evidence) -> pd.DataFrame:
-    return ev.runs[ev.runs["model"] == "memnet"]
+    return select(ev.runs, model="memnet", x=ANY)
 
 
 def _saved_models(ev: Evidence):
-    """(dataset, seed, model, n_train) for every saved main/memnet/paper model.
+    """(dataset, seed, model, n_train) for every saved model of the evidence.
 
-    n_train comes from the metrics file saved beside the model (the run that trained it), else None.
+    n_train comes from the metrics file of the run that trained it, else None.
     """
-    paths = (
-        sorted(Path(ev.models_dir).glob("*/main/memnet/paper/seed*.npz")) if ev.models_dir else []
-    )
-    if not paths:
+    found = saved_models(ev.models)
+    if not found:
         return []
     from memnet.model import MemoryNetwork
 
-    found = []
-    for path in paths:
-        dataset, seed = path.parts[-5], int(path.stem.removeprefix("seed"))
-        metrics = path.with_suffix(".json")
-        n_train = read_json(metrics)["n_train"] if metrics.exists() else None
-        found.append((dataset, seed, MemoryNetwork.load(path), n_train))
-    return found
+    return [(m.dataset, m.seed, MemoryNetwork.load(m.path), m.n_train) for m in found]
 
 
 def model_sources(root: Path | None = None) -> list[Path]:
@@ -276,7 +259,7 @@ def _source_names(path: Path) -> tuple[set[str], set[str]]:
 
 
 def _flag_problem(runs: pd.DataFrame, column: str, expected) -> str | None:
-    bad = runs[runs[column].astype(str).str.lower() != str(expected).lower()]
+    bad = runs.drop(select(runs, **{column: expected}, x=ANY).index)
     if bad.empty:
         return None
     first = bad.iloc[0]
@@ -379,9 +362,8 @@ def no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
 
 
 def _main_rows(ev: Evidence, dataset: str) -> tuple[pd.Series | None, pd.DataFrame]:
-    rows = select(ev.summary, dataset, experiment="main")
-    memnet = rows[(rows["model"] == "memnet") & (rows["variant"] == "paper")]
-    backprop = rows[rows["uses_backprop"].astype(str).str.lower() == "true"]
+    memnet = select(ev.summary, dataset, **MAIN_MEMNET)
+    backprop = select(ev.summary, dataset, experiment="main", uses_backprop=True)
     return (memnet.iloc[0] if len(memnet) else None), backprop
 
 
@@ -410,10 +392,9 @@ def faster_than_backprop(claim: Claim, ev: Evidence) -> Verdict:
 @check
 def little_data(claim: Claim, ev: Evidence) -> Verdict:
     """At the smallest training set of the samples sweep, memnet beats every backprop baseline."""
-    summary = ev.summary
-    rows = summary[(summary["dataset"] == claim.dataset) & (summary["experiment"] == "samples")]
-    memnet = rows[rows["model"] == "memnet"]
-    backprop = rows[rows["uses_backprop"].astype(str).str.lower() == "true"]
+    sweep = {"experiment": "samples", "x": ANY}
+    memnet = select(ev.summary, claim.dataset, model="memnet", **sweep)
+    backprop = select(ev.summary, claim.dataset, uses_backprop=True, **sweep)
     common = sorted(set(memnet["x"].dropna()) & set(backprop["x"].dropna()))
     if not common:
         return Verdict(
@@ -423,8 +404,8 @@ def little_data(claim: Claim, ev: Evidence) -> Verdict:
             f"needs a samples sweep of memnet and a backprop baseline on {claim.dataset}",
         )
     n = common[0]
-    ours = float(memnet[memnet["x"] == n]["accuracy_mean"].iloc[0])
-    rivals = backprop[backprop["x"] == n]
+    ours = float(select(memnet, x=n)["accuracy_mean"].iloc[0])
+    rivals = select(backprop, x=n)
     best = rivals.loc[rivals["accuracy_mean"].idxmax()]
     ok = ours > float(best["accuracy_mean"])
     detail = (

@@ -5,6 +5,19 @@ memnet prepare    --dataset mnist --raw-dir results/data/raw/mnist --out results
 memnet tune       --data results/data/mnist.npz --params '{...}' --out results/tuning/mnist.json
 memnet run        --data results/data/mnist.npz --model memnet --params '{...}' --seed 0 --out m.json
 memnet aggregate  --runs-csv runs.csv --summary-csv summary.csv results/runs/**/*.json
+memnet tables     --summary summary.csv --runs runs.csv --claims paper/claims.yaml \
+                  --models seed0.npz seed0.json --out results/tables
+memnet figures    --summary summary.csv --runs runs.csv --claims paper/claims.yaml \
+                  --models seed0.npz seed0.json --confusions results/runs/.../seed0.json ... \
+                  --model-seed 0 --datasets mnist --out results/figures
+memnet report     --template paper/replication.md.j2 --runs runs.csv --metrics run.json \
+                  --tables T1_main.csv T1_main.md ... --figures F1_neurons.png ... \
+                  --captions workflow/report/T1_main.rst ... --datasets mnist --out replication.md
+memnet notebook   --notebook notebooks/results.ipynb --out results/notebooks/results.ipynb \
+                  -p results_dir=results -p model_path=seed0.npz
+
+Every step reads exactly the files it is given, never a directory; the heavy libraries (matplotlib,
+seaborn, papermill) load only in the commands that draw or execute.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from memnet import __version__
 
@@ -167,6 +181,75 @@ def cmd_aggregate(args) -> None:
     write_csv(summary_table(runs), args.summary_csv)
 
 
+def _print_written(paths) -> None:
+    print("\n".join(str(p) for p in paths))
+
+
+def _load_results(args) -> tuple:
+    """(summary, runs, claims) of the --summary, --runs and --claims files."""
+    from memnet.claims import load_claims
+    from memnet.results import load_runs, load_summary
+
+    return load_summary(args.summary), load_runs(args.runs), load_claims(args.claims)
+
+
+def cmd_tables(args) -> None:
+    from memnet import tables
+
+    _print_written(tables.build_all(*_load_results(args), args.models, args.out))
+
+
+def cmd_figures(args) -> None:
+    from memnet import figures
+
+    written = figures.build_all(
+        *_load_results(args),
+        args.confusions,
+        args.models,
+        args.model_seed,
+        args.datasets,
+        args.out,
+    )
+    _print_written(written)
+
+
+def cmd_report(args) -> None:
+    from memnet import report
+
+    context = report.build_context(
+        args.runs, args.metrics, args.tables, args.figures, args.captions, args.datasets, args.out
+    )
+    _print_written(report.render(args.template, context, args.out))
+
+
+def cmd_notebook(args) -> None:
+    from memnet import report
+
+    _print_written(report.run_notebook(args.notebook, args.out, dict(args.parameter), args.cwd))
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    if "=" in text:
+        key, value = text.split("=", 1)
+        return key, value
+    raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+
+
+def _add_results_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--summary", required=True, type=Path, help="results/tables/summary.csv")
+    p.add_argument("--runs", required=True, type=Path, help="results/tables/runs.csv")
+    p.add_argument("--claims", required=True, type=Path, help="paper/claims.yaml")
+    p.add_argument(
+        "--models",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="saved models (.npz) and the metrics (.json) of the runs that trained them",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memnet", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"memnet {__version__}")
@@ -216,6 +299,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-csv", required=True, help="output: one row per setting")
     p.add_argument("metrics", nargs="+", help="the per-run metrics JSON files")
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("tables", help="tables T1-T4 (CSV, Markdown, LaTeX) from the results")
+    _add_results_args(p)
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("figures", help="figures F1-F6 (PDF, PNG) from the results")
+    _add_results_args(p)
+    p.add_argument(
+        "--confusions",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="the main/memnet/paper run files whose confusion matrices F5 sums",
+    )
+    p.add_argument("--model-seed", type=int, default=0, help="seed of the model F4 draws")
+    p.add_argument("--datasets", nargs="+", required=True, help="the config's datasets")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("report", help="the replication report, Markdown and self-contained HTML")
+    p.add_argument("--template", required=True, type=Path, help="paper/replication.md.j2")
+    p.add_argument("--runs", required=True, type=Path, help="results/tables/runs.csv")
+    p.add_argument("--metrics", type=Path, help="one run's metrics JSON: versions, git revision")
+    p.add_argument(
+        "--tables", nargs="+", required=True, type=Path, metavar="FILE",
+        help="the tables' files: T1_main.csv, T2_claims.csv and every T*.md",
+    )  # fmt: skip
+    p.add_argument(
+        "--figures", nargs="+", required=True, type=Path, metavar="FILE",
+        help="every figure's PNG",
+    )  # fmt: skip
+    p.add_argument(
+        "--captions", nargs="*", default=[], type=Path, metavar="FILE",
+        help="the captions, workflow/report/<stem>.rst",
+    )  # fmt: skip
+    p.add_argument("--datasets", nargs="+", required=True, help="the config's datasets")
+    p.add_argument("--out", required=True, type=Path, help="results/paper/replication.md")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("notebook", help="execute a notebook with papermill, then export HTML")
+    p.add_argument("--notebook", required=True, type=Path, help="notebooks/<name>.ipynb")
+    p.add_argument("--out", required=True, type=Path, help="results/notebooks/<name>.ipynb")
+    p.add_argument(
+        "-p", "--parameter", type=_parameter, action="append", default=[], metavar="KEY=VALUE",
+        help="a papermill parameter (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--cwd", type=Path, help="the kernel's working directory")
+    p.set_defaults(func=cmd_notebook)
     return parser
 
 

@@ -4,17 +4,20 @@ F1 accuracy vs neurons, F2 accuracy vs training samples, F3 ablations (one file 
 F4 memories gallery and hits histogram (one file per dataset), F5 confusion matrices, F6 accuracy vs
 training time. A missing experiment or dataset gives a figure that says so, so the pipeline's outputs
 always exist. Every figure is WIDTH inches wide at DPI dots per inch, with a colour-blind-safe palette
-and markers/line styles that also separate the models in greyscale print.
+and markers/line styles that also separate the models in greyscale print. The run files (F5) and the
+saved models (F4) are the files given, never a search of a directory.
 
-    python -m memnet.figures --summary results/tables/summary.csv --runs results/tables/runs.csv \\
-        --claims paper/claims.yaml --runs-dir results/runs --models-dir results/models \\
-        --model-seed 0 --datasets mnist cifar10 --out results/figures
+    memnet figures --summary results/tables/summary.csv --runs results/tables/runs.csv \\
+        --claims paper/claims.yaml --models results/models/mnist/main/memnet/paper/seed0.npz \\
+        results/models/mnist/main/memnet/paper/seed0.json \\
+        --confusions results/runs/mnist/main/memnet/paper/seed0.json ... \\
+        --model-seed 0 --datasets mnist --out results/figures
 """
 
 from __future__ import annotations
 
-import argparse
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib as mpl
@@ -25,10 +28,22 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from memnet import claims as claims_mod
 from memnet import tables
-from memnet.io import atomic_path, read_json
+from memnet.io import atomic_path
 from memnet.outputs import figure_names
+from memnet.results import (
+    ANY,
+    MAIN_MEMNET,
+    MODEL_NAMES,
+    MODEL_ORDER,
+    dataset_label,
+    dataset_order,
+    metrics_frame,
+    model_label,
+    ordered,
+    saved_models,
+    select,
+)
 
 WIDTH = 7.0  # inches: a full text width in print
 PANEL_HEIGHT = 2.8  # inches per row of panels
@@ -36,8 +51,8 @@ DPI = 150
 MAX_COLUMNS = 4  # panels per row before wrapping (F3)
 GALLERY_PER_CLASS = 8  # memories shown per class (F4)
 
-COLOURS = sns.color_palette("colorblind", len(tables.MODEL_ORDER))  # Okabe-Ito-like
-PALETTE = dict(zip(tables.MODEL_ORDER, COLOURS, strict=True))
+COLOURS = sns.color_palette("colorblind", len(MODEL_ORDER))  # Okabe-Ito-like
+PALETTE = dict(zip(MODEL_ORDER, COLOURS, strict=True))
 MARKERS = {"memnet": "o", "mlp": "s", "cnn": "^", "knn": "D", "ncm": "v"}
 DASHES = {"memnet": "-", "mlp": "--", "cnn": "-.", "knn": ":", "ncm": (0, (5, 1, 1, 1))}
 GREY = "0.55"
@@ -79,12 +94,6 @@ def placeholder(title: str, message: str) -> Figure:
     return fig
 
 
-def _datasets(df: pd.DataFrame, order: list[str] | None) -> list[str]:
-    present = list(dict.fromkeys(df["dataset"]))
-    order = order or sorted(present)
-    return [d for d in order if d in present] + [d for d in present if d not in order]
-
-
 def _band(ax, x, rows: pd.DataFrame, colour, label, model: str) -> None:
     """Mean accuracy (%) as a line with markers, its 95% CI as a band where there is one."""
     y = 100 * rows["accuracy_mean"].to_numpy(float)
@@ -119,7 +128,7 @@ def _log_x(ax, values) -> None:
 
 
 def _main_accuracy(summary: pd.DataFrame, dataset: str, model: str, variant: str) -> float | None:
-    rows = claims_mod.select(summary, dataset, experiment="main", model=model, variant=variant)
+    rows = select(summary, dataset, experiment="main", model=model, variant=variant)
     return float(rows["accuracy_mean"].iloc[0]) if len(rows) else None
 
 
@@ -129,13 +138,13 @@ def _main_accuracy(summary: pd.DataFrame, dataset: str, model: str, variant: str
 
 def fig_neurons(summary: pd.DataFrame, claims: list, datasets: list[str] | None = None) -> Figure:
     """F1: memnet accuracy vs neurons per dataset, with 1-NN and the paper's reported value."""
-    rows = summary[(summary["experiment"] == "neurons") & (summary["model"] == "memnet")]
+    rows = select(summary, experiment="neurons", model="memnet", x=ANY)
     if rows.empty:
         return placeholder("F1: accuracy vs neurons", "No 'neurons' experiment in this run.")
-    names = _datasets(rows, datasets)
+    names = dataset_order(rows["dataset"], datasets)
     fig, axes = _figure(len(names))
     for ax, dataset in zip(axes, names, strict=True):
-        sweep = rows[rows["dataset"] == dataset].sort_values("x")
+        sweep = select(rows, dataset, x=ANY).sort_values("x")
         ax.set_xscale("log")  # before drawing, so that the limits are computed in log space
         ticks = list(sweep["x"])
         _band(ax, sweep["x"], sweep, PALETTE["memnet"], "Memory Network (ours)", "memnet")
@@ -153,7 +162,7 @@ def fig_neurons(summary: pd.DataFrame, claims: list, datasets: list[str] | None 
                 _paper_reference(ax, claim)
                 ticks += list(claim.reported_neurons or [])
         _log_x(ax, ticks)
-        ax.set_title(tables.dataset_label(dataset))
+        ax.set_title(dataset_label(dataset))
         ax.set_xlabel("Neurons (budget $N_{max}$)")
         ax.set_ylabel("Test accuracy (%)")
         ax.legend(loc="lower right")
@@ -175,21 +184,21 @@ def _paper_reference(ax, claim) -> None:
 
 def fig_samples(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figure:
     """F2: accuracy vs training samples, memnet and every baseline, log x, CI bands."""
-    rows = summary[summary["experiment"] == "samples"]
+    rows = select(summary, experiment="samples", x=ANY)
     if rows.empty:
         return placeholder(
             "F2: accuracy vs training samples", "No 'samples' experiment in this run."
         )
-    names = _datasets(rows, datasets)
+    names = dataset_order(rows["dataset"], datasets)
     fig, axes = _figure(len(names))
     for ax, dataset in zip(axes, names, strict=True):
-        here = tables.ordered(rows[rows["dataset"] == dataset])
+        here = ordered(select(rows, dataset, x=ANY))
         for (model, variant), curve in here.groupby(["model", "variant"], sort=False):
             curve = curve.sort_values("x")
-            label = tables.model_label(model, variant)
+            label = model_label(model, variant)
             _band(ax, curve["x"], curve, PALETTE.get(model, GREY), label, model)
         _log_x(ax, here["x"])
-        ax.set_title(tables.dataset_label(dataset))
+        ax.set_title(dataset_label(dataset))
         ax.set_xlabel("Training samples")
         ax.set_ylabel("Test accuracy (%)")
         ax.legend(loc="lower right")
@@ -202,13 +211,12 @@ def fig_samples(summary: pd.DataFrame, datasets: list[str] | None = None) -> Fig
 
 def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Figure:
     """F3: one panel per ablated parameter; the paper's setting is the highlighted bar."""
-    t3 = tables.table_ablations(summary, runs)
-    t3 = t3[t3["dataset"] == dataset].copy()
-    title = f"F3: ablations on {tables.dataset_label(dataset)}"
-    if t3.empty or not (~t3["is_paper"]).any():
+    t3 = select(tables.table_ablations(summary, runs), dataset).copy()
+    title = f"F3: ablations on {dataset_label(dataset)}"
+    variants = select(t3, is_paper=False)
+    if variants.empty:
         return placeholder(title, f"No ablations for {dataset} in this run.")
-    paper = t3[t3["is_paper"]].iloc[0]
-    variants = t3[~t3["is_paper"]]
+    paper = select(t3, is_paper=True).iloc[0]
     params = list(dict.fromkeys(variants["parameter"]))
     rows = math.ceil(len(params) / MAX_COLUMNS)
     fig, axes = _figure(len(params), rows=rows, height=2.4, sharey=True)
@@ -218,7 +226,7 @@ def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Fi
     lo, hi = 100 * np.nanmin(everything), 100 * np.nanmax(everything)
     pad = max(0.5, 0.15 * (hi - lo))
     for ax, param in zip(axes, params, strict=True):
-        mine = variants[variants["parameter"] == param]
+        mine = select(variants, parameter=param)
         paper_value = mine["paper_value"].iloc[0] or "paper"
         labels = [f"{paper_value}\n(paper)", *mine["value"]]
         means = [paper["accuracy_mean"], *mine["accuracy_mean"]]
@@ -245,7 +253,7 @@ def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Fi
         ax.set_ylim(lo - pad, hi + pad)
     for ax in axes[:: min(MAX_COLUMNS, len(params))]:
         ax.set_ylabel("Test accuracy (%)")
-    fig.suptitle(f"{tables.dataset_label(dataset)}: ablations (y axis does not start at 0)")
+    fig.suptitle(f"{dataset_label(dataset)}: ablations (y axis does not start at 0)")
     return fig
 
 
@@ -309,7 +317,7 @@ def fig_memories(model, dataset: str, per_class: int = GALLERY_PER_CLASS) -> Fig
     right.set_xlabel("Samples absorbed per neuron (hits)")
     right.set_ylabel("Neurons")
     right.set_title(f"{len(hits):,} neurons, {int(hits.sum()):,} samples absorbed")
-    fig.suptitle(f"{tables.dataset_label(dataset)}: memories of the trained network")
+    fig.suptitle(f"{dataset_label(dataset)}: memories of the trained network")
     return fig
 
 
@@ -317,18 +325,24 @@ def fig_memories(model, dataset: str, per_class: int = GALLERY_PER_CLASS) -> Fig
 # F5: confusion matrices from the run files
 
 
-def confusion(runs_dir: Path, dataset: str) -> tuple[np.ndarray, int] | None:
-    """The confusion matrix of main/memnet/paper summed over seeds, and the number of seeds."""
-    paths = sorted(Path(runs_dir).glob(f"{dataset}/main/memnet/paper/seed*.json"))
-    if not paths:
-        return None
-    total = sum(np.asarray(read_json(p)["confusion"], dtype=np.int64) for p in paths)
-    return total, len(paths)
+def confusions(paths: Iterable[str | Path]) -> dict[str, tuple[np.ndarray, int]]:
+    """Per dataset, the confusion matrix of main/memnet/paper summed over the run files ``paths``
+    (those of another setting are left out), and the number of seeds summed."""
+    runs = select(metrics_frame(paths), **MAIN_MEMNET)
+    found = {}
+    for dataset in dict.fromkeys(runs["dataset"]):
+        matrices = [
+            np.asarray(m["confusion"], dtype=np.int64) for m in select(runs, dataset)["metrics"]
+        ]
+        found[dataset] = sum(matrices), len(matrices)
+    return found
 
 
-def fig_confusion(runs_dir: Path, datasets: list[str]) -> Figure:
-    """F5: memnet's row-normalised confusion matrix (% of each true class) per dataset."""
-    found = {d: c for d in datasets if (c := confusion(runs_dir, d)) is not None}
+def fig_confusion(runs: Iterable[str | Path], datasets: list[str]) -> Figure:
+    """F5: memnet's row-normalised confusion matrix (% of each true class) per dataset of
+    ``datasets``, from the main/memnet/paper run files ``runs``."""
+    summed = confusions(runs)
+    found = {d: summed[d] for d in datasets if d in summed}
     if not found:
         return placeholder("F5: confusion matrices", "No main Memory Network runs in this run.")
     fig, axes = _figure(len(found), height=3.6)
@@ -356,7 +370,7 @@ def fig_confusion(runs_dir: Path, datasets: list[str]) -> Figure:
         ax.tick_params(axis="x", labelrotation=90)
         ax.tick_params(axis="y", labelrotation=0)
         seeds = f"{n_seeds} seed{'s' * (n_seeds != 1)}"
-        ax.set_title(f"{tables.dataset_label(dataset)} ({seeds})")
+        ax.set_title(f"{dataset_label(dataset)} ({seeds})")
     return fig
 
 
@@ -377,13 +391,13 @@ def pareto_front(times: np.ndarray, accuracies: np.ndarray) -> np.ndarray:
 
 def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figure:
     """F6: accuracy vs mean training time of every model at the main setting; the Pareto front."""
-    rows = summary[summary["experiment"] == "main"]
+    rows = select(summary, experiment="main")
     if rows.empty:
         return placeholder("F6: accuracy vs training time", "No 'main' experiment in this run.")
-    names = _datasets(rows, datasets)
+    names = dataset_order(rows["dataset"], datasets)
     fig, axes = _figure(len(names))
     for ax, dataset in zip(axes, names, strict=True):
-        here = tables.ordered(rows[rows["dataset"] == dataset])
+        here = ordered(select(rows, dataset))
         t = here["train_seconds_mean"].to_numpy(float)
         acc = 100 * here["accuracy_mean"].to_numpy(float)
         front = pareto_front(t, acc)
@@ -413,10 +427,10 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
                 fontsize=6,
             )
         ax.set_xscale("log")
-        ax.set_title(tables.dataset_label(dataset))
+        ax.set_title(dataset_label(dataset))
         ax.set_xlabel("Training time (s, mean over seeds)")
         ax.set_ylabel("Test accuracy (%)")
-    models = list(dict.fromkeys(tables.ordered(rows)["model"]))
+    models = list(dict.fromkeys(ordered(rows)["model"]))
     handles = [
         Line2D(
             [],
@@ -426,7 +440,7 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
             linestyle="none",
             markeredgecolor="black",
             markeredgewidth=0.5,
-            label=tables.MODEL_NAMES.get(m, m),
+            label=MODEL_NAMES.get(m, m),
         )
         for m in models
     ] + [Line2D([], [], color=GREY, label="Pareto front")]
@@ -453,71 +467,39 @@ def build_all(
     summary: pd.DataFrame,
     runs: pd.DataFrame,
     claims: list,
-    runs_dir: Path,
-    models_dir: Path | None,
+    confusion_runs: Iterable[str | Path],
+    models: Iterable[str | Path],
     model_seed: int,
     datasets: list[str],
     out_dir: str | Path,
 ) -> list[Path]:
+    """Every figure of ``figure_names(datasets)`` under ``out_dir``.
+
+    ``confusion_runs`` are the main/memnet/paper run files (F5); ``models`` the saved-model files
+    (F4 draws, per dataset, the model of seed ``model_seed`` among them).
+    """
     style()
+    models = saved_models(models)
     figures = {
         "F1_neurons": lambda: fig_neurons(summary, claims, datasets),
         "F2_samples": lambda: fig_samples(summary, datasets),
-        "F5_confusion": lambda: fig_confusion(runs_dir, datasets),
+        "F5_confusion": lambda: fig_confusion(confusion_runs, datasets),
         "F6_pareto": lambda: fig_pareto(summary, datasets),
     }
     for d in datasets:
         figures[f"F3_ablations_{d}"] = lambda d=d: fig_ablations(summary, runs, d)
-        figures[f"F4_memories_{d}"] = lambda d=d: _memories_or_placeholder(
-            models_dir, d, model_seed
-        )
+        figures[f"F4_memories_{d}"] = lambda d=d: _memories_or_placeholder(models, d, model_seed)
     written = []
     for stem in figure_names(datasets):
         written += save_figure(figures[stem](), out_dir, stem)
     return written
 
 
-def model_path(models_dir: str | Path, dataset: str, seed: int) -> Path:
-    return Path(models_dir) / dataset / "main" / "memnet" / "paper" / f"seed{seed}.npz"
-
-
-def _memories_or_placeholder(models_dir: Path | None, dataset: str, seed: int) -> Figure:
-    path = model_path(models_dir, dataset, seed) if models_dir else None
-    if path is None or not path.exists():
-        title = f"F4: memories ({tables.dataset_label(dataset)})"
+def _memories_or_placeholder(models: list, dataset: str, seed: int) -> Figure:
+    path = next((m.path for m in models if (m.dataset, m.seed) == (dataset, seed)), None)
+    if path is None:
+        title = f"F4: memories ({dataset_label(dataset)})"
         return placeholder(title, f"No saved model for {dataset} (seed {seed}) in this run.")
     from memnet.model import MemoryNetwork
 
     return fig_memories(MemoryNetwork.load(path), dataset)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m memnet.figures",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--summary", required=True, help="results/tables/summary.csv")
-    parser.add_argument("--runs", required=True, help="results/tables/runs.csv")
-    parser.add_argument("--claims", required=True, help="paper/claims.yaml")
-    parser.add_argument("--runs-dir", required=True, type=Path, help="results/runs (confusions)")
-    parser.add_argument("--models-dir", type=Path, help="results/models (saved models)")
-    parser.add_argument("--model-seed", type=int, default=0, help="seed of the saved model (F4)")
-    parser.add_argument("--datasets", nargs="+", required=True, help="the config's datasets")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    args = parser.parse_args(argv)
-    written = build_all(
-        tables.load_summary(args.summary),
-        tables.load_runs(args.runs),
-        claims_mod.load_claims(args.claims),
-        args.runs_dir,
-        args.models_dir,
-        args.model_seed,
-        args.datasets,
-        args.out,
-    )
-    print("\n".join(str(p) for p in written))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,25 +1,27 @@
 """The replication report (Markdown + self-contained HTML) and the executed review notebooks.
 
-    python -m memnet.report render --template paper/replication.md.j2 --tables results/tables \\
-        --figures results/figures --captions workflow/report --runs-dir results/runs \\
+    memnet report --template paper/replication.md.j2 --runs results/tables/runs.csv \\
+        --metrics results/runs/mnist/main/memnet/paper/seed0.json \\
+        --tables results/tables/T1_main.csv results/tables/T1_main.md ... \\
+        --figures results/figures/F1_neurons.png ... --captions workflow/report/T1_main.rst ... \\
         --datasets mnist cifar10 --out results/paper/replication.md
-    python -m memnet.report notebook --notebook notebooks/results.ipynb \\
-        --out results/notebooks/results.ipynb -p results_dir results -p model_path results/models/...
+    memnet notebook --notebook notebooks/results.ipynb --out results/notebooks/results.ipynb \\
+        -p results_dir=results -p model_path=results/models/mnist/main/memnet/paper/seed0.npz
 
-`render` fills the Jinja template with numbers read from the result files only (tables T1-T4, the
-figures, runs.csv and one run's metrics for versions), writes the Markdown, then the HTML with every
-figure inlined as base64 so that the page stands alone. `notebook` runs a notebook with papermill and
-converts the executed copy to HTML beside it.
+`render` fills the Jinja template with numbers read from the given result files only (tables T1-T4,
+the figures, runs.csv and one run's metrics for versions), writes the Markdown, then the HTML with
+every figure inlined as base64 so that the page stands alone; it reads no file it was not given.
+`run_notebook` runs a notebook with papermill and converts the executed copy to HTML beside it.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import jinja2
@@ -27,8 +29,9 @@ import markdown
 import pandas as pd
 
 from memnet import tables
-from memnet.figures import figure_names
 from memnet.io import atomic_path, read_json, write_text
+from memnet.outputs import figure_names
+from memnet.results import MAIN_MEMNET, dataset_label, load_runs, select
 
 FIGURE_TITLES = {
     "F1": "Accuracy vs number of neurons",
@@ -59,66 +62,79 @@ code { background: #f3f3f3; padding: 0 0.2rem; }
 # The context: everything the template shows, read from the result files
 
 
-def caption(captions_dir: Path, stem: str) -> str:
-    """The caption of ``stem`` (workflow/report/<stem>.rst), as one line of plain text."""
-    path = Path(captions_dir) / f"{stem}.rst"
-    return " ".join(path.read_text().split()) if path.exists() else ""
+def by_name(paths: Iterable[str | Path]) -> dict[str, Path]:
+    """The given files by file name ("T1_main.md" -> its path); two files of one name are an error."""
+    found: dict[str, Path] = {}
+    for path in map(Path, paths):
+        if path.name in found and found[path.name] != path:
+            raise ValueError(f"two files named {path.name}: {found[path.name]} and {path}")
+        found[path.name] = path
+    return found
 
 
-def _figure_caption(captions_dir: Path, stem: str) -> str:
+def _given(files: dict[str, Path], name: str, option: str) -> Path:
+    if name not in files:
+        raise FileNotFoundError(f"{name}: not among the files given to {option}; pass it there")
+    return files[name]
+
+
+def caption(captions: dict[str, Path], stem: str) -> str:
+    """The caption of ``stem`` (workflow/report/<stem>.rst, if given), as one line of plain text."""
+    path = captions.get(f"{stem}.rst")
+    return " ".join(path.read_text().split()) if path is not None else ""
+
+
+def _figure_caption(captions: dict[str, Path], stem: str) -> str:
     """F3_ablations_mnist -> the caption of F3_ablations (one caption for every dataset)."""
-    return caption(captions_dir, "_".join(stem.split("_")[:2]))
+    return caption(captions, "_".join(stem.split("_")[:2]))
 
 
-def _run_facts(runs: pd.DataFrame, runs_dir: Path | None) -> dict:
+def _run_facts(runs: pd.DataFrame, metrics: Path | None) -> dict:
     datasets = list(dict.fromkeys(runs["dataset"]))
     facts = {
         "datasets": datasets,
-        "dataset_labels": [tables.dataset_label(d) for d in datasets],
+        "dataset_labels": [dataset_label(d) for d in datasets],
         "seeds": sorted(int(s) for s in runs["seed"].unique()),
         "n_runs": len(runs),
         "experiments": list(dict.fromkeys(runs["experiment"])),
         "git_revision": "unknown",
         "versions": {},
     }
-    main = runs[runs["experiment"] == "main"]
+    main = select(runs, experiment="main")
     facts["sizes"] = [
         {
-            "label": tables.dataset_label(d),
-            "n_train": f"{int(main[main.dataset == d].n_train.max()):,}",
-            "n_test": f"{int(main[main.dataset == d].n_test.max()):,}",
+            "label": dataset_label(d),
+            "n_train": f"{int(select(main, d).n_train.max()):,}",
+            "n_test": f"{int(select(main, d).n_test.max()):,}",
         }
         for d in datasets
-        if (main.dataset == d).any()
+        if len(select(main, d))
     ]
-    metrics = sorted(Path(runs_dir).glob("*/*/*/*/seed*.json")) if runs_dir else []
-    if metrics:
-        first = read_json(metrics[0])
+    if metrics is not None:
+        first = read_json(metrics)
         facts["git_revision"] = first.get("git_revision", "unknown")
         facts["versions"] = first.get("versions", {})
     return facts
 
 
 def _paper_params(runs: pd.DataFrame) -> dict:
-    rows = runs[
-        (runs["experiment"] == "main") & (runs["model"] == "memnet") & (runs["variant"] == "paper")
-    ]
+    rows = select(runs, **MAIN_MEMNET)
     return json.loads(rows["params"].iloc[0]) if len(rows) else {}
 
 
 def _headline(t1: pd.DataFrame) -> list[dict]:
     lines = []
     for dataset in dict.fromkeys(t1["dataset"]):
-        here = t1[t1["dataset"] == dataset]
-        memnet = here[(here["model"] == "memnet") & (here["variant"] == "paper")]
+        here = select(t1, dataset)
+        memnet = select(here, model="memnet", variant="paper")
         if memnet.empty:
             continue
         m = memnet.iloc[0]
-        knn = here[(here["model"] == "knn") & (here["variant"] == "k1-l2")]
+        knn = select(here, model="knn", variant="k1-l2")
         ci = tables.pct_interval(m["accuracy_ci_low"], m["accuracy_ci_high"])
         lines.append(
             {
-                "label": tables.dataset_label(dataset),
+                "label": dataset_label(dataset),
                 "memnet": tables.pct(m["accuracy_mean"]),
                 "ci": "" if ci == "–" else ci,
                 "n_seeds": int(m["n_seeds"]),
@@ -148,38 +164,47 @@ def _claims(t2: pd.DataFrame) -> list[dict]:
 
 
 def build_context(
-    tables_dir: Path,
-    figures_dir: Path,
-    captions_dir: Path,
-    runs_dir: Path | None,
+    runs_csv: Path,
+    metrics: Path | None,
+    table_files: Iterable[str | Path],
+    figure_files: Iterable[str | Path],
+    caption_files: Iterable[str | Path],
     datasets: list[str],
     out_md: Path,
 ) -> dict:
-    tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
-    runs = tables.load_runs(tables_dir / "runs.csv")
-    t1 = pd.read_csv(tables_dir / "T1_main.csv")
-    t2 = pd.read_csv(tables_dir / "T2_claims.csv", keep_default_na=False, na_values=[""])
+    """What the template shows, from exactly the files given: runs.csv, one run's metrics (versions
+    and git revision), the tables' .csv and .md, each figure's .png and the captions' .rst."""
+    out_md = Path(out_md)
+    table_files, figure_files = by_name(table_files), by_name(figure_files)
+    captions = by_name(caption_files)
+    runs = load_runs(runs_csv)
+    t1 = pd.read_csv(_given(table_files, "T1_main.csv", "--tables"))
+    t2 = pd.read_csv(
+        _given(table_files, "T2_claims.csv", "--tables"), keep_default_na=False, na_values=[""]
+    )
     counts = t2["verdict"].value_counts()
     figures = []
     for stem in figure_names(datasets):
-        png = figures_dir / f"{stem}.png"
-        if not png.exists():
-            raise FileNotFoundError(f"{png}: figure missing; run `python -m memnet.figures` first")
+        png = figure_files.get(f"{stem}.png")
+        if png is None or not png.exists():
+            raise FileNotFoundError(
+                f"{stem}.png: figure missing; draw it with `memnet figures` and pass it to --figures"
+            )
         fid, _, suffix = stem.partition("_")
         title = FIGURE_TITLES[fid]
         if stem.startswith(("F3_", "F4_")):
-            title += f" ({tables.dataset_label(suffix.split('_', 1)[1])})"
+            title += f" ({dataset_label(suffix.split('_', 1)[1])})"
         figures.append(
             {
                 "id": fid,
                 "stem": stem,
                 "title": title,
                 "src": Path(os.path.relpath(png, out_md.parent)).as_posix(),
-                "caption": _figure_caption(captions_dir, stem),
+                "caption": _figure_caption(captions, stem),
             }
         )
     return {
-        "run": _run_facts(runs, runs_dir),
+        "run": _run_facts(runs, metrics),
         "verdict_counts": {v: int(counts[v]) for v in counts.index},
         "headline": _headline(t1),
         "claims": _claims(t2),
@@ -188,8 +213,8 @@ def build_context(
             {
                 "id": stem.split("_")[0],
                 "title": title,
-                "markdown": (tables_dir / f"{stem}.md").read_text(),
-                "caption": caption(captions_dir, stem),
+                "markdown": _given(table_files, f"{stem}.md", "--tables").read_text(),
+                "caption": caption(captions, stem),
             }
             for stem, title in TABLE_TITLES.items()
         ],
@@ -235,17 +260,10 @@ def to_html(md_text: str, base_dir: Path, title: str) -> str:
     )
 
 
-def render(
-    template: Path,
-    tables_dir: Path,
-    figures_dir: Path,
-    captions_dir: Path,
-    runs_dir: Path | None,
-    datasets: list[str],
-    out_md: Path,
-) -> tuple[Path, Path]:
+def render(template: Path, context: dict, out_md: Path) -> tuple[Path, Path]:
+    """``out_md`` and the self-contained HTML beside it: ``template`` filled with ``context``
+    (``build_context(..., out_md)``, whose figure links are relative to ``out_md``)."""
     out_md = Path(out_md)
-    context = build_context(tables_dir, figures_dir, captions_dir, runs_dir, datasets, out_md)
     text = render_markdown(template, context)
     write_text(out_md, text)
     out_html = out_md.with_suffix(".html")
@@ -292,65 +310,3 @@ def run_notebook(
     with atomic_path(out_html) as path:
         path.write_text(html)
     return out_ipynb, out_html
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def _parameter(text: str) -> tuple[str, str]:
-    if "=" in text:
-        key, value = text.split("=", 1)
-        return key, value
-    raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m memnet.report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    r = sub.add_parser("render", help="the replication report, Markdown and HTML")
-    r.add_argument("--template", required=True, type=Path, help="paper/replication.md.j2")
-    r.add_argument("--tables", required=True, type=Path, help="results/tables")
-    r.add_argument("--figures", required=True, type=Path, help="results/figures")
-    r.add_argument("--captions", required=True, type=Path, help="workflow/report")
-    r.add_argument("--runs-dir", type=Path, help="results/runs (versions and git revision)")
-    r.add_argument("--datasets", nargs="+", required=True, help="the config's datasets")
-    r.add_argument("--out", required=True, type=Path, help="results/paper/replication.md")
-
-    n = sub.add_parser("notebook", help="execute a notebook with papermill, then export HTML")
-    n.add_argument("--notebook", required=True, type=Path, help="notebooks/<name>.ipynb")
-    n.add_argument("--out", required=True, type=Path, help="results/notebooks/<name>.ipynb")
-    n.add_argument(
-        "-p",
-        "--parameter",
-        type=_parameter,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a papermill parameter (repeatable)",
-    )
-    n.add_argument("--cwd", type=Path, help="the kernel's working directory")
-
-    args = parser.parse_args(argv)
-    if args.command == "render":
-        written = render(
-            args.template,
-            args.tables,
-            args.figures,
-            args.captions,
-            args.runs_dir,
-            args.datasets,
-            args.out,
-        )
-    else:
-        written = run_notebook(args.notebook, args.out, dict(args.parameter), args.cwd)
-    print("\n".join(str(p) for p in written))
-
-
-if __name__ == "__main__":
-    main()

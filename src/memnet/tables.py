@@ -2,123 +2,36 @@
 
 T1 main results, T2 the claims' verdicts, T3 ablations, T4 efficiency. Every cell is computed from
 results/tables/runs.csv and summary.csv (and paper/claims.yaml for the reported values); nothing is
-cached or typed in.
+cached or typed in; the saved models the claims' checks read are the files given, never a search.
 
-    python -m memnet.tables --summary results/tables/summary.csv --runs results/tables/runs.csv \\
-        --claims paper/claims.yaml --models-dir results/models --out results/tables
+    memnet tables --summary results/tables/summary.csv --runs results/tables/runs.csv \\
+        --claims paper/claims.yaml --models results/models/mnist/main/memnet/paper/seed0.npz \\
+        results/models/mnist/main/memnet/paper/seed0.json --out results/tables
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from memnet import claims as claims_mod
 from memnet.io import atomic_path, write_text
 from memnet.outputs import TABLES
+from memnet.results import (
+    MAIN_MEMNET,
+    dataset_label,
+    datasets_in,
+    model_label,
+    natural,
+    ordered,
+    select,
+    t_interval,
+)
 
-# The columns fixed by the project's interfaces (results/tables/runs.csv and summary.csv)
-KEYS = ["dataset", "experiment", "model", "variant", "x"]
-RUN_COLUMNS = (
-    KEYS
-    + """
-    seed accuracy n_train n_test n_born train_seconds infer_seconds peak_memory_bytes model_bytes
-    uses_backprop uses_weight_sharing n_passes threads params
-""".split()
-)
-SUMMARY_COLUMNS = (
-    KEYS
-    + """
-    n_seeds accuracy_mean accuracy_std accuracy_ci_low accuracy_ci_high train_seconds_mean
-    infer_seconds_mean peak_memory_bytes_mean model_bytes_mean n_passes uses_backprop
-    uses_weight_sharing
-""".split()
-)
-MODEL_ORDER = ["memnet", "mlp", "cnn", "knn", "ncm"]
-MODEL_NAMES = {"memnet": "Memory Network", "mlp": "MLP", "cnn": "CNN", "knn": "kNN", "ncm": "NCM"}
-DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 NO_RESULTS = "No results for this table in this run."
-
-# ---------------------------------------------------------------------------------------------
-# Loading and naming
-
-
-def read_table(path: str | Path, required: list[str]) -> pd.DataFrame:
-    """A results CSV with its columns checked; one clear error names what is missing."""
-    df = pd.read_csv(path)
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: missing columns {missing}; regenerate it with `memnet aggregate` "
-            "(the columns are fixed by the project's interfaces)"
-        )
-    for column in ("uses_backprop", "uses_weight_sharing"):
-        df[column] = as_bool(df[column])
-    for column in ("dataset", "experiment", "model", "variant"):
-        df[column] = df[column].astype(str)
-    return df
-
-
-def load_runs(path: str | Path) -> pd.DataFrame:
-    return read_table(path, RUN_COLUMNS)
-
-
-def load_summary(path: str | Path) -> pd.DataFrame:
-    return read_table(path, SUMMARY_COLUMNS)
-
-
-def as_bool(values: pd.Series) -> pd.Series:
-    return values.astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
-
-
-def model_label(model: str, variant: str) -> str:
-    return f"{MODEL_NAMES.get(model, model)} ({variant})"
-
-
-def dataset_label(dataset: str) -> str:
-    return DATASET_NAMES.get(dataset, dataset)
-
-
-def _natural(text: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text)))
-
-
-def model_rank(model: str) -> int:
-    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
-
-
-def ordered(df: pd.DataFrame, datasets: list[str] | None = None) -> pd.DataFrame:
-    """Rows by dataset (config order, else alphabetical), then model family, then variant."""
-    order = {d: i for i, d in enumerate(datasets or sorted(df["dataset"].unique()))}
-    key = df.apply(
-        lambda r: (
-            order.get(r["dataset"], len(order)),
-            r["dataset"],
-            model_rank(r["model"]),
-            r["model"],
-            _natural(r["variant"]),
-            r.get("x", 0),
-        ),
-        axis=1,
-    )
-    return df.loc[sorted(df.index, key=lambda i: key[i])].reset_index(drop=True)
-
-
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval of the mean; NaN with fewer than two values."""
-    n = len(values)
-    if n < 2:
-        return math.nan, math.nan
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / math.sqrt(n)
-    return float(np.mean(values) - half), float(np.mean(values) + half)
-
 
 # ---------------------------------------------------------------------------------------------
 # The tables, as raw numbers
@@ -126,7 +39,7 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 def table_main(summary: pd.DataFrame, claims: list[claims_mod.Claim]) -> pd.DataFrame:
     """T1: one row per (dataset, model, variant) of the main experiment."""
-    rows = summary[summary["experiment"] == "main"].copy()
+    rows = select(summary, experiment="main").copy()
     rows["label"] = [model_label(m, v) for m, v in zip(rows["model"], rows["variant"], strict=True)]
     rows["paper_reported"] = [
         _reported(claims, r.dataset, r.model, r.variant) for r in rows.itertuples()
@@ -187,36 +100,19 @@ def split_variant(variant: str) -> tuple[str, str]:
 
 def _paper_reference(summary: pd.DataFrame, dataset: str) -> tuple[str, pd.Series] | None:
     for experiment in ("ablations", "main"):
-        rows = summary[
-            (summary["dataset"] == dataset)
-            & (summary["experiment"] == experiment)
-            & (summary["model"] == "memnet")
-            & (summary["variant"] == "paper")
-            & summary["x"].isna()
-        ]
+        rows = select(summary, dataset, **{**MAIN_MEMNET, "experiment": experiment})
         if len(rows):
             return experiment, rows.iloc[0]
     return None
 
 
 def _seed_accuracy(runs: pd.DataFrame, dataset: str, experiment: str, variant: str) -> pd.Series:
-    rows = runs[
-        (runs["dataset"] == dataset)
-        & (runs["experiment"] == experiment)
-        & (runs["model"] == "memnet")
-        & (runs["variant"] == variant)
-        & runs["x"].isna()
-    ]
+    rows = select(runs, dataset, experiment=experiment, model="memnet", variant=variant)
     return rows.groupby("seed")["accuracy"].mean()
 
 
 def _paper_params(runs: pd.DataFrame, dataset: str, experiment: str) -> dict:
-    rows = runs[
-        (runs["dataset"] == dataset)
-        & (runs["experiment"] == experiment)
-        & (runs["model"] == "memnet")
-        & (runs["variant"] == "paper")
-    ]
+    rows = select(runs, dataset, **{**MAIN_MEMNET, "experiment": experiment})
     return json.loads(rows["params"].iloc[0]) if len(rows) else {}
 
 
@@ -226,9 +122,9 @@ def table_ablations(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         dataset parameter value paper_value variant is_paper n_seeds accuracy_mean
         accuracy_ci_low accuracy_ci_high diff_mean diff_ci_low diff_ci_high n_paired
     """.split()
-    ablations = summary[(summary["experiment"] == "ablations") & (summary["model"] == "memnet")]
+    ablations = select(summary, experiment="ablations", model="memnet")
     rows = []
-    for dataset in _datasets_in(ablations):
+    for dataset in datasets_in(ablations):
         reference = _paper_reference(summary, dataset)
         if reference is None:
             continue
@@ -238,9 +134,9 @@ def table_ablations(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             _ablation_row(dataset, "paper", "", "", "paper", True, ref, ref_seeds, ref_seeds)
         )
-        variants = ablations[(ablations["dataset"] == dataset) & (ablations["variant"] != "paper")]
-        variants = variants.assign(_key=variants["variant"].map(_natural)).sort_values("_key")
-        for _, row in variants.iterrows():
+        here = select(ablations, dataset)
+        for variant in sorted(set(here["variant"]) - {"paper"}, key=natural):
+            row = select(here, variant=variant).iloc[0]
             param, value = split_variant(row["variant"])
             seeds = _seed_accuracy(runs, dataset, "ablations", row["variant"])
             paper_value = str(paper_params.get(param, ""))
@@ -289,7 +185,7 @@ def table_efficiency(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         train_samples_per_second infer_samples_per_second peak_memory_bytes_mean
         model_bytes_mean
     """.split()
-    main = runs[runs["experiment"] == "main"].copy()
+    main = select(runs, experiment="main").copy()
     if main.empty:
         return pd.DataFrame(columns=columns)
     main["train_samples_per_second"] = main["n_train"] / main["train_seconds"].where(
@@ -301,16 +197,12 @@ def table_efficiency(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     per_run = main.groupby(["dataset", "model", "variant"], sort=False)[
         ["n_train", "n_test", "train_samples_per_second", "infer_samples_per_second"]
     ].mean()
-    rows = summary[summary["experiment"] == "main"].set_index(["dataset", "model", "variant"])
+    rows = select(summary, experiment="main").set_index(["dataset", "model", "variant"])
     table = rows.join(per_run, how="inner").reset_index()
     table["label"] = [
         model_label(m, v) for m, v in zip(table["model"], table["variant"], strict=True)
     ]
     return ordered(table)[columns]
-
-
-def _datasets_in(df: pd.DataFrame) -> list[str]:
-    return list(dict.fromkeys(df["dataset"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,10 +442,11 @@ def build_all(
     summary: pd.DataFrame,
     runs: pd.DataFrame,
     claims: list[claims_mod.Claim],
-    models_dir: Path | None,
+    models: list[Path],
     out_dir: str | Path,
 ) -> list[Path]:
-    evidence = claims_mod.Evidence(summary=summary, runs=runs, models_dir=models_dir)
+    """T1-T4 under ``out_dir``; ``models`` are the saved-model files the claims' checks read."""
+    evidence = claims_mod.Evidence(summary=summary, runs=runs, models=list(models))
     verdicts = claims_mod.evaluate_all(claims, evidence)
     t1 = table_main(summary, claims)
     t2 = table_claims(claims, verdicts)
@@ -567,29 +460,3 @@ def build_all(
     written += write_table(t3, display_ablations(t3), "T3_ablations", out_dir)
     written += write_table(t4, display_efficiency(t4), "T4_efficiency", out_dir)
     return written
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m memnet.tables",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--summary", required=True, help="results/tables/summary.csv")
-    parser.add_argument("--runs", required=True, help="results/tables/runs.csv")
-    parser.add_argument("--claims", required=True, help="paper/claims.yaml")
-    parser.add_argument("--models-dir", type=Path, help="results/models (saved models, optional)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    args = parser.parse_args(argv)
-    written = build_all(
-        load_summary(args.summary),
-        load_runs(args.runs),
-        claims_mod.load_claims(args.claims),
-        args.models_dir,
-        args.out,
-    )
-    print("\n".join(str(p) for p in written))
-
-
-if __name__ == "__main__":
-    main()

@@ -35,6 +35,8 @@ REPORT_CONFUSIONS = expand(
     dataset=REPORT_DATASETS if REPORT_MAIN_MEMNET else [],
     seed=config["seeds"],
 )
+# The run whose metrics give the report's software versions and git revision (the first by path)
+REPORT_METRICS = min(METRICS, key=lambda path: Path(path).parts)
 REPORT_TABLE_FILES = expand(
     "results/tables/{table}.{ext}", table=REPORT_TABLE_STEMS, ext=["csv", "md", "tex"]
 )
@@ -79,13 +81,14 @@ rule tables:
         "results/logs/report/tables.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **resources_of("tables"),
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.csv[0]),
     shell:
-        "python -m memnet.tables --summary {input.summary} --runs {input.runs} "
-        "--claims {input.claims} --models-dir results/models --out results/tables > {log} 2>&1"
+        "memnet tables --summary {input.summary:q} --runs {input.runs:q} "
+        "--claims {input.claims:q} --models {input.models:q} --out {params.out:q} "
+        "> {log:q} 2>&1"
 
 
 rule figures:
@@ -109,18 +112,17 @@ rule figures:
         "results/logs/report/figures.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=3000,
-        runtime=15,
+        **resources_of("figures"),
     params:
         datasets=" ".join(REPORT_DATASETS),
         seed=REPORT_MODEL_SEED,
+        out=lambda wildcards, output: os.path.dirname(output.png[0]),
     shell:
-        "python -m memnet.figures --summary {input.summary} --runs {input.runs} "
-        "--claims {input.claims} --runs-dir results/runs --models-dir results/models "
-        "--model-seed {params.seed} --datasets {params.datasets} --out results/figures "
-        "> {log} 2>&1"
+        "memnet figures --summary {input.summary:q} --runs {input.runs:q} "
+        "--claims {input.claims:q} --models {input.models:q} "
+        "--confusions {input.confusions:q} --model-seed {params.seed} "
+        "--datasets {params.datasets} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule replication_report:
@@ -128,6 +130,7 @@ rule replication_report:
         template=REPORT_REPO / "paper/replication.md.j2",
         captions=REPORT_CAPTION_FILES,
         runs="results/tables/runs.csv",
+        metrics=REPORT_METRICS,
         tables=REPORT_TABLE_FILES,
         figures=REPORT_PNGS,
     output:
@@ -141,25 +144,27 @@ rule replication_report:
         "results/logs/report/replication_report.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **resources_of("report"),
     params:
-        captions=lambda wildcards, input: os.path.dirname(input.captions[0]),
         datasets=" ".join(REPORT_DATASETS),
     shell:
-        "python -m memnet.report render --template {input.template} --tables results/tables "
-        "--figures results/figures --captions {params.captions} --runs-dir results/runs "
-        "--datasets {params.datasets} --out {output.md} > {log} 2>&1"
+        "memnet report --template {input.template:q} --runs {input.runs:q} "
+        "--metrics {input.metrics:q} --tables {input.tables:q} --figures {input.figures:q} "
+        "--captions {input.captions:q} --datasets {params.datasets} --out {output.md:q} "
+        "> {log:q} 2>&1"
 
 
 rule notebook:
     input:
         notebook=f"{workflow.basedir}/notebooks/{{name}}.ipynb",
+        runs="results/tables/runs.csv",
+        summary="results/tables/summary.csv",
         tables=REPORT_TABLE_FILES,
         figures=REPORT_PNGS,
         model=REPORT_MODELS[0],
+        # memories.ipynb shows test images of the model's dataset beside their nearest memories
+        data=f"results/data/{REPORT_DATASETS[0]}.npz",
     output:
         ipynb="results/notebooks/{name}.ipynb",
         html=report(
@@ -174,10 +179,8 @@ rule notebook:
         name="|".join(REPORT_NOTEBOOKS),
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=3000,
-        runtime=15,
+        **resources_of("notebook"),
     shell:
-        "python -m memnet.report notebook --notebook {input.notebook} --out {output.ipynb} "
-        "-p results_dir=results -p model_path={input.model} > {log} 2>&1"
+        "memnet notebook --notebook {input.notebook:q} --out {output.ipynb:q} "
+        "-p results_dir=results -p model_path={input.model:q} > {log:q} 2>&1"
