@@ -25,35 +25,37 @@ def quick(repo, quick_run):
 def test_every_table_parses_with_columns(quick):
     workdir, _ = quick
     for stem in TABLES:
-        csv = pd.read_csv(workdir / f"results/tables/{stem}.csv")
+        csv = pd.read_csv(workdir / f"results/quick/tables/{stem}.csv")
         assert len(csv) > 0 and len(csv.columns) > 2, stem
-        md = (workdir / f"results/tables/{stem}.md").read_text()
+        md = (workdir / f"results/quick/tables/{stem}.md").read_text()
         assert md.count("\n|") >= len(csv), stem
-        assert "\\toprule" in (workdir / f"results/tables/{stem}.tex").read_text(), stem
-    t1 = pd.read_csv(workdir / "results/tables/T1_main.csv")
+        assert "\\toprule" in (workdir / f"results/quick/tables/{stem}.tex").read_text(), stem
+    t1 = pd.read_csv(workdir / "results/quick/tables/T1_main.csv")
     assert len(t1) == sum(len(v) for v in quick[1]["experiments"]["main"]["models"].values())
 
 
 def test_every_figure_is_a_real_image(quick):
     workdir, config = quick
     for stem in figure_names(config["datasets"]):
-        png = mpimg.imread(workdir / f"results/figures/{stem}.png")
+        png = mpimg.imread(workdir / f"results/quick/figures/{stem}.png")
         height, width = png.shape[:2]
         assert width >= 600 and height >= 300, stem
         assert png.std() > 0.01, f"{stem} is blank"
-        assert (workdir / f"results/figures/{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
+        assert (workdir / f"results/quick/figures/{stem}.pdf").read_bytes().startswith(b"%PDF"), (
+            stem
+        )
 
 
 def test_replication_report_embeds_every_figure_and_table(quick):
     workdir, config = quick
-    html = (workdir / "results/paper/replication.html").read_text()
+    html = (workdir / "results/quick/replication.html").read_text()
     for stem in figure_names(config["datasets"]):
-        png = (workdir / f"results/figures/{stem}.png").read_bytes()
+        png = (workdir / f"results/quick/figures/{stem}.png").read_bytes()
         assert base64.b64encode(png).decode() in html, stem
-    md = (workdir / "results/paper/replication.md").read_text()
+    md = (workdir / "results/quick/replication.md").read_text()
     for stem in TABLES:
-        assert (workdir / f"results/tables/{stem}.md").read_text().strip() in md, stem
-    runs = pd.read_csv(workdir / "results/tables/runs.csv")
+        assert (workdir / f"results/quick/tables/{stem}.md").read_text().strip() in md, stem
+    runs = pd.read_csv(workdir / "results/quick/tables/runs.csv")
     paper = select(runs, **MAIN_MEMNET)
     assert f"{100 * paper.accuracy.mean():.2f}%" in md  # the headline number, from the runs
 
@@ -61,13 +63,13 @@ def test_replication_report_embeds_every_figure_and_table(quick):
 def test_notebooks_ran_without_errors(quick):
     workdir, _ = quick
     for name in ("results", "memories"):
-        nb = json.loads((workdir / f"results/notebooks/{name}.ipynb").read_text())
+        nb = json.loads((workdir / f"results/quick/notebooks/{name}.ipynb").read_text())
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert code and all(c.get("execution_count") for c in code), name
         outputs = [o for c in code for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.get("output_type") == "error"], name
         assert any(o.get("output_type") in ("display_data", "execute_result") for o in outputs)
-        assert (workdir / f"results/notebooks/{name}.html").stat().st_size > 10_000
+        assert (workdir / f"results/quick/notebooks/{name}.html").stat().st_size > 10_000
 
 
 def test_snakemake_report_packs_every_figure(repo, quick, tmp_path):

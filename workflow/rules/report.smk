@@ -21,7 +21,7 @@ REPORT_NOTEBOOKS = ["results", "memories"]
 REPORT_FIGURE_CAPTIONS = {s: "_".join(s.split("_")[:2]) for s in REPORT_FIGURE_STEMS}
 
 REPORT_MODELS = expand(
-    "results/models/{dataset}/main/memnet/paper/seed{seed}.{ext}",
+    results(paths.MODEL),
     dataset=REPORT_DATASETS,
     seed=REPORT_MODEL_SEED,
     ext=["npz", "json"],
@@ -30,18 +30,18 @@ REPORT_MODELS = expand(
 REPORT_MAIN_MEMNET = "paper" in config.get("experiments", {}).get("main", {}).get(
     "models", {}
 ).get("memnet", [])
-REPORT_CONFUSIONS = expand(
-    "results/runs/{dataset}/main/memnet/paper/seed{seed}.json",
-    dataset=REPORT_DATASETS if REPORT_MAIN_MEMNET else [],
-    seed=config["seeds"],
-)
+REPORT_CONFUSIONS = [
+    saved_run(dataset).metrics_path(seed, RESULTS)
+    for dataset in (REPORT_DATASETS if REPORT_MAIN_MEMNET else [])
+    for seed in config["seeds"]
+]
 # The run whose metrics give the report's software versions and git revision (the first by path)
 REPORT_METRICS = min(METRICS, key=lambda path: Path(path).parts)
 REPORT_TABLE_FILES = expand(
-    "results/tables/{table}.{ext}", table=REPORT_TABLE_STEMS, ext=["csv", "md", "tex"]
+    results(paths.TABLE), table=REPORT_TABLE_STEMS, ext=["csv", "md", "tex"]
 )
-REPORT_PNGS = expand("results/figures/{figure}.png", figure=REPORT_FIGURE_STEMS)
-REPORT_PDFS = expand("results/figures/{figure}.pdf", figure=REPORT_FIGURE_STEMS)
+REPORT_PNGS = expand(results(paths.FIGURE), figure=REPORT_FIGURE_STEMS, ext="png")
+REPORT_PDFS = expand(results(paths.FIGURE), figure=REPORT_FIGURE_STEMS, ext="pdf")
 REPORT_CAPTION_FILES = [
     REPORT_REPO / f"workflow/report/{stem}.rst"
     for stem in [*REPORT_TABLE_STEMS, *sorted(set(REPORT_FIGURE_CAPTIONS.values()))]
@@ -52,33 +52,40 @@ REPORT_OUTPUTS = [
     *REPORT_TABLE_FILES,
     *REPORT_PNGS,
     *REPORT_PDFS,
-    "results/paper/replication.md",
-    "results/paper/replication.html",
-    *expand(
-        "results/notebooks/{name}.{ext}", name=REPORT_NOTEBOOKS, ext=["ipynb", "html"]
-    ),
+    results(paths.REPLICATION, ext="md"),
+    results(paths.REPLICATION, ext="html"),
+    *expand(results(paths.NOTEBOOK), name=REPORT_NOTEBOOKS, ext=["ipynb", "html"]),
 ]
+
+
+# Each notebook's papermill parameters: the files it reads, all of them declared inputs of its job.
+def notebook_params(wildcards, input):
+    params = {
+        "results": {"results_dir": RESULTS},
+        "memories": {"model_path": input.model, "data_path": input.data},
+    }[wildcards.name]
+    return " ".join(f"-p {shlex.quote(f'{k}={v}')}" for k, v in params.items())
 
 
 rule tables:
     input:
-        summary="results/tables/summary.csv",
-        runs="results/tables/runs.csv",
+        summary=results(paths.SUMMARY_CSV),
+        runs=results(paths.RUNS_CSV),
         claims=REPORT_REPO / "paper/claims.yaml",
         models=REPORT_MODELS,
     output:
         csv=[
             report(
-                f"results/tables/{stem}.csv",
+                results(paths.TABLE, table=stem, ext="csv"),
                 caption=f"../report/{stem}.rst",
                 category="Tables",
             )
             for stem in REPORT_TABLE_STEMS
         ],
-        md=expand("results/tables/{table}.md", table=REPORT_TABLE_STEMS),
-        tex=expand("results/tables/{table}.tex", table=REPORT_TABLE_STEMS),
+        md=expand(results(paths.TABLE), table=REPORT_TABLE_STEMS, ext="md"),
+        tex=expand(results(paths.TABLE), table=REPORT_TABLE_STEMS, ext="tex"),
     log:
-        "results/logs/report/tables.log",
+        results(paths.log("tables")),
     conda:
         ENV
     resources:
@@ -93,15 +100,15 @@ rule tables:
 
 rule figures:
     input:
-        summary="results/tables/summary.csv",
-        runs="results/tables/runs.csv",
+        summary=results(paths.SUMMARY_CSV),
+        runs=results(paths.RUNS_CSV),
         claims=REPORT_REPO / "paper/claims.yaml",
         models=REPORT_MODELS,
         confusions=REPORT_CONFUSIONS,
     output:
         png=[
             report(
-                f"results/figures/{stem}.png",
+                results(paths.FIGURE, figure=stem, ext="png"),
                 caption=f"../report/{REPORT_FIGURE_CAPTIONS[stem]}.rst",
                 category="Figures",
             )
@@ -109,7 +116,7 @@ rule figures:
         ],
         pdf=REPORT_PDFS,
     log:
-        "results/logs/report/figures.log",
+        results(paths.log("figures")),
     conda:
         ENV
     resources:
@@ -129,19 +136,19 @@ rule replication_report:
     input:
         template=REPORT_REPO / "paper/replication.md.j2",
         captions=REPORT_CAPTION_FILES,
-        runs="results/tables/runs.csv",
+        runs=results(paths.RUNS_CSV),
         metrics=REPORT_METRICS,
         tables=REPORT_TABLE_FILES,
         figures=REPORT_PNGS,
     output:
-        md="results/paper/replication.md",
+        md=results(paths.REPLICATION, ext="md"),
         html=report(
-            "results/paper/replication.html",
+            results(paths.REPLICATION, ext="html"),
             caption="../report/replication.rst",
             category="Replication report",
         ),
     log:
-        "results/logs/report/replication_report.log",
+        results(paths.log(paths.REPLICATION)),
     conda:
         ENV
     resources:
@@ -158,29 +165,31 @@ rule replication_report:
 rule notebook:
     input:
         notebook=f"{workflow.basedir}/notebooks/{{name}}.ipynb",
-        runs="results/tables/runs.csv",
-        summary="results/tables/summary.csv",
+        runs=results(paths.RUNS_CSV),
+        summary=results(paths.SUMMARY_CSV),
         tables=REPORT_TABLE_FILES,
         figures=REPORT_PNGS,
         model=REPORT_MODELS[0],
         # memories.ipynb shows test images of the model's dataset beside their nearest memories
-        data=f"results/data/{REPORT_DATASETS[0]}.npz",
+        data=data(paths.PREPARED, dataset=REPORT_DATASETS[0]),
     output:
-        ipynb="results/notebooks/{name}.ipynb",
+        ipynb=results(paths.NOTEBOOK, ext="ipynb"),
         html=report(
-            "results/notebooks/{name}.html",
+            results(paths.NOTEBOOK, ext="html"),
             caption="../report/notebooks.rst",
             category="Notebooks",
             subcategory="{name}",
         ),
     log:
-        "results/logs/report/notebook_{name}.log",
+        logged(paths.NOTEBOOK),
     wildcard_constraints:
         name="|".join(REPORT_NOTEBOOKS),
     conda:
         ENV
     resources:
         **resources_of("notebook"),
+    params:
+        papermill=notebook_params,
     shell:
         "memnet notebook --notebook {input.notebook:q} --out {output.ipynb:q} "
-        "-p results_dir=results -p model_path={input.model:q} > {log:q} 2>&1"
+        "{params.papermill} > {log:q} 2>&1"
