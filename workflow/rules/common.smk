@@ -1,12 +1,14 @@
+import json
+import re
 import shlex
 
-from memnet.datasets import REGISTRY
-from memnet import paths
+from memnet import datasets, paths
 from memnet.experiments import MEMNET, Run, paper_params, params_json, plan
 
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
 RESULTS = paths.results_dir(config)
 DATA = paths.data_dir(config)
+DATASETS = datasets.declarations(config)  # config/datasets.yaml and the config's own
 RUNS = plan(config)
 RUN_BY_WILDCARDS = {(r.dataset, r.experiment, r.model, r.name): r for r in RUNS}
 METRICS = [r.metrics_path(seed, RESULTS) for r in RUNS for seed in config["seeds"]]
@@ -82,3 +84,11 @@ SINGLE_THREADED = ("mlp", "cnn", "ncm")
 
 def run_threads(w):
     return 1 if w.model in SINGLE_THREADED else config["threads"]["run"]
+
+
+def declaration_arg(w):
+    """`--declaration JSON` for a dataset the config declares; none for a shipped one."""
+    spec = DATASETS[w.dataset]
+    if spec == datasets.REGISTRY.get(w.dataset):
+        return ""
+    return f"--declaration {shlex.quote(json.dumps(spec.declaration(), sort_keys=True))}"
