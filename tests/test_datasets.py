@@ -16,6 +16,7 @@ from fixtures_data import (
     cifar_batch_bytes,
     cifar_rows,
     idx_bytes,
+    remote_file,
     spec_for,
     tiny_prepared_npz,
     write_cifar10_raw,
@@ -115,8 +116,13 @@ def test_prepare_refuses_raw_file_with_wrong_checksum(tmp_path, mnist_raw):
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz: sha256 .*fetch it again"):
+    with pytest.raises(ValueError) as info:
         prepare("mnist", raw, tmp_path / "mnist.npz")
+    message = str(info.value)
+    assert message.startswith(f"{path}: sha256 ")
+    # the pipeline never fetches a file it has again: the message says to delete it
+    assert f"rm {path}" in message and "run snakemake again" in message
+    assert f"memnet fetch --dataset mnist --file {path.name} --out {path}" in message
     assert not (tmp_path / "mnist.npz").exists()
 
 
@@ -124,12 +130,14 @@ def test_prepare_checks_image_count(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     write_mnist_raw(raw, n_train=30, n_test=12)
     monkeypatch.setitem(datasets.REGISTRY, "mnist", spec_for("mnist", raw, 31, 12))
-    with pytest.raises(ValueError, match=r"train images have shape \(30, 1, 28, 28\)"):
+    with pytest.raises(
+        ValueError, match=r"has 30 train images, but the declaration says n_train: 31"
+    ):
         prepare("mnist", raw, tmp_path / "mnist.npz")
 
 
 def test_prepare_unknown_dataset(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'svhn'; known: cifar10, mnist"):
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'; known: cifar10, .*, mnist"):
         prepare("svhn", tmp_path, tmp_path / "x.npz")
 
 
@@ -143,7 +151,7 @@ def test_cifar_pixel_layout(tmp_path):
     members = {n: cifar_batch_bytes(np.zeros((3, 3072), np.uint8), [0, 1, 2]) for n in CIFAR_TRAIN}
     members["test_batch"] = cifar_batch_bytes(rows, [9, 8, 7])
     path = write_cifar_archive(tmp_path / CIFAR_ARCHIVE, members)
-    x_train, y_train, x_test, y_test = read_cifar10_archive(path, batch_rows=3)
+    x_train, y_train, x_test, y_test = read_cifar10_archive(path, remote_file(path))
     assert x_train.shape == (15, 3, 32, 32) and x_test.shape == (3, 3, 32, 32)
     assert x_test[1, 2, 5, 17] == 200 and x_test.sum() == 200
     np.testing.assert_array_equal(y_test, [9, 8, 7])
@@ -178,7 +186,7 @@ def _archive_with_test_batch(tmp_path, test_payload):
     [
         (pickle.dumps([1, 2, 3]), "expected a dict with keys b'data' and b'labels'"),
         (pickle.dumps({b"data": cifar_rows(2, 0)}), "expected a dict with keys"),
-        (cifar_batch_bytes(cifar_rows(2, 0)[:, :3071], [0, 1]), r"shape \(2, 3072\)"),
+        (cifar_batch_bytes(cifar_rows(2, 0)[:, :3071], [0, 1]), r"rows of 3071 values do not fit"),
         (cifar_batch_bytes(cifar_rows(2, 0).astype(np.int32), [0, 1]), "must be uint8"),
         (cifar_batch_bytes(cifar_rows(2, 0), [0, 1, 2]), "b'labels' must be 2 integers"),
         (b"not a pickle", "not a readable pickled batch"),
@@ -188,14 +196,14 @@ def _archive_with_test_batch(tmp_path, test_payload):
 def test_cifar_bad_structure(tmp_path, payload, message):
     path = _archive_with_test_batch(tmp_path, payload)
     with pytest.raises(ValueError, match=message) as info:
-        read_cifar10_archive(path, batch_rows=2)
+        read_cifar10_archive(path, remote_file(path))
     assert CIFAR_ARCHIVE in str(info.value)
 
 
 def test_cifar_not_an_archive(tmp_path):
     (tmp_path / CIFAR_ARCHIVE).write_bytes(b"\x1f\x8b garbage")
-    with pytest.raises(ValueError, match="cannot read CIFAR-10 archive"):
-        read_cifar10_archive(tmp_path / CIFAR_ARCHIVE)
+    with pytest.raises(ValueError, match="cannot read the cifar10 archive"):
+        read_cifar10_archive(tmp_path / CIFAR_ARCHIVE, remote_file(tmp_path / CIFAR_ARCHIVE))
 
 
 # ---- load validation ------------------------------------------------------------------------
@@ -203,7 +211,7 @@ def test_cifar_not_an_archive(tmp_path):
 
 def test_load_rejects_bad_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match=r"junk\.npz: not a readable prepared dataset"):
+    with pytest.raises(ValueError, match=r"junk\.npz: unreadable prepared dataset.*rm .*junk\.npz"):
         load(tmp_path / "junk.npz")
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((1, 1, 2, 2), np.uint8))
     with pytest.raises(ValueError, match=r"partial\.npz: missing keys \['name', 'y_train'"):
@@ -229,6 +237,8 @@ def test_load_rejects_bad_arrays(tmp_path, key, value, message):
         "name": np.str_("mnist"),
         "classes": np.array([str(d) for d in range(10)]),
         "sources": np.str_("{}"),
+        "image_shape": np.array([1, 28, 28]),
+        "digest": np.str_("0" * 64),
     }
     arrays[key] = value
     np.savez(tmp_path / "bad.npz", **arrays)

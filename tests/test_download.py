@@ -210,7 +210,7 @@ def test_error_names_every_source_and_both_remedies(tmp_path, server, monkeypatc
     assert f"url {base}/missing/{NAME}: HTTP 404" in message
     assert f"Put the file in the mirror directory as {mirror / 'toy' / NAME}" in message
     assert "MEMNET_DATA_MIRROR" in message and "data.mirror" in message
-    assert "--config 'datasets=[mnist,cifar10]'" in message
+    assert "leave toy out of the run: take it out of the config key datasets" in message
     assert listing(dest.parent) == []  # neither temp files nor the corrupt old copy
 
 

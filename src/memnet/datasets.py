@@ -583,11 +583,11 @@ def _unavailable_message(
 ) -> str:
     expected = spec.files[filename]
     target = (mirror_dir or Path("<mirror>")) / spec.name / filename
-    others = [name for name in REGISTRY if name != spec.name][:2]
     remedies = [
         f"Put the file in the mirror directory as {target} (the mirror directory is set "
         f"by the environment variable {MIRROR_ENV} or the config key {MIRROR_CONFIG_KEY}).",
-        f"Or leave {spec.name} out of the run: --config 'datasets=[{','.join(others)}]'.",
+        f"Or leave {spec.name} out of the run: take it out of the config key datasets "
+        "(on the command line: --config 'datasets=[<the others>]').",
     ]
     if spec.instructions:
         remedies.insert(0, f"To get it: {spec.instructions}.")
@@ -963,6 +963,11 @@ def _redo(npz_path: Path) -> str:
 
 
 def _read_npz(npz_path: Path, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    if npz_path.is_file() and not zipfile.is_zipfile(npz_path):
+        raise ValueError(
+            f"{npz_path}: unreadable prepared dataset, truncated or corrupt (not a zip archive, "
+            f"as a .npz is); {_redo(npz_path)}"
+        )
     try:
         with np.load(npz_path, allow_pickle=False) as npz:
             missing = [key for key in NPZ_KEYS if key not in npz.files]
