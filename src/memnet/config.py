@@ -36,8 +36,10 @@ def schema_error(
     ``prefix`` is the path of ``instance`` in its document, ``where`` names the document's keys.
     """
     validator = jsonschema.Draft202012Validator(schema)
+    # The deepest error first; at one depth, an unexpected key (often a misspelt required one).
     errors = sorted(
-        validator.iter_errors(instance), key=lambda e: (-len(e.absolute_path), e.message)
+        validator.iter_errors(instance),
+        key=lambda e: (-len(e.absolute_path), e.validator != "additionalProperties", e.message),
     )
     if not errors:
         return None
@@ -47,8 +49,9 @@ def schema_error(
         allowed = sorted(err.schema.get("properties", {}))
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"{where} '{key}': {err.message}{hint}"
-    if err.schema is False:
-        return f"{where} '{key}': not allowed here (it applies to another format)"
+    if err.validator == "not" and err.validator_value == {}:  # a key forbidden here
+        why = f" ({err.schema['description']})" if "description" in err.schema else ""
+        return f"{where} '{key}': not allowed here{why}"
     if err.validator == "pattern" and "description" in err.schema:
         return (
             f"{where} '{key}': {err.instance!r} is not allowed here; "

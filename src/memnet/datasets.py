@@ -375,6 +375,21 @@ def output_file(dest: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _writing(tmp: Path, dest: Path):
+    """``tmp`` open for writing; an OSError while writing or closing it names ``dest``.
+
+    Only for blocks whose other OSErrors are already handled (reading a source is).
+    """
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+    except OutputError:
+        raise
+    except OSError as err:
+        raise OutputError(err.errno, f"cannot write {dest}: {err.strerror}") from None
+
+
 class _Sink:
     """A file being written whose write errors name the real output."""
 
@@ -556,7 +571,7 @@ def fetch_file(
             attempts = 1 if kind == "mirror" else 1 + max(0, retries)
             for attempt in range(1, attempts + 1):
                 try:
-                    with open(tmp, "wb") as f:
+                    with _writing(tmp, dest) as f:
                         out = _Sink(f, dest)
                         if kind == "mirror":
                             _copy_from_mirror(Path(location), out, expected)
@@ -895,9 +910,9 @@ def write_npz(
     x_test = np.ascontiguousarray(x_test, dtype=np.uint8)
     y_train = np.asarray(y_train, dtype=np.int64)
     y_test = np.asarray(y_test, dtype=np.int64)
-    with output_file(out_npz) as tmp, open(tmp, "wb") as f:
+    with output_file(out_npz) as tmp, _writing(tmp, out_npz) as f:
         np.savez_compressed(
-            _Sink(f, out_npz),
+            f,
             name=np.str_(name),
             x_train=x_train,
             y_train=y_train,
