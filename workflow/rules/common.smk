@@ -91,4 +91,6 @@ def declaration_arg(w):
     spec = DATASETS[w.dataset]
     if spec == datasets.REGISTRY.get(w.dataset):
         return ""
-    return f"--declaration {shlex.quote(json.dumps(spec.declaration(), sort_keys=True))}"
+    return (
+        f"--declaration {shlex.quote(json.dumps(spec.declaration(), sort_keys=True))}"
+    )
