@@ -318,3 +318,14 @@ def test_cli_fetch_with_a_declaration(tmp_path, server):
     args = ["fetch", "--dataset", "toy", "--file", NAME, "--out", str(tmp_path)]
     assert main([*args, "--declaration", toy_declaration(f"{base}/good/")]) == 0
     assert (tmp_path / NAME).read_bytes() == PAYLOAD
+
+
+def test_unavailable_synthetic_dataset_says_how_to_make_it(tmp_path):
+    with pytest.raises(DatasetUnavailable) as info:
+        fetch_file("cifar10-synthetic", "cifar-10-python.tar.gz", tmp_path, mirror=tmp_path / "m")
+    message = str(info.value)
+    assert "1. To get it: make it with `python -m memnet.synthetic cifar10 --out" in message
+    assert (
+        f"2. Put the file in the mirror directory as {tmp_path / 'm' / 'cifar10-synthetic'}"
+        in message
+    )
