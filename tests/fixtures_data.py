@@ -143,3 +143,92 @@ def tiny_prepared_npz(
     return datasets.write_npz(
         path, name, x_train, y_train, x_test, y_test, spec.classes, {"synthetic": "none"}
     )
+
+
+# ---- declared fixture datasets, one per format --------------------------------------------------
+
+
+def file_entry(path) -> dict:
+    """A declaration's file entry (name, size, sha256) for a hand-made fixture file."""
+    data = Path(path).read_bytes()
+    return {"name": Path(path).name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def learnable(n: int, shape, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, *shape) and labels: each class a fixed random pattern plus noise."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(1234).integers(0, 256, (n_classes, *shape))
+    y = np.arange(n) % n_classes
+    rng.shuffle(y)
+    noise = rng.integers(-60, 61, (n, *shape))
+    return np.clip(prototypes[y] + noise, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+
+def make_fixture(fmt: str, raw_dir, n_train: int = 200, n_test: int = 60) -> dict:
+    """Raw files of a small learnable dataset in format ``fmt`` in ``raw_dir``; its declaration.
+
+    idx: 10 classes of 1x12x12 (gzipped); cifar-python: 4 classes of 3x8x8 in two train batches,
+    with fine and coarse labels; npz: 3 classes of 1x10x10 stored channels-last.
+    """
+    raw_dir = Path(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    if fmt == "idx":
+        shape, classes = (12, 12), [f"digit{k}" for k in range(10)]
+        x_train, y_train = learnable(n_train, shape, 10, 1)
+        x_test, y_test = learnable(n_test, shape, 10, 2)
+        files = {}
+        for role, array in {
+            "train_images": x_train,
+            "train_labels": y_train,
+            "test_images": x_test,
+            "test_labels": y_test,
+        }.items():
+            path = write_idx(raw_dir / f"{role}.idx.gz", array)
+            files[role] = file_entry(path)
+        extra, image_shape = {}, [1, 12, 12]
+    elif fmt == "cifar-python":
+        classes, image_shape = ["red", "green", "blue", "grey"], [3, 8, 8]
+        x_train, y_train = learnable(n_train, (192,), 4, 3)
+        x_test, y_test = learnable(n_test, (192,), 4, 4)
+        half = n_train // 2
+        members = {}
+        for name, (x, y) in {
+            "part_a": (x_train[:half], y_train[:half]),
+            "part_b": (x_train[half:], y_train[half:]),
+            "held_out": (x_test, y_test),
+        }.items():
+            members[name] = pickle.dumps(
+                {
+                    b"data": x,
+                    b"fine_labels": [int(v) for v in y],
+                    b"coarse_labels": [int(v) // 2 for v in y],
+                    b"filenames": [b"x.png"] * len(y),
+                },
+                protocol=2,
+            )
+        path = write_cifar_archive(raw_dir / "tiny-cifar.tar.gz", members)
+        files = {"archive": file_entry(path)}
+        extra = {
+            "label_key": "fine_labels",
+            "members": {"train": ["part_a", "part_b"], "test": ["held_out"]},
+        }
+    elif fmt == "npz":
+        classes, image_shape = ["a", "b", "c"], [1, 10, 10]
+        x_train, y_train = learnable(n_train, (10, 10, 1), 3, 5)
+        x_test, y_test = learnable(n_test, (10, 10, 1), 3, 6)
+        path = raw_dir / "own.npz"
+        np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        files = {"arrays": file_entry(path)}
+        extra = {}
+    else:
+        raise ValueError(fmt)
+    return {
+        "format": fmt,
+        "files": files,
+        "urls": [],
+        "classes": classes,
+        "image_shape": image_shape,
+        "n_train": n_train,
+        "n_test": n_test,
+        **extra,
+    }

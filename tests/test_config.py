@@ -23,7 +23,7 @@ def test_shipped_configs_are_valid(config, repo):
     ("edit", "key", "why"),
     [
         (lambda c: c.update(seeds=["zero"]), "seeds[0]", "not of type 'integer'"),
-        (lambda c: c.update(datasets=["svhn"]), "datasets[0]", "is not one of"),
+        (lambda c: c.update(datasets=["svhn"]), "datasets[0]", "unknown dataset 'svhn'; known: "),
         (lambda c: c["memnet"].update(distanse="l2"), "memnet", "'distanse' was unexpected"),
         (lambda c: c["memnet"].update(threshold="soft"), "memnet.threshold", "is not one of"),
         (lambda c: c["memnet"].update(n_neurons=0), "memnet.n_neurons", "less than the minimum"),

@@ -16,6 +16,7 @@ from fixtures_data import (
     cifar_batch_bytes,
     cifar_rows,
     idx_bytes,
+    remote_file,
     spec_for,
     tiny_prepared_npz,
     write_cifar10_raw,
@@ -115,8 +116,13 @@ def test_prepare_refuses_raw_file_with_wrong_checksum(tmp_path, mnist_raw):
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz: sha256 .*fetch it again"):
+    with pytest.raises(ValueError) as info:
         prepare("mnist", raw, tmp_path / "mnist.npz")
+    message = str(info.value)
+    assert message.startswith(f"{path}: sha256 ")
+    # the pipeline never fetches a file it has again: the message says to delete it
+    assert f"rm {path}" in message and "run snakemake again" in message
+    assert f"memnet fetch --dataset mnist --file {path.name} --out {path}" in message
     assert not (tmp_path / "mnist.npz").exists()
 
 
@@ -124,12 +130,14 @@ def test_prepare_checks_image_count(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     write_mnist_raw(raw, n_train=30, n_test=12)
     monkeypatch.setitem(datasets.REGISTRY, "mnist", spec_for("mnist", raw, 31, 12))
-    with pytest.raises(ValueError, match=r"train images have shape \(30, 1, 28, 28\)"):
+    with pytest.raises(
+        ValueError, match=r"has 30 train images, but the declaration says n_train: 31"
+    ):
         prepare("mnist", raw, tmp_path / "mnist.npz")
 
 
 def test_prepare_unknown_dataset(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'svhn'; known: cifar10, mnist"):
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'; known: cifar10, .*, mnist"):
         prepare("svhn", tmp_path, tmp_path / "x.npz")
 
 
@@ -143,7 +151,7 @@ def test_cifar_pixel_layout(tmp_path):
     members = {n: cifar_batch_bytes(np.zeros((3, 3072), np.uint8), [0, 1, 2]) for n in CIFAR_TRAIN}
     members["test_batch"] = cifar_batch_bytes(rows, [9, 8, 7])
     path = write_cifar_archive(tmp_path / CIFAR_ARCHIVE, members)
-    x_train, y_train, x_test, y_test = read_cifar10_archive(path, batch_rows=3)
+    x_train, y_train, x_test, y_test = read_cifar10_archive(path, remote_file(path))
     assert x_train.shape == (15, 3, 32, 32) and x_test.shape == (3, 3, 32, 32)
     assert x_test[1, 2, 5, 17] == 200 and x_test.sum() == 200
     np.testing.assert_array_equal(y_test, [9, 8, 7])
@@ -178,7 +186,7 @@ def _archive_with_test_batch(tmp_path, test_payload):
     [
         (pickle.dumps([1, 2, 3]), "expected a dict with keys b'data' and b'labels'"),
         (pickle.dumps({b"data": cifar_rows(2, 0)}), "expected a dict with keys"),
-        (cifar_batch_bytes(cifar_rows(2, 0)[:, :3071], [0, 1]), r"shape \(2, 3072\)"),
+        (cifar_batch_bytes(cifar_rows(2, 0)[:, :3071], [0, 1]), r"rows of 3071 values do not fit"),
         (cifar_batch_bytes(cifar_rows(2, 0).astype(np.int32), [0, 1]), "must be uint8"),
         (cifar_batch_bytes(cifar_rows(2, 0), [0, 1, 2]), "b'labels' must be 2 integers"),
         (b"not a pickle", "not a readable pickled batch"),
@@ -188,14 +196,14 @@ def _archive_with_test_batch(tmp_path, test_payload):
 def test_cifar_bad_structure(tmp_path, payload, message):
     path = _archive_with_test_batch(tmp_path, payload)
     with pytest.raises(ValueError, match=message) as info:
-        read_cifar10_archive(path, batch_rows=2)
+        read_cifar10_archive(path, remote_file(path))
     assert CIFAR_ARCHIVE in str(info.value)
 
 
 def test_cifar_not_an_archive(tmp_path):
     (tmp_path / CIFAR_ARCHIVE).write_bytes(b"\x1f\x8b garbage")
-    with pytest.raises(ValueError, match="cannot read CIFAR-10 archive"):
-        read_cifar10_archive(tmp_path / CIFAR_ARCHIVE)
+    with pytest.raises(ValueError, match="cannot read the cifar10 archive"):
+        read_cifar10_archive(tmp_path / CIFAR_ARCHIVE, remote_file(tmp_path / CIFAR_ARCHIVE))
 
 
 # ---- load validation ------------------------------------------------------------------------
@@ -203,7 +211,7 @@ def test_cifar_not_an_archive(tmp_path):
 
 def test_load_rejects_bad_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match=r"junk\.npz: not a readable prepared dataset"):
+    with pytest.raises(ValueError, match=r"junk\.npz: unreadable prepared dataset.*rm .*junk\.npz"):
         load(tmp_path / "junk.npz")
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((1, 1, 2, 2), np.uint8))
     with pytest.raises(ValueError, match=r"partial\.npz: missing keys \['name', 'y_train'"):
@@ -229,6 +237,8 @@ def test_load_rejects_bad_arrays(tmp_path, key, value, message):
         "name": np.str_("mnist"),
         "classes": np.array([str(d) for d in range(10)]),
         "sources": np.str_("{}"),
+        "image_shape": np.array([1, 28, 28]),
+        "digest": np.str_("0" * 64),
     }
     arrays[key] = value
     np.savez(tmp_path / "bad.npz", **arrays)
@@ -304,3 +314,148 @@ def test_real_mnist_counts(tmp_path, mirror):
 def test_read_idx_missing_file(tmp_path):
     with pytest.raises(ValueError, match=r"nothing\.gz: cannot read IDX file"):
         read_idx(tmp_path / "nothing.gz")
+
+
+# ---- hardening: corrupt prepared files, temp files, unverified archives, messages ----------
+
+
+@pytest.fixture
+def prepared(tmp_path, mnist_raw):
+    raw, _ = mnist_raw
+    return prepare("mnist", raw, tmp_path / "data" / "mnist.npz")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty"])
+def test_load_names_a_corrupt_prepared_file_and_the_fix(prepared, damage):
+    data = bytearray(prepared.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 3] ^= 0x55  # inside the compressed x_train
+    else:
+        data = b""
+    prepared.write_bytes(bytes(data))
+    with pytest.raises(ValueError) as info:
+        load(prepared)
+    message = str(info.value)
+    assert message.startswith(f"{prepared}: ") and "corrupt" in message
+    assert message.endswith(
+        f"run snakemake again, which prepares it again from the verified raw files: rm {prepared}"
+    )
+
+
+def test_load_checks_the_recorded_digest(prepared):
+    """Arrays changed after `prepare` (the zip itself intact) are caught by the digest."""
+    with np.load(prepared) as npz:
+        arrays = dict(npz)
+    arrays["x_train"] = arrays["x_train"].copy()
+    arrays["x_train"][0, 0, 0, 0] ^= 1
+    np.savez_compressed(prepared, **arrays)
+    with pytest.raises(ValueError, match=r"do not match the digest recorded when it was prepared"):
+        load(prepared)
+
+
+def test_read_info_gives_classes_and_image_shape(prepared):
+    info = datasets.read_info(prepared)
+    assert info.name == "mnist" and info.classes == tuple(str(d) for d in range(10))
+    assert info.image_shape == (1, 28, 28) and (info.n_train, info.n_test) == (30, 12)
+    with np.load(prepared) as npz:  # what code without memnet reads
+        assert npz["image_shape"].tolist() == [1, 28, 28] and npz["classes"][3] == "3"
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_prepare_removes_temp_files_of_killed_writers(tmp_path, mnist_raw):
+    import os
+    import time
+
+    raw, _ = mnist_raw
+    out = tmp_path / "data" / "mnist.npz"
+    out.parent.mkdir()
+    host = datasets._host()
+    dead = out.parent / f".mnist.npz.{host}-{_dead_pid()}-00ff.part"
+    alive = out.parent / f".mnist.npz.{host}-{os.getpid()}-00ff.part"  # a writer still running
+    old = out.parent / ".mnist.npz.otherhost-12-00ff.part"  # another host's, untouched for days
+    other = out.parent / f".other.npz.{host}-{_dead_pid()}-00ff.part"  # not this output's
+    for part in (dead, alive, old, other):
+        part.write_bytes(b"half")
+    past = time.time() - 3 * 86400
+    os.utime(old, (past, past))
+    prepare("mnist", raw, out)
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        ["mnist.npz", alive.name, other.name]
+    )
+
+
+def test_write_error_names_the_output_not_its_temp_file(tmp_path, mnist_raw, monkeypatch):
+    import errno
+
+    raw, _ = mnist_raw
+    out = tmp_path / "data" / "mnist.npz"
+
+    def fail(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(src), str(dst))
+
+    monkeypatch.setattr(datasets.os, "replace", fail)
+    with pytest.raises(OSError) as info:
+        prepare("mnist", raw, out)
+    assert str(info.value) == f"[Errno {errno.EXDEV}] cannot write {out}: Invalid cross-device link"
+    assert ".part" not in str(info.value)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_disk_full_names_the_output(tmp_path, mnist_raw):
+    """A write that fails (here: past RLIMIT_FSIZE, as on a full disk) names the real output."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    raw, _ = mnist_raw
+    out = tmp_path / "data" / "mnist.npz"
+    decl = json.dumps(datasets.REGISTRY["mnist"].declaration())
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    cmd = [sys.executable, "-m", "memnet.cli", "prepare", "--dataset", "mnist"]
+    cmd += ["--raw-dir", str(raw), "--out", str(out), "--declaration", decl]
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"memnet prepare: error: [Errno 27] cannot write {out}: File too large" in proc.stderr
+    assert list(out.parent.iterdir()) == []
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.target),))
+
+
+def test_cifar_archive_is_verified_before_anything_is_unpickled(tmp_path):
+    target = tmp_path / "pwned"
+    _Boom.target = target
+    members = {n: cifar_batch_bytes(cifar_rows(2, 0), [0, 1]) for n in CIFAR_TRAIN}
+    members["test_batch"] = pickle.dumps({b"data": _Boom(), b"labels": [0]}, protocol=2)
+    path = write_cifar_archive(tmp_path / CIFAR_ARCHIVE, members)
+    # not the declared archive: refused before any member is read
+    with pytest.raises(
+        ValueError, match=r"not the declared cifar10 archive .* refusing to unpickle"
+    ):
+        read_cifar10_archive(path)
+    # declared (a caller vouches for its checksum): the unpickler still refuses to run code
+    with pytest.raises(
+        ValueError,
+        match=r"test_batch: not a readable pickled batch \(refusing to load posix\.mkdir",
+    ):
+        read_cifar10_archive(path, remote_file(path))
+    assert not target.exists()

@@ -6,10 +6,15 @@ import collections
 import functools
 import hashlib
 import http.server
+import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +40,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
             self.close_connection = True
+            return
+        if top == "slow":  # half the body, then a stall (long enough to kill the client)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+            self.wfile.flush()
+            time.sleep(5)
             return
         if top == "flaky" and self.requests[top] == 1:
             self.send_error(503, "try again")
@@ -210,7 +223,7 @@ def test_error_names_every_source_and_both_remedies(tmp_path, server, monkeypatc
     assert f"url {base}/missing/{NAME}: HTTP 404" in message
     assert f"Put the file in the mirror directory as {mirror / 'toy' / NAME}" in message
     assert "MEMNET_DATA_MIRROR" in message and "data.mirror" in message
-    assert "--config 'datasets=[mnist,cifar10]'" in message
+    assert "leave toy out of the run: take it out of the config key datasets" in message
     assert listing(dest.parent) == []  # neither temp files nor the corrupt old copy
 
 
@@ -244,3 +257,75 @@ def test_real_mirror_copy(tmp_path, mirror):
     got = fetch_file("mnist", name, tmp_path, mirror=mirror)
     assert got.read_bytes() == (mirror / "mnist" / name).read_bytes()
     assert datasets.read_idx(got).shape == (10000,)
+
+
+def toy_declaration(*urls) -> str:
+    return json.dumps(
+        {
+            "format": "npz",
+            "files": {
+                "arrays": {
+                    "name": NAME,
+                    "size": len(PAYLOAD),
+                    "sha256": hashlib.sha256(PAYLOAD).hexdigest(),
+                }
+            },
+            "urls": list(urls),
+            "classes": ["a", "b"],
+            "image_shape": [1, 2, 2],
+            "n_train": 1,
+            "n_test": 1,
+        }
+    )
+
+
+def start_fetch(dest: Path, *urls) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "memnet.cli", "fetch", "--dataset", "toy", "--file", NAME]
+    cmd += ["--out", str(dest), "--declaration", toy_declaration(*urls)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".part") for p in dest.parent.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    return proc
+
+
+def test_sigterm_leaves_no_temp_file(tmp_path, server):
+    """Snakemake and schedulers stop a job with SIGTERM: the half-written temp file goes."""
+    base, _ = server
+    proc = start_fetch(tmp_path / NAME, f"{base}/slow/")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert listing(tmp_path) == []
+
+
+def test_temp_file_of_a_killed_fetch_is_removed_by_the_next(tmp_path, server, monkeypatch):
+    base, _ = server
+    proc = start_fetch(tmp_path / NAME, f"{base}/slow/")
+    proc.kill()  # SIGKILL: nothing can clean up
+    proc.communicate(timeout=30)
+    assert [p.endswith(".part") for p in listing(tmp_path)] == [True]
+    register(monkeypatch, f"{base}/good/")
+    fetch_file("toy", NAME, tmp_path / NAME)
+    assert listing(tmp_path) == [NAME]
+
+
+def test_cli_fetch_with_a_declaration(tmp_path, server):
+    from memnet.cli import main
+
+    base, _ = server
+    args = ["fetch", "--dataset", "toy", "--file", NAME, "--out", str(tmp_path)]
+    assert main([*args, "--declaration", toy_declaration(f"{base}/good/")]) == 0
+    assert (tmp_path / NAME).read_bytes() == PAYLOAD
+
+
+def test_unavailable_synthetic_dataset_says_how_to_make_it(tmp_path):
+    with pytest.raises(DatasetUnavailable) as info:
+        fetch_file("cifar10-synthetic", "cifar-10-python.tar.gz", tmp_path, mirror=tmp_path / "m")
+    message = str(info.value)
+    assert "1. To get it: make it with `python -m memnet.synthetic cifar10 --out" in message
+    assert (
+        f"2. Put the file in the mirror directory as {tmp_path / 'm' / 'cifar10-synthetic'}"
+        in message
+    )

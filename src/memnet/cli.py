@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -110,16 +111,35 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _terminate_cleanly() -> None:
+    """Turn SIGTERM (what Snakemake and schedulers send) into SystemExit, so temp files go."""
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _spec(args):
+    from memnet import datasets
+
+    if args.declaration is not None:
+        return datasets.spec_from_json(args.dataset, args.declaration)
+    return datasets.get_spec(args.dataset)
+
+
 def cmd_fetch(args) -> None:
     from memnet.datasets import fetch_file
 
-    fetch_file(args.dataset, args.file, args.out, mirror=args.mirror)
+    _terminate_cleanly()
+    fetch_file(_spec(args), args.file, args.out, mirror=args.mirror)
 
 
 def cmd_prepare(args) -> None:
     from memnet.datasets import prepare
 
-    prepare(args.dataset, args.raw_dir, args.out)
+    _terminate_cleanly()
+    prepare(_spec(args), args.raw_dir, args.out)
 
 
 def cmd_tune(args) -> None:
@@ -257,15 +277,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fetch", help="download and verify one raw dataset file")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--file", required=True, help="the file's name in the dataset registry")
+    p.add_argument("--file", required=True, help="the file's name in its declaration")
     p.add_argument("--out", required=True)
     p.add_argument("--mirror", default=None, help="a mirror directory (else $MEMNET_DATA_MIRROR)")
+    p.add_argument(
+        "--declaration",
+        default=None,
+        help="the dataset's declaration as JSON (else the one of config/datasets.yaml)",
+    )
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("prepare", help="convert verified raw files into one .npz")
     p.add_argument("--dataset", required=True)
     p.add_argument("--raw-dir", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--declaration",
+        default=None,
+        help="the dataset's declaration as JSON (else the one of config/datasets.yaml)",
+    )
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("tune", help="choose the initial tau on a validation split")

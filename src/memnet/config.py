@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -19,28 +23,89 @@ def _key(path) -> str:
     return out or "(top level)"
 
 
-def validate(config: dict, schema_path: str | Path) -> dict:
-    """Raise ConfigError naming the first bad key (the most specific), else return ``config``."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), e.message))
-    if errors:
-        err = errors[0]
-        if err.validator == "additionalProperties":
-            allowed = sorted(err.schema.get("properties", {}))
-            hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-            raise ConfigError(f"config key '{_key(err.absolute_path)}': {err.message}{hint}")
-        if err.validator == "pattern" and "description" in err.schema:
-            raise ConfigError(
-                f"config key '{_key(err.absolute_path)}': {err.instance!r} is not allowed here; "
-                f"expected {err.schema['description']}"
-            )
-        raise ConfigError(f"config key '{_key(err.absolute_path)}': {err.message}")
+@functools.cache
+def load_schema(schema_path: str | Path = SCHEMA_FILE) -> dict:
+    return yaml.safe_load(Path(schema_path).read_text())
 
+
+def schema_error(
+    instance, schema: dict, prefix: tuple = (), where: str = "config key"
+) -> str | None:
+    """A message naming the first bad key (the most specific) of ``instance``, or None if it is valid.
+
+    ``prefix`` is the path of ``instance`` in its document, ``where`` names the document's keys.
+    """
+    validator = jsonschema.Draft202012Validator(schema)
+    # The deepest error first; at one depth, an unexpected key (often a misspelt required one).
+    errors = sorted(
+        validator.iter_errors(instance),
+        key=lambda e: (-len(e.absolute_path), e.validator != "additionalProperties", e.message),
+    )
+    if not errors:
+        return None
+    err = errors[0]
+    key = _key((*prefix, *err.absolute_path))
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"{where} '{key}': {err.message}{hint}"
+    if err.validator == "not" and err.validator_value == {}:  # a key forbidden here
+        why = f" ({err.schema['description']})" if "description" in err.schema else ""
+        return f"{where} '{key}': not allowed here{why}"
+    if err.validator == "pattern" and "description" in err.schema:
+        return (
+            f"{where} '{key}': {err.instance!r} is not allowed here; "
+            f"expected {err.schema['description']}"
+        )
+    return f"{where} '{key}': {err.message}"
+
+
+def validate(config: dict, schema_path: str | Path = SCHEMA_FILE) -> dict:
+    """Raise ConfigError naming the first bad key (the most specific), else return ``config``."""
+    if message := schema_error(config, load_schema(schema_path)):
+        raise ConfigError(message)
+
+    from memnet import datasets
     from memnet.experiments import plan
 
+    known = datasets.declarations(config)  # raises ConfigError naming a bad declaration's key
+    for key, name in _dataset_references(config):
+        if name not in known:
+            raise ConfigError(
+                f"config key '{key}': unknown dataset {name!r}; known: {', '.join(sorted(known))}. "
+                "Declare a new one under the config key dataset_declarations "
+                "(README, 'Adding a dataset')"
+            )
+    for name, subset in config.get("data", {}).get("subset", {}).items():
+        for part in ("n_train", "n_test"):
+            available = getattr(known[name], part)
+            if subset.get(part, 0) > available:
+                raise ConfigError(
+                    f"config key 'data.subset.{name}.{part}': {subset[part]} is more than the "
+                    f"{available} images {name} has"
+                )
     try:
         plan(config)  # cross-checks: every baseline an experiment names must be defined
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return config
+
+
+def _dataset_references(config: dict) -> Iterator[tuple[str, str]]:
+    """(key, name) of every dataset name the config uses: datasets, data.subset, only_datasets."""
+    for i, name in enumerate(config.get("datasets", [])):
+        yield f"datasets[{i}]", name
+    for name in config.get("data", {}).get("subset", {}):
+        yield f"data.subset.{name}", name
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "only_datasets" and isinstance(value, list):
+                    for i, name in enumerate(value):
+                        yield f"{_key((*path, key))}[{i}]", name
+                else:
+                    yield from walk(value, (*path, key))
+
+    for section in ("memnet", "baselines", "experiments"):
+        yield from walk(config.get(section, {}), (section,))

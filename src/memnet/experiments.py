@@ -78,7 +78,7 @@ def _model_variants(config: dict, models: dict, dataset: str):
 
 def train_size(config: dict, dataset: str) -> int:
     """The number of training images a run of this dataset sees at most."""
-    full = datasets.get_spec(dataset).n_train
+    full = datasets.get_spec(dataset, config).n_train
     cap = config.get("data", {}).get("subset", {}).get(dataset, {}).get("n_train")
     return min(full, cap) if cap else full
 

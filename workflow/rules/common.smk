@@ -1,8 +1,9 @@
+import json
+import re
 import shlex
 import sys
 
-from memnet.datasets import REGISTRY
-from memnet import paths
+from memnet import datasets, paths
 from memnet.experiments import (
     MEMNET,
     Run,
@@ -15,6 +16,7 @@ from memnet.experiments import (
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
 RESULTS = paths.results_dir(config)
 DATA = paths.data_dir(config)
+DATASETS = datasets.declarations(config)  # config/datasets.yaml and the config's own
 RUNS = plan(config)
 for warning in clipped_sweep_points(config):
     print(f"memnet: warning: {warning}", file=sys.stderr)
@@ -92,3 +94,13 @@ SINGLE_THREADED = ("mlp", "cnn", "ncm")
 
 def run_threads(w):
     return 1 if w.model in SINGLE_THREADED else config["threads"]["run"]
+
+
+def declaration_arg(w):
+    """`--declaration JSON` for a dataset the config declares; none for a shipped one."""
+    spec = DATASETS[w.dataset]
+    if spec == datasets.REGISTRY.get(w.dataset):
+        return ""
+    return (
+        f"--declaration {shlex.quote(json.dumps(spec.declaration(), sort_keys=True))}"
+    )

@@ -1,0 +1,101 @@
+"""A dataset declared only in a test config runs the DAG end to end, in each raw format.
+
+Each fixture dataset is served from a mirror directory or from a local HTTP server. The target is
+the aggregate table (tables/runs.csv): the report rules are not needed to check the data rules.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import snakemake
+from fixtures_data import make_fixture
+
+from memnet import datasets
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_config(name: str, declaration: dict, mirror) -> dict:
+    """One seed, three fast models, the fixture's whole (small) train and test sets."""
+    resource = {"mem_mb": 1000, "runtime": 10}
+    return {
+        "results": f"results/{name}",
+        "datasets": [name],
+        "dataset_declarations": {name: declaration},
+        "seeds": [0],
+        "data": {"dir": "results/data", "mirror": str(mirror) if mirror else None},
+        "memnet": {
+            "n_neurons": 40,
+            "distance": "l2",
+            "threshold": "adaptive",
+            "plasticity": "mean",
+            "competition": "label",
+            "voting": "channel",
+            "k": 1,
+            "beta": 0.01,
+            "eta": 0.1,
+        },
+        "tuning": {"validation_fraction": 0.2, "seed": 0, "tau_scale": [1.0]},
+        "baselines": {"knn": {"k1-l2": {"k": 1, "metric": "l2"}}, "ncm": {"default": {}}},
+        "experiments": {
+            "main": {"models": {"memnet": ["paper"], "knn": ["k1-l2"], "ncm": ["default"]}}
+        },
+        "threads": {"run": 1, "tune": 1},
+        "resources": {r: resource for r in ("download", "prepare", "tune", "run", "aggregate")},
+    }
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """A local HTTP server for one directory; yields (directory, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("source", ["mirror", "http"])
+@pytest.mark.parametrize("fmt", ["idx", "cifar-python", "npz"])
+def test_declared_dataset_runs_end_to_end(tmp_path, http_dir, fmt, source):
+    name = f"tiny-{fmt}"
+    if source == "mirror":
+        mirror = tmp_path / "mirror"
+        declaration = make_fixture(fmt, mirror / name)  # <mirror>/<dataset>/<file>
+    else:
+        mirror = None
+        root, base = http_dir
+        declaration = make_fixture(fmt, root)
+        declaration["urls"] = ["http://127.0.0.1:1/", base]  # a dead URL first, then the server
+    configfile = tmp_path / "tiny.yaml"
+    configfile.write_text(yaml.safe_dump(tiny_config(name, declaration, mirror)))
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    target = f"results/{name}/tables/runs.csv"
+    snakemake(target, "--cores", "2", "--configfile", str(configfile), cwd=work, env=env)
+
+    runs = pd.read_csv(work / target)
+    assert sorted(runs["model"]) == ["knn", "memnet", "ncm"]
+    assert (runs["dataset"] == name).all() and (runs["n_test"] == declaration["n_test"]).all()
+    chance = 1 / len(declaration["classes"])
+    assert (runs["accuracy"] > chance + 0.2).all(), runs[["model", "accuracy"]]
+    info = datasets.read_info(work / "results/data" / f"{name}.npz")
+    assert info.classes == tuple(declaration["classes"])
+    assert info.image_shape == tuple(declaration["image_shape"])
+    raw = work / "results/data/raw" / name
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        f["name"] for f in declaration["files"].values()
+    )
