@@ -129,15 +129,22 @@ def test_every_table_and_figure_has_a_caption(repo):
         assert len(text.split()) > 15, stem
 
 
+# The parameters the pipeline's notebook rule passes to each notebook (report.smk, notebook_params)
+NOTEBOOK_PARAMETERS = {"results": {"results_dir"}, "memories": {"model_path", "data_path"}}
+
+
 def test_notebooks_are_committed_without_outputs_and_take_parameters(repo):
-    for name in ("results", "memories"):
+    rules = (repo / "workflow/rules/report.smk").read_text()
+    for name, parameters in NOTEBOOK_PARAMETERS.items():
         nb = json.loads((repo / "notebooks" / f"{name}.ipynb").read_text())
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert all(c["outputs"] == [] and c["execution_count"] is None for c in code), name
         tagged = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
         assert len(tagged) == 1, name
         source = "".join(tagged[0]["source"])
-        assert "results_dir" in source and "model_path" in source, name
+        assigned = set(re.findall(r"^(\w+) = ", source, re.M))
+        assert parameters <= assigned, name
+        assert all(f'"{p}"' in rules for p in parameters), name
 
 
 @pytest.mark.slow
@@ -148,10 +155,9 @@ def test_notebooks_run_top_to_bottom(tmp_path_factory, tmp_path):
     names = ["results", "memories"] if model.exists() else ["results"]
     for name in names:
         out = tmp_path / f"{name}.ipynb"
-        report.run_notebook(
-            REPO / "notebooks" / f"{name}.ipynb", out,
-            {"results_dir": str(results), "model_path": str(model)},
-        )  # fmt: skip
+        given = {"results_dir": results, "model_path": model, "data_path": results / "none.npz"}
+        parameters = {k: str(v) for k, v in given.items() if k in NOTEBOOK_PARAMETERS[name]}
+        report.run_notebook(REPO / "notebooks" / f"{name}.ipynb", out, parameters)
         executed = json.loads(out.read_text())
         errors = [o for c in executed["cells"] for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]  # fmt: skip
