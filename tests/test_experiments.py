@@ -37,6 +37,11 @@ def expected_runs(config: dict) -> int:
         n_sizes = len({min(n, cap, sizes[ds]) for n in exp["samples"]["n_train"]})
         total += n_sizes * variants(exp["samples"]["models"])
         total += sum(applies(o) for o in exp["ablations"].values())
+        inc = exp.get("incremental")
+        if inc and applies(inc):
+            models = inc["models"]
+            memnet = len(models.get("memnet", [])) * len(inc["horizons"])
+            total += memnet + variants({m: v for m, v in models.items() if m != "memnet"})
     return total
 
 
@@ -48,6 +53,26 @@ def test_run_paths_are_unique(config):
     paths = [r.metrics_path(0, "results/x") for r in plan(config)]
     assert len(paths) == len(set(paths))
     assert all(p.startswith("results/x/runs/") for p in paths)
+
+
+def test_incremental_runs_carry_their_tasks_and_horizons(config):
+    runs = [r for r in plan(config) if r.experiment == "incremental"]
+    tasks = tuple(tuple(t) for t in config["experiments"]["incremental"]["tasks"])
+    assert runs and all(r.tasks == tasks for r in runs)
+    assert {r.dataset for r in runs} == {"mnist"}  # only_datasets
+    memnet = {r.name: r.params for r in runs if r.model == "memnet"}
+    assert memnet["paper-open"]["birth_schedule"] == "open"
+    assert "birth_schedule" not in memnet["paper-known"]
+    assert all(r.tasks is None for r in plan(config) if r.experiment != "incremental")
+
+
+@pytest.mark.parametrize(
+    ("tasks", "why"), [([[0, 1], [1, 2]], "two tasks"), ([[0, 10]], "lacks"), ([[]], "non-empty")]
+)
+def test_bad_incremental_tasks_name_the_key(config, tasks, why):
+    config["experiments"]["incremental"]["tasks"] = tasks
+    with pytest.raises(ValueError, match=f"experiments.incremental.tasks.*{why}"):
+        plan(config)
 
 
 def test_adding_an_ablation_adds_exactly_its_runs(config):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from memnet import datasets, paths
+from memnet.incremental import check_tasks
 
 MEMNET = "memnet"
 BASELINES = ("mlp", "cnn", "knn", "ncm")
@@ -38,6 +39,7 @@ class Run:
     params: dict[str, Any] = field(hash=False)
     x: float | None = None  # the swept value (n_neurons or n_train), if any
     n_train: int | None = None  # a stratified training subset of this size, if any
+    tasks: tuple[tuple[int, ...], ...] | None = None  # class-incremental: the classes of each task
 
     def metrics_path(self, seed: int | str, results_dir: str) -> str:
         """Where this run's metrics file for ``seed`` lies, under a config's results directory."""
@@ -142,6 +144,33 @@ def plan(config: dict) -> list[Run]:
             if _applies(overrides, dataset):
                 params = {**paper, **_params(overrides)}
                 runs.append(Run(dataset, "ablations", MEMNET, name, name, params))
+
+        incremental = experiments.get("incremental")
+        if incremental and _applies(incremental, dataset):
+            runs += _incremental_runs(config, incremental, dataset)
+    return runs
+
+
+# How the Memory Network learns a stream: with its length T known (the budget spread evenly over it,
+# as in one pass over a dataset), or not known (a birth schedule that needs no T: see MemoryNetwork).
+HORIZONS = {"known": {}, "open": {"birth_schedule": "open"}}
+
+
+def _incremental_runs(config: dict, incremental: dict, dataset: str) -> list[Run]:
+    n_classes = len(datasets.get_spec(dataset, config).classes)
+    try:
+        tasks = check_tasks(incremental["tasks"], n_classes)
+    except ValueError as exc:
+        raise ValueError(f"config key 'experiments.incremental.tasks' ({dataset}): {exc}") from None
+    runs = []
+    for model, variant, params in _model_variants(config, incremental["models"], dataset):
+        if model != MEMNET:
+            runs.append(Run(dataset, "incremental", model, variant, variant, params, tasks=tasks))
+            continue
+        for horizon in incremental["horizons"]:
+            name = f"{variant}-{horizon}"
+            params = {**params, **HORIZONS[horizon]}
+            runs.append(Run(dataset, "incremental", model, name, name, params, tasks=tasks))
     return runs
 
 

@@ -1,5 +1,6 @@
 import json
 import re
+import json
 import shlex
 import sys
 
@@ -74,6 +75,8 @@ def command_args(run):
         args.append(f"--x {run.x}")
     if run.n_train is not None:
         args.append(f"--n-train {run.n_train}")
+    if run.tasks is not None:
+        args.append(f"--tasks {q(json.dumps(run.tasks))}")
     if run.needs_tuning:
         args.append(f"--tuning {q(results(paths.TUNING, dataset=run.dataset))}")
     return " ".join(args)
