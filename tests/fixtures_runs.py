@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from memnet import cli
-from memnet.results import KEYS, RUN_COLUMNS
+from memnet.results import JSON_COLUMNS, KEYS, RUN_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,6 +109,8 @@ def _run(
         "versions": {"memnet": "0.1.0"},
         "git_revision": "0123456789abcdef",
         "threads": 1,
+        "forgetting": None,
+        "seen_accuracy": None,
     }
 
 
@@ -166,7 +168,9 @@ def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[di
 
 
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
-    rows = [{c: (json.dumps(r[c]) if c == "params" else r[c]) for c in RUN_COLUMNS} for r in runs]
+    rows = [
+        {c: (json.dumps(r[c]) if c in JSON_COLUMNS else r[c]) for c in RUN_COLUMNS} for r in runs
+    ]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 

@@ -80,3 +80,32 @@ def test_summary_matches_an_independent_computation():
         real.reset_index(drop=True),
         check_dtype=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        ({"accuracy": "high"}, "'accuracy' should be a number, got 'high'"),
+        ({"accuracy": 1.5}, "'accuracy' 1.5 is not in [0, 1]"),
+        ({"n_train": True}, "'n_train' should be a number"),
+        ({"seed": "0"}, "'seed' should be an integer"),
+    ],
+)
+def test_a_metrics_file_with_a_wrong_value_is_named(tmp_path, capsys, edit, why):
+    good = [fake_run(tmp_path, s, 0.9) for s in range(3)]
+    bad = fake_run(tmp_path, 7, 0.9, variant="bad")
+    write_json(bad, {**json.loads(bad.read_text()), **edit})
+    out = tmp_path / "runs.csv"
+    args = ["aggregate", "--runs-csv", str(out), "--summary-csv", str(tmp_path / "s.csv")]
+    assert cli.main([*args, *map(str, [*good, bad])]) == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert str(bad) in err and why in err
+
+
+def test_a_truncated_metrics_file_is_named(tmp_path, capsys):
+    paths = [fake_run(tmp_path, s, 0.9) for s in range(3)]
+    paths[1].write_text(paths[1].read_text()[:40])
+    out = tmp_path / "runs.csv"
+    args = ["aggregate", "--runs-csv", str(out), "--summary-csv", str(tmp_path / "s.csv")]
+    assert cli.main([*args, *map(str, paths)]) == 2 and not out.exists()
+    assert f"{paths[1]}: not valid JSON" in capsys.readouterr().err

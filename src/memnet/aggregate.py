@@ -11,8 +11,10 @@ import pandas as pd
 from memnet.io import atomic_path, read_json
 from memnet.results import (
     CONSTANTS,
+    JSON_COLUMNS,
     KEYS,
     MEANS,
+    NUMBER_COLUMNS,
     RUN_COLUMNS,
     SUMMARY_COLUMNS,
     TIMING_COLUMNS,
@@ -27,16 +29,36 @@ def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
     rows = []
     for path in paths:
         run = read_json(path)
-        missing = [c for c in RUN_COLUMNS if c not in run]
-        if missing:
-            raise ValueError(f"{path}: metrics file lacks {missing}; rerun that job")
-        row = {c: run[c] for c in RUN_COLUMNS}
-        row["params"] = json.dumps(run["params"], sort_keys=True)
-        rows.append(row)
+        rows.append(_row(run, path))
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return df.sort_values([*KEYS, "seed"], na_position="first", kind="stable").reset_index(
         drop=True
     )
+
+
+def _row(run, path) -> dict:
+    """The runs.csv row of one metrics file, each value checked; a bad file is named."""
+    if not isinstance(run, dict):
+        raise ValueError(f"{path}: not a metrics file (a JSON object); rerun that job")
+    missing = [c for c in RUN_COLUMNS if c not in run]
+    if missing:
+        raise ValueError(f"{path}: metrics file lacks {missing}; rerun that job")
+    for column in NUMBER_COLUMNS:
+        value = run[column]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(
+                f"{path}: '{column}' should be a number, got {value!r}; rerun that job"
+            )
+    if not 0 <= run["accuracy"] <= 1:
+        raise ValueError(f"{path}: 'accuracy' {run['accuracy']!r} is not in [0, 1]; rerun that job")
+    if isinstance(run["seed"], bool) or not isinstance(run["seed"], int):
+        raise ValueError(
+            f"{path}: 'seed' should be an integer, got {run['seed']!r}; rerun that job"
+        )
+    row = {c: run[c] for c in RUN_COLUMNS}
+    for column in JSON_COLUMNS:
+        row[column] = None if run[column] is None else json.dumps(run[column], sort_keys=True)
+    return row
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -213,8 +213,19 @@ def _saved_models(ev: Evidence):
     return [(m.dataset, m.seed, MemoryNetwork.load(m.path), m.n_train) for m in found]
 
 
+def _load_time_nodes(tree: ast.AST):
+    """Every node that runs when the module loads: all but the bodies of functions."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        yield node
+        yield from _load_time_nodes(node)
+
+
 def model_sources(root: Path | None = None) -> list[Path]:
-    """memnet/model.py and every memnet module it imports, transitively (the code that learns)."""
+    """memnet/model.py and every memnet module it imports when it loads, transitively (the code that
+    learns). Imports inside functions are left out: they load only when called (config validation
+    imports the experiment runner, which can make any baseline)."""
     if root is None:
         spec = importlib.util.find_spec("memnet.model")
         if spec is None or spec.origin is None:
@@ -227,7 +238,7 @@ def model_sources(root: Path | None = None) -> list[Path]:
         if path in found or not path.exists():
             continue
         found.append(path)
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in _load_time_nodes(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.ImportFrom) and node.module == "memnet":
                 todo += [package / f"{alias.name}.py" for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("memnet."):

@@ -38,6 +38,24 @@ RUN_COLUMNS = [
     "n_passes",
     "threads",
     "params",
+    "forgetting",  # class-incremental runs: the mean drop of a task's accuracy from best to final
+    "seen_accuracy",  # class-incremental runs: accuracy on the classes seen after each task (JSON)
+]
+JSON_COLUMNS = ["params", "seen_accuracy"]  # stored in the CSV as JSON text
+# Columns that hold numbers (or nothing): a metrics file giving anything else is refused
+NUMBER_COLUMNS = [
+    "x",
+    "accuracy",
+    "n_train",
+    "n_test",
+    "n_born",
+    "train_seconds",
+    "infer_seconds",
+    "peak_memory_bytes",
+    "model_bytes",
+    "n_passes",
+    "threads",
+    "forgetting",
 ]
 TIMING_COLUMNS = ["train_seconds", "infer_seconds", "peak_memory_bytes"]  # vary between machines
 # averaged over seeds
