@@ -47,6 +47,12 @@ ABLATIONS = {
     "threshold-none": -0.002,
     "k-3": 0.001,
 }
+# class-incremental (MNIST only): accuracy on the classes seen after each task, and forgetting
+INCREMENTAL = {
+    ("memnet", "paper-known"): ([1.0, 0.99, 0.985, 0.98, 0.965], 0.012, 1, False, False),
+    ("memnet", "paper-open"): ([1.0, 0.985, 0.975, 0.965, 0.950], 0.020, 1, False, False),
+    ("mlp", "epochs1"): ([0.999, 0.49, 0.33, 0.25, 0.198], 0.985, 1, True, False),
+}
 PAPER_PARAMS = {
     "n_neurons": 500,
     "distance": "l2",
@@ -116,7 +122,7 @@ def _run(
 
 def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[dict]:
     """Every synthetic run, as the metrics dicts the interface specifies."""
-    experiments = experiments or ("main", "neurons", "samples", "ablations")
+    experiments = experiments or ("main", "neurons", "samples", "ablations", "incremental")
     runs = []
     for d in datasets:
         for seed in seeds:
@@ -145,6 +151,14 @@ def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[di
                                 n_train=n,
                             )
                         )
+            if "incremental" in experiments and d == "mnist":
+                for (model, variant), (curve, forgets, passes, bp, ws) in INCREMENTAL.items():
+                    seen = [round(a - SEED_STEP * seed, 6) for a in curve]
+                    params = PAPER_PARAMS if model == "memnet" else {"variant": variant}
+                    run = _run(d, "incremental", model, variant, None, seed, seen[-1], 1.0,
+                               passes, bp, ws, params)  # fmt: skip
+                    run.update(seen_accuracy=seen, forgetting=round(forgets + 0.001 * seed, 6))
+                    runs.append(run)
             paper = accuracy(MAIN[("memnet", "paper")][0][d], seed)
             for experiment, variants in (
                 ("neurons", {f"n{n}": (float(n), offset) for n, offset in NEURONS.items()}),

@@ -26,6 +26,7 @@ from fixtures_runs import (
 )
 
 from memnet import figures, report
+from memnet.outputs import TABLES
 
 DATASETS = ["mnist", "cifar10"]
 
@@ -45,7 +46,11 @@ def test_html_is_self_contained_and_holds_every_figure(full_report):
     for stem in stems:
         encoded = base64.b64encode((figures_dir / f"{stem}.png").read_bytes()).decode()
         assert encoded in html, stem
-    assert html.count("<table>") == 4 + 2  # T1-T4, the claims and the paper's parameters
+    # the claims, the paper's parameters, then every table (T1-T4, and T6, T7 beyond the paper)
+    assert html.count("<table>") == 2 + len(TABLES)
+    beyond = html.index("Beyond the paper (ours)")
+    assert html.index("T6. Class-incremental") > beyond and html.index("T7. Our findings") > beyond
+    assert html.index("F8. Class-incremental") > beyond > html.index("T1. Main results")
 
 
 def test_markdown_references_every_figure_and_reads_numbers_from_the_tables(full_report):

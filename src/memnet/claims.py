@@ -44,6 +44,8 @@ class Claim:
     check: str | None = None
     evidence: str | None = None
     reported_neurons: tuple[float, float] | None = None
+    reference: dict = field(default_factory=dict)  # close_to_reference: the row compared with
+    ours: bool = False  # a finding of this project (claims.yaml `findings:`), not the paper's
 
 
 @dataclass(frozen=True)
@@ -77,29 +79,56 @@ class Evidence:
 
 
 def load_claims(path: str | Path) -> list[Claim]:
-    """Read and validate claims.yaml; one clear error names the first bad entry."""
+    """Read and validate claims.yaml: the paper's `claims:`, then our own `findings:`.
+
+    One clear error names the first bad entry.
+    """
     with open(path) as f:
         doc = yaml.safe_load(f) or {}
     entries = doc.get("claims")
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path}: expected a top-level 'claims:' list of claims")
+    findings = doc.get("findings") or []
+    if not isinstance(findings, list):
+        raise ValueError(f"{path}: 'findings:' must be a list, like 'claims:'")
     claims, seen = [], set()
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}: claim #{i + 1} must be a mapping, not {entry!r}")
-        where = f"{path}: claim #{i + 1} ({entry.get('id', 'no id')})"
-        try:
-            claim = Claim(**entry)
-        except TypeError as err:
-            raise ValueError(f"{where}: {err}; the header of claims.yaml lists the keys") from None
-        problem = _problem(claim)
-        if claim.id in seen:
-            problem = "duplicate id"
-        if problem:
-            raise ValueError(f"{where}: {problem}")
-        seen.add(claim.id)
-        claims.append(claim)
+    for section, items in (("claims", entries), ("findings", findings)):
+        for i, entry in enumerate(items):
+            if not isinstance(entry, dict):
+                raise ValueError(f"{path}: {section} #{i + 1} must be a mapping, not {entry!r}")
+            where = f"{path}: {section} #{i + 1} ({entry.get('id', 'no id')})"
+            try:
+                claim = Claim(**entry, ours=section == "findings")
+            except TypeError as err:
+                raise ValueError(
+                    f"{where}: {err}; the header of claims.yaml lists the keys"
+                ) from None
+            problem = _problem(claim)
+            if claim.id in seen:
+                problem = "duplicate id"
+            if problem:
+                raise ValueError(f"{where}: {problem}")
+            seen.add(claim.id)
+            claims.append(claim)
     return claims
+
+
+ANCHOR_KEYS = {"dataset", "method", "accuracy", "source"}
+
+
+def load_anchors(path: str | Path) -> list[dict]:
+    """The published class-incremental results of other methods (claims.yaml `anchors:`): shown
+    beside our measurements as anchors from another setup, never mixed with them."""
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    anchors = doc.get("anchors") or []
+    for i, anchor in enumerate(anchors):
+        missing = ANCHOR_KEYS - set(anchor) if isinstance(anchor, dict) else ANCHOR_KEYS
+        if missing:
+            raise ValueError(f"{path}: anchors #{i + 1} lacks {sorted(missing)}")
+        if not 0 <= anchor["accuracy"] <= 1:
+            raise ValueError(f"{path}: anchors #{i + 1}: accuracy must be a fraction in [0, 1]")
+    return anchors
 
 
 def _problem(claim: Claim) -> str | None:
@@ -143,8 +172,11 @@ def compare(measured: float, reported: float, tolerance: float, comparison: str)
     return measured <= reported + tolerance + 1e-12
 
 
+PERCENT_METRICS = ("accuracy", "forgetting")
+
+
 def fmt_value(metric: str, value: float) -> str:
-    return f"{100 * value:.2f}%" if metric == "accuracy" else f"{value:,.0f}"
+    return f"{100 * value:.2f}%" if metric in PERCENT_METRICS else f"{value:,.0f}"
 
 
 def _numeric(claim: Claim, ev: Evidence) -> Verdict:
@@ -188,7 +220,11 @@ def _missing(claim: Claim, what: str) -> Verdict:
 
 Check = Callable[[Claim, Evidence], Verdict]
 CHECKS: dict[str, Check] = {}
-CHECK_UNITS = {"faster_than_backprop": "seconds", "little_data": "accuracy"}  # of `measured`
+CHECK_UNITS = {
+    "faster_than_backprop": "seconds",
+    "little_data": "accuracy",
+    "close_to_reference": "accuracy",
+}  # of `measured`
 
 
 def check(fn: Check) -> Check:
@@ -302,6 +338,29 @@ def _structural(claim: Claim, problems: list[str | None], facts: list[str]) -> V
         return Verdict(claim.id, NOT_REPRODUCED, None, "; ".join(problems))
     evidence = f"; proven by {claim.evidence}" if claim.evidence else ""
     return Verdict(claim.id, REPRODUCED, None, "; ".join(f for f in facts if f) + evidence)
+
+
+@check
+def close_to_reference(claim: Claim, ev: Evidence) -> Verdict:
+    """The accuracy of ``select`` is within ``tolerance`` of that of ``reference`` (both means over
+    seeds, from summary.csv); ``measured`` is the difference."""
+    rows = select(ev.summary, claim.dataset, **claim.select)
+    refs = select(ev.summary, claim.dataset, **claim.reference)
+    if rows.empty or refs.empty:
+        missing = "/".join(
+            str(v) for v in (claim.select if rows.empty else claim.reference).values()
+        )
+        return _missing(claim, missing)
+    measured = float(rows.iloc[0]["accuracy_mean"])
+    reference = float(refs.iloc[0]["accuracy_mean"])
+    difference = measured - reference
+    ok = abs(difference) <= claim.tolerance + 1e-12
+    detail = (
+        f"{fmt_value('accuracy', measured)} against {fmt_value('accuracy', reference)} "
+        f"({'/'.join(map(str, claim.reference.values()))}): {100 * difference:+.2f} points; "
+        f"needs within ±{100 * claim.tolerance:.2f}"
+    )
+    return Verdict(claim.id, REPRODUCED if ok else NOT_REPRODUCED, difference, detail)
 
 
 AUTOGRAD = {"torch", "jax", "tensorflow", "autograd", "keras"}

@@ -215,8 +215,10 @@ def _load_results(args) -> tuple:
 
 def cmd_tables(args) -> None:
     from memnet import tables
+    from memnet.claims import load_anchors
 
-    _print_written(tables.build_all(*_load_results(args), args.models, args.out))
+    anchors = load_anchors(args.claims)
+    _print_written(tables.build_all(*_load_results(args), args.models, args.out, anchors))
 
 
 def cmd_figures(args) -> None:

@@ -16,6 +16,7 @@ saved models (F4) are the files given, never a search of a directory.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,6 +44,7 @@ from memnet.results import (
     ordered,
     saved_models,
     select,
+    t_interval,
 )
 
 WIDTH = 7.0  # inches: a full text width in print
@@ -452,6 +454,43 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
 # Writing
 
 
+# ---------------------------------------------------------------------------------------------
+# F8: class-incremental learning (ours)
+
+
+def fig_incremental(runs: pd.DataFrame, datasets: list[str] | None = None) -> Figure:
+    """F8: accuracy on the classes seen so far after each task, one line per model (mean over
+    seeds, 95% t-interval as a band)."""
+    rows = select(runs, experiment="incremental")
+    if rows.empty:
+        return placeholder(
+            "F8: class-incremental learning", "No 'incremental' experiment in this run."
+        )
+    names = dataset_order(rows["dataset"], datasets)
+    fig, axes = _figure(len(names))
+    for ax, dataset in zip(axes, names, strict=True):
+        here = ordered(select(rows, dataset))
+        for (model, variant), group in here.groupby(["model", "variant"], sort=False):
+            curves = np.array([json.loads(s) for s in group["seen_accuracy"]], dtype=float)
+            tasks = np.arange(1, curves.shape[1] + 1)
+            bands = [t_interval(curves[:, t]) for t in range(curves.shape[1])]
+            summary = pd.DataFrame(
+                {
+                    "accuracy_mean": curves.mean(axis=0),
+                    "accuracy_ci_low": [b[0] for b in bands],
+                    "accuracy_ci_high": [b[1] for b in bands],
+                }
+            )
+            _band(ax, tasks, summary, PALETTE.get(model, GREY), model_label(model, variant), model)
+        ax.set_xticks(tasks)
+        ax.set_ylim(0, 102)
+        ax.set_title(f"{dataset_label(dataset)}: class-incremental (ours)")
+        ax.set_xlabel("Tasks learnt")
+        ax.set_ylabel("Accuracy on the classes seen (%)")
+        ax.legend(loc="lower left", fontsize="small")
+    return fig
+
+
 def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
     """``stem``.pdf and .png under ``out_dir``, each written atomically."""
     paths = []
@@ -485,6 +524,7 @@ def build_all(
         "F2_samples": lambda: fig_samples(summary, datasets),
         "F5_confusion": lambda: fig_confusion(confusion_runs, datasets),
         "F6_pareto": lambda: fig_pareto(summary, datasets),
+        "F8_incremental": lambda: fig_incremental(runs, datasets),
     }
     for d in datasets:
         figures[f"F3_ablations_{d}"] = lambda d=d: fig_ablations(summary, runs, d)

@@ -7,6 +7,12 @@ TABLES = {
     "T2_claims": "The paper's claims and their verdicts on this run.",
     "T3_ablations": "Ablations of the Memory Network: accuracy and paired difference to `paper`.",
     "T4_efficiency": "Efficiency at each model's main setting: time, throughput and memory.",
+    "T6_incremental": (
+        "Ours, beyond the paper: class-incremental learning. Final accuracy on all classes and "
+        "forgetting, beside each model's joint accuracy; published results of other methods, from "
+        "another setup, in rows of their own."
+    ),
+    "T7_findings": "Ours, beyond the paper: our own findings and their verdicts on this run.",
 }
 
 
@@ -19,4 +25,5 @@ def figure_names(datasets: list[str]) -> list[str]:
         *(f"F4_memories_{d}" for d in datasets),
         "F5_confusion",
         "F6_pareto",
+        "F8_incremental",
     ]

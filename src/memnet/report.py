@@ -40,13 +40,18 @@ FIGURE_TITLES = {
     "F4": "Memories and hits per neuron",
     "F5": "Confusion matrices",
     "F6": "Accuracy vs training time",
+    "F8": "Class-incremental learning (ours)",
 }
 TABLE_TITLES = {
     "T1_main": "Main results",
     "T2_claims": "Claims and verdicts",
     "T3_ablations": "Ablations",
     "T4_efficiency": "Efficiency",
+    "T6_incremental": "Class-incremental learning (ours)",
+    "T7_findings": "Our findings and their verdicts",
 }
+# The tables and figures of our own work beyond the paper: the report's "Beyond the paper" section
+BEYOND_THE_PAPER = ("T5", "T6", "T7", "F7", "F8")
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
        line-height: 1.45; color: #111; }
@@ -203,22 +208,29 @@ def build_context(
                 "caption": _figure_caption(captions, stem),
             }
         )
+    t7 = pd.read_csv(
+        _given(table_files, "T7_findings.csv", "--tables"), keep_default_na=False, na_values=[""]
+    )
+    all_tables = [
+        {
+            "id": stem.split("_")[0],
+            "title": title,
+            "markdown": _given(table_files, f"{stem}.md", "--tables").read_text(),
+            "caption": caption(captions, stem),
+        }
+        for stem, title in TABLE_TITLES.items()
+    ]
     return {
         "run": _run_facts(runs, metrics),
         "verdict_counts": {v: int(counts[v]) for v in counts.index},
         "headline": _headline(t1),
         "claims": _claims(t2),
+        "findings": _claims(t7) if len(t7) else [],
         "paper_params": _paper_params(runs),
-        "tables": [
-            {
-                "id": stem.split("_")[0],
-                "title": title,
-                "markdown": _given(table_files, f"{stem}.md", "--tables").read_text(),
-                "caption": caption(captions, stem),
-            }
-            for stem, title in TABLE_TITLES.items()
-        ],
-        "figures": figures,
+        "tables": [t for t in all_tables if t["id"] not in BEYOND_THE_PAPER],
+        "figures": [f for f in figures if f["id"] not in BEYOND_THE_PAPER],
+        "beyond_tables": [t for t in all_tables if t["id"] in BEYOND_THE_PAPER],
+        "beyond_figures": [f for f in figures if f["id"] in BEYOND_THE_PAPER],
     }
 
 

@@ -205,6 +205,70 @@ def table_efficiency(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return ordered(table)[columns]
 
 
+def joint_variant(model: str, variant: str) -> str:
+    """The main experiment's variant that a class-incremental run learns jointly: for the Memory
+    Network 'paper-known' -> 'paper' (the horizon only matters in a stream); others unchanged."""
+    return variant.rsplit("-", 1)[0] if model == "memnet" else variant
+
+
+def table_incremental(
+    summary: pd.DataFrame, runs: pd.DataFrame, anchors: list[dict]
+) -> pd.DataFrame:
+    """T6: final accuracy and forgetting of each model on the class-incremental stream, with its
+    joint accuracy (the main experiment) beside it; then the published anchors, marked as such."""
+    columns = """
+        dataset model variant label source n_seeds final_mean final_ci_low final_ci_high
+        forgetting_mean forgetting_ci_low forgetting_ci_high joint_mean
+    """.split()
+    rows = []
+    stream = select(runs, experiment="incremental")
+    for (dataset, model, variant), group in stream.groupby(
+        ["dataset", "model", "variant"], sort=False
+    ):
+        final = group["accuracy"].to_numpy(float)
+        forgetting = group["forgetting"].to_numpy(float)
+        joint = select(summary, dataset, experiment="main", model=model,
+                       variant=joint_variant(model, variant))  # fmt: skip
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "variant": variant,
+                "label": model_label(model, variant),
+                "source": "measured here",
+                "n_seeds": len(group),
+                "final_mean": final.mean(),
+                "final_ci_low": t_interval(final)[0],
+                "final_ci_high": t_interval(final)[1],
+                "forgetting_mean": forgetting.mean(),
+                "forgetting_ci_low": t_interval(forgetting)[0],
+                "forgetting_ci_high": t_interval(forgetting)[1],
+                "joint_mean": joint["accuracy_mean"].iloc[0] if len(joint) else math.nan,
+            }
+        )
+    table = ordered(pd.DataFrame(rows, columns=columns)) if rows else pd.DataFrame(columns=columns)
+    published = [
+        {
+            "dataset": a["dataset"],
+            "model": "published",
+            "variant": a["method"],
+            "label": a["method"],
+            "source": f"published: {a['source']}",
+            "n_seeds": a.get("n_seeds", math.nan),
+            "final_mean": a["accuracy"],
+            "final_ci_low": math.nan,
+            "final_ci_high": math.nan,
+            "forgetting_mean": math.nan,
+            "forgetting_ci_low": math.nan,
+            "forgetting_ci_high": math.nan,
+            "joint_mean": math.nan,
+        }
+        for a in anchors
+        if not table.empty and a["dataset"] in set(table["dataset"])
+    ]
+    return pd.concat([table, pd.DataFrame(published, columns=columns)], ignore_index=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Display: formatted strings for Markdown and LaTeX
 
@@ -291,6 +355,28 @@ def display_claims(t2: pd.DataFrame) -> pd.DataFrame:
             "Measured": [measured(r) for _, r in t2.iterrows()],
             "Verdict": t2["verdict"],
             "Why": t2["detail"],
+        }
+    )
+
+
+def display_incremental(t6: pd.DataFrame) -> pd.DataFrame:
+    def with_interval(row, stat) -> str:
+        if pd.isna(row[f"{stat}_mean"]):
+            return "–"
+        text = pct(row[f"{stat}_mean"])
+        if not pd.isna(row[f"{stat}_ci_low"]):
+            text += f" ({pct_interval(row[f'{stat}_ci_low'], row[f'{stat}_ci_high'])})"
+        return text
+
+    return pd.DataFrame(
+        {
+            "Dataset": t6["dataset"].map(dataset_label),
+            "Model": t6["label"],
+            "Final accuracy (95% CI)": [with_interval(r, "final") for _, r in t6.iterrows()],
+            "Forgetting (95% CI)": [with_interval(r, "forgetting") for _, r in t6.iterrows()],
+            "Joint accuracy": ["–" if pd.isna(v) else pct(v) for v in t6["joint_mean"]],
+            "Seeds": [count(n) if not pd.isna(n) else "–" for n in t6["n_seeds"]],
+            "Source": t6["source"],
         }
     )
 
@@ -444,19 +530,27 @@ def build_all(
     claims: list[claims_mod.Claim],
     models: list[Path],
     out_dir: str | Path,
+    anchors: list[dict] = (),
 ) -> list[Path]:
-    """T1-T4 under ``out_dir``; ``models`` are the saved-model files the claims' checks read."""
+    """Every table of TABLES under ``out_dir``; ``models`` are the saved-model files the claims'
+    checks read, ``anchors`` the published results that T6 shows beside ours."""
     evidence = claims_mod.Evidence(summary=summary, runs=runs, models=list(models))
     verdicts = claims_mod.evaluate_all(claims, evidence)
-    t1 = table_main(summary, claims)
-    t2 = table_claims(claims, verdicts)
+    paper = [c for c in claims if not c.ours]
+    t1 = table_main(summary, paper)
+    t2 = table_claims(paper, verdicts)
     t3 = table_ablations(summary, runs)
     t4 = table_efficiency(summary, runs)
+    t6 = table_incremental(summary, runs, anchors)
+    t7 = table_claims([c for c in claims if c.ours], verdicts)
+    wide = {"Claim": "4.5cm", "Why": "5.5cm"}
     written = []
     written += write_table(t1, display_main(t1), "T1_main", out_dir)
-    written += write_table(
-        t2, display_claims(t2), "T2_claims", out_dir, {"Claim": "4.5cm", "Why": "5.5cm"}
-    )
+    written += write_table(t2, display_claims(t2), "T2_claims", out_dir, wide)
     written += write_table(t3, display_ablations(t3), "T3_ablations", out_dir)
     written += write_table(t4, display_efficiency(t4), "T4_efficiency", out_dir)
+    written += write_table(
+        t6, display_incremental(t6), "T6_incremental", out_dir, {"Source": "4cm"}
+    )
+    written += write_table(t7, display_claims(t7), "T7_findings", out_dir, wide)
     return written
