@@ -44,7 +44,7 @@ def test_each_training_sample_arrives_once_in_task_order_and_only_seen_classes_a
     data = fixture_data()
     tasks = [[0, 1], [2, 3], [4, 5]]
     model = Recorder(data.y_test)
-    out = run_stream(model, data, tasks, seed=3)
+    out = run_stream(model, data, make_stream(data.y_train, tasks, seed=3, n_classes=6))
 
     shown = [i for ids, _, _ in model.calls for i in ids]
     assert sorted(shown) == list(range(len(data.y_train)))  # each sample exactly once

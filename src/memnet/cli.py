@@ -83,6 +83,23 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _tasks_arg(text: str) -> list[list[int]]:
+    try:
+        tasks = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+    if not (
+        isinstance(tasks, list)
+        and tasks
+        and all(isinstance(t, list) and t for t in tasks)
+        and all(isinstance(c, int) and not isinstance(c, bool) for t in tasks for c in t)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON list of non-empty lists of class indices, got {text!r}"
+        )
+    return tasks
+
+
 SUBSET_KEYS = ("n_train", "n_test")
 
 
@@ -166,6 +183,27 @@ def cmd_run(args) -> None:
     if args.tuning and args.model == experiments.MEMNET and params.get("tau") is None:
         params["tau"] = _tuned_tau(read_json(args.tuning), args.tuning)
     data = experiments.load_data(args.data, args.subset)
+    if args.tasks is not None:
+        if args.model_out or args.n_train or args.x is not None:
+            raise ValueError(
+                "--tasks (a class-incremental stream) takes no --model-out, --n-train or --x"
+            )
+        metrics = experiments.execute_stream(
+            data=data,
+            dataset=args.dataset or data.name,
+            experiment=args.experiment,
+            model=args.model,
+            variant=args.variant,
+            params=params,
+            seed=args.seed,
+            tasks=args.tasks,
+            threads=args.threads,
+        )
+        write_json(args.out, metrics)
+        print(
+            f"{args.model}/{args.variant} seed {args.seed}: final accuracy {metrics['accuracy']:.4f}"
+        )
+        return
     metrics = experiments.execute(
         data=data,
         dataset=args.dataset or data.name,
@@ -322,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-train", type=_positive_int, default=None, help="train on a stratified subset"
     )
     p.add_argument("--tuning", default=None, help="a `memnet tune` file giving tau")
+    p.add_argument(
+        "--tasks",
+        type=_tasks_arg,
+        default=None,
+        help="JSON [[0, 1], [2, 3], ...]: learn the classes as a class-incremental stream of tasks",
+    )
     p.add_argument("--model-out", default=None, help="also save the trained model here")
     p.add_argument("--out", required=True, help="the metrics JSON to write")
     p.set_defaults(func=cmd_run)

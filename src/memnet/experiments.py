@@ -283,6 +283,60 @@ def execute(
     return metrics
 
 
+def execute_stream(
+    *,
+    data: datasets.Dataset,
+    dataset: str,
+    experiment: str,
+    model: str,
+    variant: str,
+    params: dict,
+    seed: int,
+    tasks,
+    threads: int = 1,
+) -> dict:
+    """Learn ``data`` as a class-incremental stream of ``tasks`` (memnet.incremental), testing after
+    each task; the metrics of ``execute`` (accuracy: on every class after the last task) plus the
+    stream's measures. A model whose parameters include ``expected_samples`` and leave it unset is
+    told the stream's length (the horizon "known"); a birth schedule that needs none ignores it."""
+    from memnet.incremental import make_stream, run_stream
+
+    limit_threads(threads)
+    stream = make_stream(data.y_train, tasks, seed, len(data.classes))
+    estimator = make_model(model, params, seed, threads)
+    if estimator.get_params().get("expected_samples", 0) is None:
+        estimator.set_params(expected_samples=stream.n_samples)
+    out = run_stream(estimator, data, stream)
+    n_classes = len(data.classes)
+    facts = estimator.run_facts(n_classes)
+    return {
+        "dataset": dataset,
+        "experiment": experiment,
+        "model": model,
+        "variant": variant,
+        "x": None,
+        "seed": seed,
+        "params": params,
+        "accuracy": out["final_accuracy"],
+        "confusion": confusion_matrix(out["y_true"], out["y_pred"], n_classes).tolist(),
+        "n_train": stream.n_samples,
+        "n_test": int(len(out["y_true"])),
+        "n_born": facts["n_born"],
+        "births_per_class": facts["births_per_class"],
+        "train_seconds": out["train_seconds"],
+        "infer_seconds": out["infer_seconds"],
+        "peak_memory_bytes": peak_rss_bytes(),
+        "threads": threads,
+        "versions": versions(),
+        "git_revision": git_revision(),
+        **{key: facts[key] for key in ("model_bytes", "uses_backprop", "uses_weight_sharing")},
+        # each sample is seen once per epoch of each task: a model's passes over its stream
+        "n_passes": facts["n_passes"],
+        **{key: out[key] for key in ("tasks", "task_sizes", "accuracy_per_task", "seen_accuracy")},
+        "forgetting": out["forgetting"],
+    }
+
+
 def tune(
     data: datasets.Dataset,
     params: dict,

@@ -16,6 +16,7 @@ Measures, after task t (t = 0..n-1) and for each task j <= t:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,22 +68,26 @@ def make_stream(y: np.ndarray, tasks: Sequence[Sequence[int]], seed: int, n_clas
     return Stream(tasks, tuple(order))
 
 
-def run_stream(estimator, data, tasks: Sequence[Sequence[int]], seed: int) -> dict:
-    """Learn ``data``'s training set as a class-incremental stream; test after each task.
+def run_stream(estimator, data, stream: Stream) -> dict:
+    """Learn ``data``'s training set as the class-incremental ``stream``; test after each task.
 
     ``data`` has X_train, y_train, X_test, y_test and classes (a memnet.datasets.Dataset). Returns
-    the measures of the module docstring, as plain lists.
+    the measures of the module docstring as plain lists, the seconds spent learning and testing,
+    and the last test's labels and predictions (every class of the stream).
     """
-    n_classes = len(data.classes)
-    stream = make_stream(data.y_train, tasks, seed, n_classes)
-    classes = np.arange(n_classes)
+    classes = np.arange(len(data.classes))
     test_of_task = [np.isin(data.y_test, task) for task in stream.tasks]
     accuracy, seen_accuracy = [], []
+    train_seconds = infer_seconds = 0.0
     for t, order in enumerate(stream.order):
+        start = time.perf_counter()
         estimator.partial_fit(data.X_train[order], data.y_train[order], classes=classes)
+        train_seconds += time.perf_counter() - start
         seen = np.logical_or.reduce(test_of_task[: t + 1])
+        start = time.perf_counter()
         y_pred = np.full(len(data.y_test), -1)
         y_pred[seen] = estimator.predict(data.X_test[seen])
+        infer_seconds += time.perf_counter() - start
         hit = y_pred == data.y_test
         accuracy.append([float(hit[test_of_task[j]].mean()) for j in range(t + 1)])
         seen_accuracy.append(float(hit[seen].mean()))
@@ -93,6 +98,10 @@ def run_stream(estimator, data, tasks: Sequence[Sequence[int]], seed: int) -> di
         "seen_accuracy": seen_accuracy,
         "final_accuracy": seen_accuracy[-1],
         "forgetting": forgetting(accuracy),
+        "train_seconds": train_seconds,
+        "infer_seconds": infer_seconds,
+        "y_true": data.y_test[seen],
+        "y_pred": y_pred[seen],
     }
 
 
