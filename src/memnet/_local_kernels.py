@@ -30,11 +30,14 @@ TINY = 1e-30
 UNIT_ROUNDOFF_F32 = 2.0**-24
 BIG = 1.0e308
 FAST = {"reassoc", "contract"}  # exact sums may be reordered (vectorised); float64 throughout
+SCAN = {"reassoc", "contract", "nnan", "ninf", "nsz"}  # and max-reductions (no NaN or inf here)
 BLOCK_MIN, BLOCK_MAX, BLOCK_DIVISOR = 32, 256, 16  # training block: clip(bank / 16, 32, 256)
 
 
 def kappa_l2(n_terms: int) -> float:
-    """Filter bound: |a - d| <= kappa * (|x|^2 + |m|^2) for float32 dots of ``n_terms`` terms."""
+    """Filter bound: |a - d| <= kappa * (|x|^2 + |m|^2) for float32 dots of ``n_terms`` terms;
+    and the gap g = fl(dot - fl(|m|^2 / 2)) is within kappa / 2 (|x|^2 + |m|^2) of x.m -
+    |m|^2 / 2 (gamma_n + 4u, doubled)."""
     u = UNIT_ROUNDOFF_F32
     gamma = n_terms * u / (1.0 - n_terms * u)
     return 2.0 * (gamma + 8.0 * u)
@@ -67,11 +70,14 @@ def sq_norm(x):
 
 
 @njit(cache=True, fastmath=FAST)
-def _fdot(x, m):
-    s = np.float32(0.0)
-    for i in range(x.shape[0]):
-        s += x[i] * m[i]
-    return s
+def _refresh(xbt, m, j0, j1, acc):
+    """acc[i] = float32 dot of m with block sample i (columns of xbt), for j0 <= i < j1."""
+    acc[j0:j1] = 0.0
+    for f in range(xbt.shape[0]):
+        mf = m[f]
+        row = xbt[f]
+        for i in range(j0, j1):
+            acc[i] += row[i] * mf
 
 
 @njit(cache=True)
@@ -95,29 +101,72 @@ def extract(X, idx, r0, c0, p, out):
                     f += 1
 
 
+@njit(cache=True, fastmath=SCAN)
+def _chunk_max(row, half, r0, r1):
+    """max over r0 <= r < r1 of the float32 gap row[r] - half[r] (eight running maxima)."""
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = np.float32(-3.0e38)
+    end = r1 - (r1 - r0) % 8
+    for r in range(r0, end, 8):
+        b0 = max(b0, row[r] - half[r])
+        b1 = max(b1, row[r + 1] - half[r + 1])
+        b2 = max(b2, row[r + 2] - half[r + 2])
+        b3 = max(b3, row[r + 3] - half[r + 3])
+        b4 = max(b4, row[r + 4] - half[r + 4])
+        b5 = max(b5, row[r + 5] - half[r + 5])
+        b6 = max(b6, row[r + 6] - half[r + 6])
+        b7 = max(b7, row[r + 7] - half[r + 7])
+    best = max(max(max(b0, b1), max(b2, b3)), max(max(b4, b5), max(b6, b7)))
+    for r in range(end, r1):
+        best = max(best, row[r] - half[r])
+    return best
+
+
+SPAN = 64  # rows per chunk of the nearest-row scan
+
+
+@njit(cache=True, fastmath=SCAN)
+def _near_rows(row, half, n, err, out, spans):
+    """The rows r < n that may be the nearest (l2): out[:count], returned count.
+
+    With G_r = x.m_r - |m_r|^2 / 2 the exact distance is |x|^2 - 2 G_r, and the float32 gap
+    g_r = fl(row[r] - half[r]) (row: the float32 dot, half: float32(|m_r|^2 / 2)) is within
+    err = (gamma_P + 8u) (|x|^2 + max |m|^2) of G_r. The nearest row has G >= g_max - err, so
+    every row that can tie or beat it has g >= g_max - 2 err; the slack is doubled again for
+    safety. One pass takes each chunk's maximum (spans: room for n / SPAN + 1), the second
+    visits only the chunks that reach the floor.
+    """
+    n_spans = (n + SPAN - 1) // SPAN
+    gmax = np.float32(-3.0e38)
+    for t in range(n_spans):
+        spans[t] = _chunk_max(row, half, t * SPAN, min((t + 1) * SPAN, n))
+        gmax = max(gmax, spans[t])
+    floor = np.float64(gmax) - 4.0 * err - 4.0 * TINY
+    count = 0
+    for t in range(n_spans):
+        if np.float64(spans[t]) >= floor:
+            for r in range(t * SPAN, min((t + 1) * SPAN, n)):
+                if np.float64(row[r] - half[r]) >= floor:
+                    out[count] = r
+                    count += 1
+    return count
+
+
 @njit(cache=True, inline="always")
-def _nearest(x, xn, dots_row, mem, norm, n, dist, kappa, filtered):
+def _nearest(x, dots_row, half, mem, n, dist, err, filtered, cand, spans):
     """(row, exact distance, exact distances taken) of the nearest of mem[:n] to x; ties: the
-    lowest row."""
+    lowest row. err: the filter's error scale E (see _near_rows)."""
     winner = -1
     d_win = np.inf
     n_exact = 0
     if filtered:
-        limit = BIG
-        for r in range(n):
-            s = xn + norm[r]
-            v = s - 2.0 * np.float64(dots_row[r]) + kappa * s + TINY
-            if v < limit:
-                limit = v
-        for r in range(n):
-            s = xn + norm[r]
-            lo = s - 2.0 * np.float64(dots_row[r]) - kappa * s - TINY
-            if lo <= limit and lo <= d_win:
-                e = exact_distance(x, mem[r], dist, d_win)
-                n_exact += 1
-                if e < d_win:
-                    d_win = e
-                    winner = r
+        count = _near_rows(dots_row, half, n, err, cand, spans)
+        for t in range(count):
+            r = cand[t]
+            e = exact_distance(x, mem[r], dist, d_win)
+            n_exact += 1
+            if e < d_win:
+                d_win = e
+                winner = r
     else:
         for r in range(n):
             e = exact_distance(x, mem[r], dist, d_win)
@@ -151,6 +200,11 @@ def train_location(
     prod = np.empty(BLOCK_MAX * cap, np.float32)
     dots = np.empty((BLOCK_MAX, cap + BLOCK_MAX), np.float32)
     xn = np.empty(BLOCK_MAX)
+    half = np.empty(cap, np.float32)
+    cand = np.empty(cap, np.int64)
+    spans = np.empty(cap // SPAN + 1, np.float32)
+    xbt = np.empty((n_feat, BLOCK_MAX), np.float32)
+    acc = np.empty(BLOCK_MAX, np.float32)
     n_pairs = 0
     n_exact = 0
     for c in range(n_classes):
@@ -163,6 +217,12 @@ def train_location(
             extract(X, order[s : s + size], r0, c0, p, xb)
             for j in range(size):
                 xn[j] = sq_norm(xb[j])
+            if filtered:
+                xbt[:, :size] = xb[:size].T
+            pn_max = 0.0
+            for r in range(n0):
+                half[r] = np.float32(0.5 * norm[c, r])
+                pn_max = max(pn_max, norm[c, r])
             if filtered and n0 > 0:
                 out = prod[: size * n0].reshape((size, n0))
                 np.dot(xb[:size], bank[:n0].T, out)
@@ -174,8 +234,9 @@ def train_location(
                 winner = -1
                 d_win = np.inf
                 if n > 0 and not (threshold == NO_THRESHOLD and n < budget):
+                    err = 0.5 * kappa * (xn[j] + pn_max)
                     winner, d_win, e = _nearest(
-                        x, xn[j], dots[j], bank, norm[c], n, dist, kappa, filtered
+                        x, dots[j], half, bank, n, dist, err, filtered, cand, spans
                     )
                     n_pairs += n
                     n_exact += e
@@ -199,9 +260,12 @@ def train_location(
                         row = -1  # unchanged: nothing to refresh
                 if row >= 0:
                     norm[c, row] = sq_norm(bank[row])
-                    if filtered:
+                    half[row] = np.float32(0.5 * norm[c, row])
+                    pn_max = max(pn_max, norm[c, row])
+                    if filtered and j + 1 < size:
+                        _refresh(xbt, bank[row], j + 1, size, acc)
                         for i in range(j + 1, size):
-                            dots[i, row] = _fdot(xb[i], bank[row])
+                            dots[i, row] = acc[i]
                 seen[c] += 1
                 if threshold == ADAPTIVE:
                     if count[c] * t_num[c] > budget * t_den * seen[c]:
@@ -252,6 +316,9 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
     vals = np.empty(k)
     ids = np.empty(k, np.int64)
     ubuf = np.empty(k)
+    half = np.empty(cap, np.float32)
+    cand = np.empty(cap, np.int64)
+    spans = np.empty(cap // SPAN + 1, np.float32)
     n_pairs = 0
     n_exact = 0
     for t in range(shifts.shape[0]):
@@ -273,11 +340,24 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
             if filtered:
                 np.dot(xq, bank[:n].T, dots)
             kk = min(k, n)
+            pn_max = 0.0
+            for m in range(n):
+                half[m] = np.float32(0.5 * pn[m])
+                pn_max = max(pn_max, pn[m])
             for i in range(q):
                 x = xq[i]
                 vals[:] = np.inf
                 ids[:] = n
-                if filtered:
+                if filtered and kk == 1:
+                    err = 0.5 * kappa * (xn[i] + pn_max)
+                    count_c = _near_rows(dots[i], half, n, err, cand, spans)
+                    for t in range(count_c):
+                        m = cand[t]
+                        e = exact_distance(x, bank[m], dist, vals[0])
+                        n_exact += 1
+                        if e < vals[0]:
+                            vals[0] = e
+                elif filtered:
                     row = dots[i]
                     # the kk-th smallest upper bound
                     ub = ubuf[:kk]
@@ -312,20 +392,3 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
                     out[i, c] = mean
     stats[0] += n_pairs
     stats[1] += n_exact
-
-
-@njit(cache=True, nogil=True)
-def location_moments(X, idx, r0, c0, p, sums):
-    """sums += each patch at (r0, c0) of X[idx], float64; returns the sum of squared norms."""
-    n_feat = sums.shape[0]
-    patch = np.empty((1, n_feat), np.float32)
-    total = 0.0
-    one = np.empty(1, np.int64)
-    for t in range(idx.shape[0]):
-        one[0] = idx[t]
-        extract(X, one, r0, c0, p, patch)
-        for f in range(n_feat):
-            v = np.float64(patch[0, f])
-            sums[f] += v
-            total += v * v
-    return total

@@ -266,6 +266,7 @@ class LocalMemoryNetwork:
         c, h, w = self._work_shape
         self._scales = [_Scale(p, s, sh, b, c, h, w, n_classes) for p, s, sh, b in scales]
         self._stats = np.zeros(2, np.int64)
+        self._train_macs = 0
 
     def _set_expected(self, counts):
         T = self.expected_samples
@@ -303,11 +304,13 @@ class LocalMemoryNetwork:
             sc.reserve(np.minimum(sc.count.max(axis=0) + counts, sc.budget).max())
         tasks = []
         stats = []
+        feats = []
         for sc in self._scales:
             kappa = K.kappa_l2(sc.n_features)
             for loc, (r0, c0) in enumerate(sc.positions):
                 st = np.zeros(2, np.int64)
                 stats.append(st)
+                feats.append(sc.n_features)
                 tasks.append(lambda sc=sc, loc=loc, r0=r0, c0=c0, st=st, kappa=kappa:
                              K.train_location(
                     Xp, class_order, class_start, int(r0), int(c0), sc.patch, sc.mem[loc],
@@ -318,6 +321,9 @@ class LocalMemoryNetwork:
                 ))  # fmt: skip
         _run(tasks, self.n_threads)
         self._stats = self._stats + sum(stats)
+        self._train_macs = getattr(self, "_train_macs", 0) + sum(
+            int(st[0]) * f for st, f in zip(stats, feats, strict=True)
+        )
 
     # ---- inference --------------------------------------------------------------------------
 
@@ -343,6 +349,7 @@ class LocalMemoryNetwork:
         votes = np.zeros((n, K_))
         several = len(self._scales) > 1
         self._predict_stats = np.zeros(2, np.int64)
+        self._predict_macs = 0
         for s in range(0, n, PREPROCESS_CHUNK):
             Xp = np.ascontiguousarray(self._preprocessor.transform(X[s : s + PREPROCESS_CHUNK]))
             for sc in self._scales:
@@ -381,6 +388,7 @@ class LocalMemoryNetwork:
                     int(self.k), kappa, D[loc, q : q + QUERY_CHUNK], st))  # fmt: skip
         _run(tasks, self.n_threads)
         self._predict_stats = getattr(self, "_predict_stats", 0) + sum(stats)
+        self._predict_macs = getattr(self, "_predict_macs", 0) + int(sum(stats)[0]) * sc.n_features
         return D
 
     # ---- fitted state -----------------------------------------------------------------------
@@ -451,16 +459,18 @@ class LocalMemoryNetwork:
         return self.model_bytes
 
     def work_(self) -> dict:
-        """Distance work of the last fit/partial_fit and predict: (sample, memory) pairs
-        compared (``pairs``; multiply by the patch features for multiply-adds) and exact
-        float64 distances taken (``exact``)."""
+        """Distance work of training (since fit) and of the last predict: (sample, memory)
+        pairs compared (``pairs``), their multiply-adds (pairs x the scale's patch features)
+        and the exact float64 distances taken (``exact``)."""
         self._check_fitted()
         p = getattr(self, "_predict_stats", np.zeros(2, np.int64))
         return {
             "train_pairs": int(self._stats[0]),
             "train_exact": int(self._stats[1]),
+            "train_multiply_adds": int(self._train_macs),
             "predict_pairs": int(p[0]),
             "predict_exact": int(p[1]),
+            "predict_multiply_adds": int(getattr(self, "_predict_macs", 0)),
         }
 
     def run_facts(self) -> dict:
@@ -664,13 +674,17 @@ def location_taus(Xp, patch, positions, distance) -> np.ndarray:
         for loc, (r, c) in enumerate(positions):
             sub = Xp[idx][:, :, r : r + patch, c : c + patch].reshape(m, -1).astype(np.float64)
             out[loc] = 2 * (weights @ np.sort(sub, axis=0)).sum()
-    else:
-        all_idx = np.arange(n, dtype=np.int64)
+    else:  # per-pixel sums, then each location's window of them
+        s1 = np.zeros(Xp.shape[1:])
+        s2 = np.zeros(Xp.shape[1:])
+        for s in range(0, n, PREPROCESS_CHUNK):
+            chunk = Xp[s : s + PREPROCESS_CHUNK].astype(np.float64)
+            s1 += chunk.sum(axis=0)
+            s2 += (chunk * chunk).sum(axis=0)
         for loc, (r, c) in enumerate(positions):
-            sums = np.zeros(Xp.shape[1] * patch * patch)
-            total_sq = K.location_moments(Xp, all_idx, int(r), int(c), int(patch), sums)
-            mean = sums / n
-            out[loc] = 2.0 * (total_sq / n - float((mean * mean).sum()))
+            window = (slice(None), slice(r, r + patch), slice(c, c + patch))
+            mean = s1[window] / n
+            out[loc] = 2.0 * (s2[window].sum() / n - float((mean * mean).sum()))
     out = TAU_FRACTION * out
     out[~(out > 0)] = 1.0
     return out
