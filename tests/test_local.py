@@ -376,3 +376,23 @@ def test_on_mnist_local_evidence_beats_whole_image_nearest_neighbour(mirror):
     ours = LocalMemoryNetwork(n_per_bank=100, random_state=0).fit(X, y).score(Xt, yt)
     nn = MemoryNetwork(n_neurons=10000, threshold="none", shuffle=False).fit(X, y).score(Xt, yt)
     assert ours > nn + 0.01
+
+
+def test_bench_local_counts_the_multiply_adds_it_compares_with(monkeypatch):
+    from memnet import bench_local
+
+    monkeypatch.setattr(bench_local, "matmul_seconds", lambda macs, d, r: macs / 1e9)
+    X, y = blobs(120, size=10)
+    data = (X, y, X[:30], y[:30])
+    run = bench_local.bench_local(data, threads=1, repeats=1,
+                                  params=dict(patch=5, stride=5, n_per_bank=4, preprocess=None))  # fmt: skip
+    w = run["work"]
+    assert run["multiply_adds"] == 25 * (w["train_pairs"] + w["predict_pairs"])
+    # inference compares every query with every memory of every bank
+    assert w["predict_pairs"] == 30 * run["n_born"]
+    assert run["ratio_to_matmul"] == pytest.approx(
+        (run["train_seconds"] + run["infer_seconds"]) / (run["multiply_adds"] / 1e9)
+    )
+    report = {"run": run, "machine": {"cpu": "x", "cores": 1, "load_before": [0], "load_after": [0]},
+              "threads": 1, "repeats": 1, "peak_rss_bytes": 2**20}  # fmt: skip
+    assert "| ratio |" in bench_local.markdown(report)

@@ -62,6 +62,29 @@ def bench_local(data, threads, repeats, params=None):
     }
 
 
+def accuracy_over_seeds(data, seeds, threads, params=None):
+    """Test accuracy of the default configuration trained with each seed (the presentation
+    order) on the whole training set."""
+    from memnet.local import LocalMemoryNetwork
+
+    X_train, y_train, X_test, y_test = data
+    runs = []
+    for seed in seeds:
+        model = LocalMemoryNetwork(random_state=seed, n_threads=threads, **(params or {}))
+        train_s, _, _ = timed(lambda m=model: m.fit(X_train, y_train), 1)
+        infer_s, _, pred = timed(lambda m=model: m.predict(X_test), 1)
+        runs.append({"seed": seed, "accuracy": float(np.mean(pred == y_test)),
+                     "n_born": model.n_born_, "train_seconds": train_s,
+                     "infer_seconds": infer_s})  # fmt: skip
+        print(json.dumps(runs[-1]), flush=True)
+    acc = np.array([r["accuracy"] for r in runs])
+    return {
+        "runs": runs,
+        "mean_accuracy": float(acc.mean()),
+        "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+    }
+
+
 def markdown(report) -> str:
     r, m = report["run"], report["machine"]
     return "\n".join([
@@ -99,9 +122,21 @@ def main(argv=None) -> int:
     parser.add_argument("--mirror", default=None, help="a directory holding mnist/*-ubyte.gz")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=None,
+        help="instead: the test accuracy of each seed (writes local_seeds.json)",
+    )
     args = parser.parse_args(argv)
 
     data = load_mnist(find_mnist(args.mirror), test_as_float=False)
+    if args.seeds:
+        result = accuracy_over_seeds(data, args.seeds, args.threads)
+        write_json(Path(args.out) / "local_seeds.json", result)
+        print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
+        return 0
     load_before = [round(v, 2) for v in os.getloadavg()]
     run = bench_local(data, args.threads, args.repeats)
     print(json.dumps(run), flush=True)
