@@ -71,13 +71,14 @@ def sq_norm(x):
 
 @njit(cache=True, fastmath=FAST)
 def _refresh(xbt, m, j0, j1, acc):
-    """acc[i] = float32 dot of m with block sample i (columns of xbt), for j0 <= i < j1."""
-    acc[j0:j1] = 0.0
+    """acc[i - j0] = float32 dot of m with block sample i (columns of xbt), j0 <= i < j1."""
+    a = acc[: j1 - j0]
+    a[:] = 0.0
     for f in range(xbt.shape[0]):
         mf = m[f]
-        row = xbt[f]
-        for i in range(j0, j1):
-            acc[i] += row[i] * mf
+        col = xbt[f, j0:j1]
+        for i in range(a.shape[0]):
+            a[i] += col[i] * mf
 
 
 @njit(cache=True)
@@ -102,11 +103,12 @@ def extract(X, idx, r0, c0, p, out):
 
 
 @njit(cache=True, fastmath=SCAN)
-def _chunk_max(row, half, r0, r1):
-    """max over r0 <= r < r1 of the float32 gap row[r] - half[r] (eight running maxima)."""
+def _chunk_max(row, half):
+    """max over r of the float32 gap row[r] - half[r] (eight running maxima)."""
+    n = row.shape[0]
     b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = np.float32(-3.0e38)
-    end = r1 - (r1 - r0) % 8
-    for r in range(r0, end, 8):
+    end = n - n % 8
+    for r in range(0, end, 8):
         b0 = max(b0, row[r] - half[r])
         b1 = max(b1, row[r + 1] - half[r + 1])
         b2 = max(b2, row[r + 2] - half[r + 2])
@@ -116,7 +118,7 @@ def _chunk_max(row, half, r0, r1):
         b6 = max(b6, row[r + 6] - half[r + 6])
         b7 = max(b7, row[r + 7] - half[r + 7])
     best = max(max(max(b0, b1), max(b2, b3)), max(max(b4, b5), max(b6, b7)))
-    for r in range(end, r1):
+    for r in range(end, n):
         best = max(best, row[r] - half[r])
     return best
 
@@ -138,15 +140,20 @@ def _near_rows(row, half, n, err, out, spans):
     n_spans = (n + SPAN - 1) // SPAN
     gmax = np.float32(-3.0e38)
     for t in range(n_spans):
-        spans[t] = _chunk_max(row, half, t * SPAN, min((t + 1) * SPAN, n))
+        r1 = min((t + 1) * SPAN, n)
+        spans[t] = _chunk_max(row[t * SPAN : r1], half[t * SPAN : r1])
         gmax = max(gmax, spans[t])
     floor = np.float64(gmax) - 4.0 * err - 4.0 * TINY
     count = 0
     for t in range(n_spans):
         if np.float64(spans[t]) >= floor:
-            for r in range(t * SPAN, min((t + 1) * SPAN, n)):
-                if np.float64(row[r] - half[r]) >= floor:
-                    out[count] = r
+            r0 = t * SPAN
+            r1 = min(r0 + SPAN, n)
+            g = row[r0:r1]
+            h = half[r0:r1]
+            for r in range(r1 - r0):
+                if np.float64(g[r] - h[r]) >= floor:
+                    out[count] = r0 + r
                     count += 1
     return count
 
@@ -264,8 +271,8 @@ def train_location(
                     pn_max = max(pn_max, norm[c, row])
                     if filtered and j + 1 < size:
                         _refresh(xbt, bank[row], j + 1, size, acc)
-                        for i in range(j + 1, size):
-                            dots[i, row] = acc[i]
+                        for i in range(size - j - 1):
+                            dots[j + 1 + i, row] = acc[i]
                 seen[c] += 1
                 if threshold == ADAPTIVE:
                     if count[c] * t_num[c] > budget * t_den * seen[c]:

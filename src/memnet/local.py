@@ -12,7 +12,16 @@ sum wins.
 Exact, deterministic and threaded as MemoryNetwork: every decision is taken on exact float64
 distances (float32 BLAS products only filter; memnet._local_kernels), the banks of one location
 are one task, and results equal the plain numpy implementation in memnet.reference_local and do
-not depend on the number of threads.
+not depend on the number of threads. Inference streams: chunks of queries, one location at a
+time, one bank's products at a time; no array of queries x memories is ever formed.
+
+The default configuration (7 x 7 patches at stride 3: 64 locations; 1600 neurons per bank;
+deskewed images; summed squared distances, k = 1, no shift) was chosen on MNIST's validation
+split only (trained on the first 50,000 training images, scored on the last 10,000; seed 0):
+99.13%, against 98.76% without deskewing, 99.07% with 3200 per bank, 99.12% with 9 x 9
+patches, 99.11% at stride 2 (100 locations), 99.14% adding a second scale of 11 x 11 patches
+at stride 4 (twice the work), 99.08% with that scale and 800 per bank (99.15% with a one-pixel
+shift there, at four times the inference cost).
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
+import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels' np.dot calls: loaded now,
+from threadpoolctl import threadpool_limits  # so that threadpool_limits(1) also covers it
 
 from memnet import _local_kernels as K
 from memnet.io import atomic_path
