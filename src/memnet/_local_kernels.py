@@ -103,56 +103,71 @@ def extract(X, idx, r0, c0, p, out):
 
 
 @njit(cache=True, fastmath=SCAN)
-def _chunk_max(row, half):
-    """max over r of the float32 gap row[r] - half[r] (eight running maxima)."""
+def _max_gap(row, half, tmp):
+    """max over r of the float32 gap row[r] - half[r]: a tree of elementwise maxima (each
+    level a loop without carried dependencies, which LLVM vectorises); tmp: scratch, n / 2."""
     n = row.shape[0]
-    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = np.float32(-3.0e38)
-    end = n - n % 8
-    for r in range(0, end, 8):
-        b0 = max(b0, row[r] - half[r])
-        b1 = max(b1, row[r + 1] - half[r + 1])
-        b2 = max(b2, row[r + 2] - half[r + 2])
-        b3 = max(b3, row[r + 3] - half[r + 3])
-        b4 = max(b4, row[r + 4] - half[r + 4])
-        b5 = max(b5, row[r + 5] - half[r + 5])
-        b6 = max(b6, row[r + 6] - half[r + 6])
-        b7 = max(b7, row[r + 7] - half[r + 7])
-    best = max(max(max(b0, b1), max(b2, b3)), max(max(b4, b5), max(b6, b7)))
-    for r in range(end, n):
-        best = max(best, row[r] - half[r])
+    h = n // 2
+    best = np.float32(-3.0e38)
+    if n % 2:
+        best = row[n - 1] - half[n - 1]
+    a = row[:h]
+    b = row[h : 2 * h]
+    ha = half[:h]
+    hb = half[h : 2 * h]
+    t = tmp[:h]
+    for j in range(h):
+        x = a[j] - ha[j]
+        y = b[j] - hb[j]
+        t[j] = x if x > y else y
+    m = h
+    while m > 16:
+        h2 = m // 2
+        if m % 2:
+            v = tmp[m - 1]
+            best = v if v > best else best
+        lo = tmp[:h2]
+        hi = tmp[h2 : 2 * h2]
+        for j in range(h2):
+            x = lo[j]
+            y = hi[j]
+            lo[j] = x if x > y else y
+        m = h2
+    for j in range(m):
+        v = tmp[j]
+        best = v if v > best else best
     return best
 
 
-SPAN = 64  # rows per chunk of the nearest-row scan
+SPAN = 64  # rows per chunk of the candidates' pass
 
 
 @njit(cache=True, fastmath=SCAN)
-def _near_rows(row, half, n, err, out, spans):
+def _near_rows(row, half, n, err, out, tmp):
     """The rows r < n that may be the nearest (l2): out[:count], returned count.
 
     With G_r = x.m_r - |m_r|^2 / 2 the exact distance is |x|^2 - 2 G_r, and the float32 gap
     g_r = fl(row[r] - half[r]) (row: the float32 dot, half: float32(|m_r|^2 / 2)) is within
     err = (gamma_P + 8u) (|x|^2 + max |m|^2) of G_r. The nearest row has G >= g_max - err, so
     every row that can tie or beat it has g >= g_max - 2 err; the slack is doubled again for
-    safety. One pass takes each chunk's maximum (spans: room for n / SPAN + 1), the second
-    visits only the chunks that reach the floor.
+    safety. The second pass counts (vectorised) the rows over the floor in each chunk of SPAN
+    and lists only those of the chunks that have some. tmp: scratch of n / 2 + 1.
     """
-    n_spans = (n + SPAN - 1) // SPAN
-    gmax = np.float32(-3.0e38)
-    for t in range(n_spans):
-        r1 = min((t + 1) * SPAN, n)
-        spans[t] = _chunk_max(row[t * SPAN : r1], half[t * SPAN : r1])
-        gmax = max(gmax, spans[t])
-    floor = np.float64(gmax) - 4.0 * err - 4.0 * TINY
+    row = row[:n]
+    half = half[:n]
+    gmax = _max_gap(row, half, tmp)
+    floor = np.float32(np.float64(gmax) - 4.0 * err - 4.0 * TINY)
     count = 0
-    for t in range(n_spans):
-        if np.float64(spans[t]) >= floor:
-            r0 = t * SPAN
-            r1 = min(r0 + SPAN, n)
-            g = row[r0:r1]
-            h = half[r0:r1]
+    for r0 in range(0, n, SPAN):
+        r1 = min(r0 + SPAN, n)
+        g = row[r0:r1]
+        h = half[r0:r1]
+        hits = 0
+        for r in range(r1 - r0):
+            hits += (g[r] - h[r]) >= floor
+        if hits:
             for r in range(r1 - r0):
-                if np.float64(g[r] - h[r]) >= floor:
+                if g[r] - h[r] >= floor:
                     out[count] = r0 + r
                     count += 1
     return count
@@ -209,7 +224,7 @@ def train_location(
     xn = np.empty(BLOCK_MAX)
     half = np.empty(cap, np.float32)
     cand = np.empty(cap, np.int64)
-    spans = np.empty(cap // SPAN + 1, np.float32)
+    spans = np.empty(cap // 2 + 1, np.float32)
     xbt = np.empty((n_feat, BLOCK_MAX), np.float32)
     acc = np.empty(BLOCK_MAX, np.float32)
     n_pairs = 0
@@ -325,7 +340,7 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
     ubuf = np.empty(k)
     half = np.empty(cap, np.float32)
     cand = np.empty(cap, np.int64)
-    spans = np.empty(cap // SPAN + 1, np.float32)
+    spans = np.empty(cap // 2 + 1, np.float32)
     n_pairs = 0
     n_exact = 0
     for t in range(shifts.shape[0]):
