@@ -143,20 +143,22 @@ SPAN = 64  # rows per chunk of the candidates' pass
 
 
 @njit(cache=True, fastmath=SCAN)
-def _near_rows(row, half, n, err, out, tmp):
+def _near_rows(row, half, pn, n, c, xn, pn_max, out, tmp):
     """The rows r < n that may be the nearest (l2): out[:count], returned count.
 
     With G_r = x.m_r - |m_r|^2 / 2 the exact distance is |x|^2 - 2 G_r, and the float32 gap
-    g_r = fl(row[r] - half[r]) (row: the float32 dot, half: float32(|m_r|^2 / 2)) is within
-    err = (gamma_P + 8u) (|x|^2 + max |m|^2) of G_r. The nearest row has G >= g_max - err, so
-    every row that can tie or beat it has g >= g_max - 2 err; the slack is doubled again for
-    safety. The second pass counts (vectorised) the rows over the floor in each chunk of SPAN
-    and lists only those of the chunks that have some. tmp: scratch of n / 2 + 1.
+    g_r = fl(row[r] - half[r]) (row: the float32 dot, half: float32(pn[r] / 2), pn: the
+    squared norms) is within e_r = c (|x|^2 + pn[r]) of G_r, c = gamma_P + 8u. A row r can only
+    tie or beat the row b of the largest gap if g_r + e_r >= g_b - e_b. A first pass takes
+    g_b (a vectorised tree), a second lists the rows over g_b - e_max - e_r with the largest
+    e_r (e_max: pn_max), counting each chunk of SPAN first (vectorised); the list then keeps
+    those with g_r + 2 e_r >= g_b - 2 e_b (the slack doubled for safety). tmp: n / 2 + 1.
     """
     row = row[:n]
     half = half[:n]
     gmax = _max_gap(row, half, tmp)
-    floor = np.float32(np.float64(gmax) - 4.0 * err - 4.0 * TINY)
+    e_max = c * (xn + pn_max)
+    floor = np.float32(np.float64(gmax) - 4.0 * e_max - 4.0 * TINY)
     count = 0
     for r0 in range(0, n, SPAN):
         r1 = min(r0 + SPAN, n)
@@ -170,18 +172,31 @@ def _near_rows(row, half, n, err, out, tmp):
                 if g[r] - h[r] >= floor:
                     out[count] = r0 + r
                     count += 1
+    if count > 1:
+        best = out[0]
+        for t in range(1, count):
+            if row[out[t]] - half[out[t]] > row[best] - half[best]:
+                best = out[t]
+        limit = np.float64(row[best] - half[best]) - 2.0 * c * (xn + pn[best]) - 4.0 * TINY
+        kept = 0
+        for t in range(count):
+            r = out[t]
+            if np.float64(row[r] - half[r]) + 2.0 * c * (xn + pn[r]) >= limit:
+                out[kept] = r
+                kept += 1
+        count = kept
     return count
 
 
 @njit(cache=True, inline="always")
-def _nearest(x, dots_row, half, mem, n, dist, err, filtered, cand, spans):
+def _nearest(x, xn, dots_row, half, pn, pn_max, c, mem, n, dist, filtered, cand, spans):
     """(row, exact distance, exact distances taken) of the nearest of mem[:n] to x; ties: the
-    lowest row. err: the filter's error scale E (see _near_rows)."""
+    lowest row (see _near_rows for the filter)."""
     winner = -1
     d_win = np.inf
     n_exact = 0
     if filtered:
-        count = _near_rows(dots_row, half, n, err, cand, spans)
+        count = _near_rows(dots_row, half, pn, n, c, xn, pn_max, cand, spans)
         for t in range(count):
             r = cand[t]
             e = exact_distance(x, mem[r], dist, d_win)
@@ -256,9 +271,20 @@ def train_location(
                 winner = -1
                 d_win = np.inf
                 if n > 0 and not (threshold == NO_THRESHOLD and n < budget):
-                    err = 0.5 * kappa * (xn[j] + pn_max)
                     winner, d_win, e = _nearest(
-                        x, dots[j], half, bank, n, dist, err, filtered, cand, spans
+                        x,
+                        xn[j],
+                        dots[j],
+                        half,
+                        norm[c],
+                        pn_max,
+                        0.5 * kappa,
+                        bank,
+                        n,
+                        dist,
+                        filtered,
+                        cand,
+                        spans,
                     )
                     n_pairs += n
                     n_exact += e
@@ -371,8 +397,9 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
                 vals[:] = np.inf
                 ids[:] = n
                 if filtered and kk == 1:
-                    err = 0.5 * kappa * (xn[i] + pn_max)
-                    count_c = _near_rows(dots[i], half, n, err, cand, spans)
+                    count_c = _near_rows(
+                        dots[i], half, pn, n, 0.5 * kappa, xn[i], pn_max, cand, spans
+                    )
                     for t in range(count_c):
                         m = cand[t]
                         e = exact_distance(x, bank[m], dist, vals[0])
