@@ -1,0 +1,102 @@
+"""Preprocessing (memnet.preprocess): deskewing, colour transforms, standardising and ZCA
+whitening, on fixtures with known exact results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memnet.datasets import to_unit_float
+from memnet.preprocess import (
+    Preprocessor,
+    deskew,
+    grayscale,
+    make_preprocessor,
+    opponent,
+)
+
+
+def test_deskew_leaves_an_upright_centred_symmetric_image_unchanged():
+    img = np.zeros((1, 1, 9, 9), np.float32)
+    img[0, 0, 2:7, 3:6] = 0.5  # a centred upright bar
+    img[0, 0, 4, 4] = 1.0
+    np.testing.assert_array_equal(deskew(img), img)
+
+
+def test_deskew_makes_a_sheared_line_vertical_through_the_centre():
+    img = np.zeros((1, 1, 15, 15), np.float32)
+    for r in range(2, 13):
+        img[0, 0, r, r] = 1.0  # the diagonal: skew 1, centroid (7, 7) = the centre
+    out = deskew(img)[0, 0]
+    expected = np.zeros((15, 15), np.float32)
+    expected[2:13, 7] = 1.0
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_deskew_moves_the_centroid_to_the_centre_and_keeps_blank_images():
+    img = np.zeros((2, 2, 11, 11), np.float32)
+    img[0, :, 1:4, 1:3] = 1.0  # an upright block in the top-left corner, both channels
+    out = deskew(img)
+    rows, cols = np.mgrid[:11, :11]
+    mass = out[0, 0].sum()
+    assert mass == pytest.approx(img[0, 0].sum(), rel=1e-6)
+    assert (out[0, 0] * rows).sum() / mass == pytest.approx(5.0, abs=1e-6)
+    assert (out[0, 0] * cols).sum() / mass == pytest.approx(5.0, abs=1e-6)
+    np.testing.assert_array_equal(out[0, 0], out[0, 1])
+    np.testing.assert_array_equal(out[1], img[1])
+
+
+def test_grayscale_and_opponent_weights():
+    rgb = np.zeros((3, 3, 1, 1), np.float32)
+    for c in range(3):
+        rgb[c, c] = 1.0  # pure red, green, blue
+    np.testing.assert_allclose(grayscale(rgb)[:, 0, 0, 0], [0.299, 0.587, 0.114], rtol=1e-6)
+    opp = opponent(rgb)[:, :, 0, 0]  # column c: the opponent coordinates of primary c
+    s2, s6, s3 = np.sqrt(2), np.sqrt(6), np.sqrt(3)
+    expected = np.array([[1 / s2, -1 / s2, 0], [1 / s6, 1 / s6, -2 / s6], [1 / s3, 1 / s3, 1 / s3]])
+    np.testing.assert_allclose(opp.T, expected, rtol=1e-6)
+    x = np.random.default_rng(0).random((5, 3, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose((opponent(x) ** 2).sum(1), (x**2).sum(1), rtol=1e-5)  # rotation
+    with pytest.raises(ValueError, match="3 channels"):
+        grayscale(x[:, :2])
+
+
+def test_standardise_gives_each_channel_zero_mean_unit_variance():
+    rng = np.random.default_rng(1)
+    x = (rng.random((300, 3, 5, 5)) * [[[2.0]], [[0.5]], [[7.0]]]).astype(np.float32)
+    x[:, 2] += 3
+    pre = make_preprocessor("standardise").fit(x, chunk=64)
+    out = pre.transform(x).astype(np.float64)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-6)
+    np.testing.assert_allclose(out.std(axis=(0, 2, 3)), 1, rtol=1e-5)
+
+
+def test_zca_whitened_data_has_identity_covariance_and_streaming_equals_one_pass():
+    rng = np.random.default_rng(2)
+    mixing = rng.normal(size=(12, 12))
+    x = (rng.normal(size=(2000, 12)) @ mixing + 3.0).reshape(2000, 3, 2, 2).astype(np.float32)
+    streamed = Preprocessor(["zca"], zca_eps=0.0).fit(x, chunk=137)
+    whole = Preprocessor(["zca"], zca_eps=0.0).fit(x, chunk=10**6)
+    out = streamed.transform(x).reshape(2000, -1).astype(np.float64)
+    np.testing.assert_allclose(np.cov(out, rowvar=False, bias=True), np.eye(12), atol=1e-4)
+    for key, value in whole.state().items():
+        np.testing.assert_allclose(streamed.state()[key], value, rtol=1e-9, atol=1e-12)
+    # ZCA is the symmetric whitening: the whitening matrix is symmetric
+    w = streamed.state()["0_matrix"]
+    np.testing.assert_allclose(w, w.T, atol=1e-12)
+
+
+def test_chains_state_round_trip_and_errors():
+    rng = np.random.default_rng(3)
+    x = rng.random((50, 3, 4, 4)).astype(np.float32)
+    pre = make_preprocessor("opponent+standardise").fit(x)
+    assert pre.steps == ("opponent", "standardise")
+    back = make_preprocessor(["opponent", "standardise"]).set_state(pre.state())
+    np.testing.assert_array_equal(back.transform(x), pre.transform(x))
+    np.testing.assert_array_equal(make_preprocessor(None).transform(x), x)
+    u8 = (x * 255).astype(np.uint8)
+    np.testing.assert_array_equal(make_preprocessor(None).transform(u8), to_unit_float(u8))
+    with pytest.raises(ValueError, match="call fit first"):
+        make_preprocessor("zca").transform(x)
+    with pytest.raises(ValueError, match="unknown preprocessing step"):
+        make_preprocessor("sharpen")
