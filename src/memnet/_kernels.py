@@ -12,6 +12,12 @@ resolve to the lowest index when the tied values are computed from equal inputs.
 are vectorised (fastmath reassociation), which changes the order of additions but not the
 result from run to run or thread to thread: every kernel here is sequential and deterministic;
 parallelism comes from independent tasks (memnet._engine.Workers).
+
+The kernels take their arrays and settings grouped in named tuples (numba compiles and caches
+them like any tuple): Filter (how approximations are bounded), then for training Block (the
+samples of a block), Neurons (the memory), Rule (the learning rule) and Progress (tau and the
+counters), and for inference Search (each query's bounds and candidates) and TopK (the result).
+train_block reads top to bottom: per sample, _find_winner, then _give_birth or _absorb.
 """
 
 from __future__ import annotations
@@ -165,9 +171,7 @@ def l1_approx(Xq, pool, start, n_rows, c0, c1, n_pixels, out):
 POISON = 3.0e38
 BIG = 1.0e308  # a finite "infinity" for the scans, compiled to assume no inf
 
-Filter = namedtuple(
-    "Filter", ["dist", "c0", "c1", "n_pixels", "kappa", "delta", "norm", "terms", "half_terms"]
-)
+Filter = namedtuple("Filter", "dist c0 c1 n_pixels kappa delta norm terms half_terms")
 Filter.__doc__ = """How approximate distances to the pool's rows are bounded, over channels [c0, c1).
 
 dist: L2, L1 or COSINE; n_pixels: values per channel; kappa, delta: error_bounds(); norm:
@@ -305,22 +309,7 @@ def _collect(f, dots, off, n, qn, start, limit, out, low):
 
 # ---- training: the samples of a block, one after the other --------------------------------------
 
-Block = namedtuple(
-    "Block",
-    [
-        "x",
-        "y",
-        "bank",
-        "xnorm",
-        "dots",
-        "row_off",
-        "row_len",
-        "gram",
-        "gram_off",
-        "gram_n",
-        "local",
-    ],
-)
+Block = namedtuple("Block", "x y bank xnorm dots row_off row_len gram gram_off gram_n local")
 Block.__doc__ = """A block of training samples and their approximate distances (see train_block).
 
 x: (n, C*P) float32 samples; y, bank: their labels and memory banks (int64); xnorm: (n, C)
@@ -330,20 +319,18 @@ r of its bank as the memories stood before the block; gram[gram_off[b] + local[j
 among its bank's samples in the block).
 """
 
-Neurons = namedtuple(
-    "Neurons", ["pool", "gidx", "start", "count", "dirty", "hits", "birth_label", "assoc", "row_of"]
-)
+Neurons = namedtuple("Neurons", "pool gidx start count dirty hits birth_label assoc row_of")
 Neurons.__doc__ = """The neurons. Pool rows: memories (float32), bank b's at start[b] ..
 start[b] + count[b] - 1, earliest first; gidx: a row's neuron; dirty: 0, or a row's place + 1
 in the block's list of changed rows. Per neuron, in birth order: hits, birth_label, assoc (wins
 per class; an empty array when not kept) and row_of (its pool row)."""
 
-Rule = namedtuple("Rule", ["threshold", "plasticity", "eta", "beta", "n_max", "n_expected"])
+Rule = namedtuple("Rule", "threshold plasticity eta beta n_max n_expected")
 Rule.__doc__ = """The learning rule: threshold (ADAPTIVE, FIXED or NO_THRESHOLD), plasticity
 (MEAN, CONSTANT or NO_PLASTICITY), eta (a float32), beta, n_max (the neuron budget) and
 n_expected (T, the samples of the whole pass)."""
 
-Progress = namedtuple("Progress", ["tau", "counters", "stats"])
+Progress = namedtuple("Progress", "tau counters stats")
 Progress.__doc__ = """What training carries from block to block: tau, (1,) float64; counters,
 (2,) int64: neurons born, samples seen; stats, (2,) int64: exact distances taken to changed
 rows and to rows that passed the filter."""
@@ -353,9 +340,7 @@ rows and to rows that passed the filter."""
 # l1); move, how far the memory may have moved since (l2: euclidean, l1: l1); low, its lower
 # bound for the current sample; src, for a row born in the block, the local index of its sample
 # (its distances come from the Gram product), else -1. size[0]: the entries in use.
-Changed = namedtuple(
-    "Changed", ["row", "base", "move", "low", "src", "next", "first", "last", "size"]
-)
+Changed = namedtuple("Changed", "row base move low src next first last size")
 
 
 @njit(cache=True)
@@ -590,14 +575,14 @@ def train_block(block, mem, f, rule, progress):
 
 # ---- inference: the k nearest neurons of each query ---------------------------------------------
 
-Search = namedtuple("Search", ["upper", "cand_row", "cand_low", "cand_n", "found_row", "found_low"])
+Search = namedtuple("Search", "upper cand_row cand_low cand_n found_row found_low")
 Search.__doc__ = """The search state of q queries: upper (q, k), the k smallest upper bounds seen
 so far (ascending); cand_row/cand_low[i, :cand_n[i]], the pool rows whose lower bound was under
 upper[i, -1] when seen, and those bounds (a superset of the final candidates: the limit only
 falls; cand_n[i] = -1: the list overflowed, search all rows); found_row/found_low: scratch for
 one block of rows."""
 
-TopK = namedtuple("TopK", ["gidx", "dist", "n_exact"])
+TopK = namedtuple("TopK", "gidx dist n_exact")
 TopK.__doc__ = """The result: gidx, dist (q, k), the k nearest neurons by exact distance (ties:
 the lowest neuron id); n_exact (q,), the exact distances taken (added to)."""
 

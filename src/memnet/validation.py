@@ -78,7 +78,8 @@ def check_images(X, *, name="X", owner="", flat=True, integers="uint8", dtype=No
     if X.ndim == 2:
         X = X.reshape(len(X), 1, 1, X.shape[1])
     if dtype is not None:
-        X = np.asarray(X, dtype=dtype)
+        with np.errstate(over="ignore"):  # a value out of range becomes inf: refused below
+            X = np.asarray(X, dtype=dtype)
     if not np.issubdtype(X.dtype, np.integer):
         for s in range(0, len(X), FINITE_CHUNK):
             if not np.isfinite(X[s : s + FINITE_CHUNK]).all():
