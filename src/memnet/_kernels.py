@@ -617,7 +617,7 @@ def _max_gap(row, half, off, start, n):
 
 
 @njit(cache=True, fastmath=SCAN)
-def _nearest_l2(f, row, off, n, sx, pn_max, start, ub, out, low):
+def _nearest_l2(row, off, n, sx, half, pn, pn_max, start, kappa, ub, out, low):
     """_smallest_uppers then _collect for l2 and k = 1, on the few rows that can matter.
 
     With G = a - pn / 2 (a: the float32 dot, pn: the row's term), lower = sx + pn - 2a - kappa
@@ -627,11 +627,9 @@ def _nearest_l2(f, row, off, n, sx, pn_max, start, ub, out, low):
     Before any upper bound is known, the floor comes from the row with the largest g instead
     (lower_r <= upper_s needs G_r >= G_s - kappa (sx + pn_max) - TINY). Every row that can hold
     the new best upper bound or pass _collect is above the floor; the float64 bounds are taken
-    on them.
+    on them. (It takes its arrays one by one: it runs once per query and block of rows.)
     """
-    half = f.half_terms
-    pn = f.terms
-    slack = (f.kappa + 4.0 * UNIT_ROUNDOFF_F32) * (sx + pn_max) + 4.0 * TINY
+    slack = (kappa + 4.0 * UNIT_ROUNDOFF_F32) * (sx + pn_max) + 4.0 * TINY
     if ub[0] < BIG:
         floor = 0.5 * (sx - ub[0]) - slack
     else:
@@ -641,13 +639,13 @@ def _nearest_l2(f, row, off, n, sx, pn_max, start, ub, out, low):
         if np.float64(row[off + r] - half[start + r]) >= floor:
             out[count] = r
             count += 1
-    scale = 1.0 + f.kappa
+    scale = 1.0 + kappa
     base = sx * scale + TINY
     for t in range(count):
         r = out[t]
         ub[0] = min(ub[0], base + pn[start + r] * scale - 2.0 * np.float64(row[off + r]))
     limit = ub[0]
-    scale = 1.0 - f.kappa
+    scale = 1.0 - kappa
     base = sx * scale - TINY
     kept = 0
     for t in range(count):
@@ -660,7 +658,7 @@ def _nearest_l2(f, row, off, n, sx, pn_max, start, ub, out, low):
     return kept
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_candidates(s, i, row0, n, limit):
     """Append the rows row0 + s.found_row[:n] to query i's candidates; a full list first keeps
     only those still under ``limit``, and if that frees nothing it overflows (cand_n = -1)."""
@@ -692,16 +690,18 @@ def scan_block(f, dots, qnorm, row0, n_rows, s):
     """
     k = s.upper.shape[1]
     fast = f.dist == L2 and k == 1
+    row, half, terms = dots[0], f.half_terms, f.terms
+    out, low = s.found_row, s.found_low
     pn_max = 0.0
     if fast:
         for r in range(n_rows):
-            pn_max = max(pn_max, f.terms[row0 + r])
+            pn_max = max(pn_max, terms[row0 + r])
     for i in range(qnorm.shape[0]):
         off = i * n_rows
         if fast:
             sx = _channel_sum(qnorm[i], f.c0, f.c1)
             ub = s.upper[i]
-            n = _nearest_l2(f, dots[0], off, n_rows, sx, pn_max, row0, ub, s.found_row, s.found_low)
+            n = _nearest_l2(row, off, n_rows, sx, half, terms, pn_max, row0, f.kappa, ub, out, low)
             if s.cand_n[i] < 0:
                 continue
             limit = s.upper[i, 0]
@@ -710,7 +710,7 @@ def scan_block(f, dots, qnorm, row0, n_rows, s):
             if s.cand_n[i] < 0:
                 continue
             limit = s.upper[i, k - 1]
-            n = _collect(f, dots, off, n_rows, qnorm[i], row0, limit, s.found_row, s.found_low)
+            n = _collect(f, dots, off, n_rows, qnorm[i], row0, limit, out, low)
         _add_candidates(s, i, row0, n, limit)
 
 
