@@ -222,3 +222,77 @@ def test_1nn_l2_on_mnist_is_exactly_96_91_percent(mirror, tmp_path):
     knn = make_baseline("knn", random_state=0, n_threads=2, k=1, metric="l2")
     correct = (knn.fit(data.X_train, data.y_train).predict(data.X_test) == data.y_test).sum()
     assert (correct, len(data.y_test)) == (9691, 10000)
+
+
+# ---- the one estimator interface ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["memnet", "mlp", "cnn", "knn", "ncm"])
+def test_every_model_has_the_same_interface(name):
+    from memnet.estimator import Estimator
+    from memnet.experiments import make_model
+
+    rng = np.random.default_rng(0)
+    X, y = random_task(rng, 60, (1, 4, 4), [0, 1, 2])
+    model = make_model(name, {}, seed=0, threads=1)
+    assert isinstance(model, Estimator)
+    assert model.can_save == (name == "memnet")
+    assert model.fit(X, y) is model
+    predicted = model.predict(X)
+    assert predicted.shape == (60,) and predicted.dtype == np.int64
+    assert model.score(X, y) == pytest.approx(np.mean(predicted == y))
+    facts = model.run_facts(n_classes=3)
+    assert list(facts) == ["n_born", "births_per_class", "model_bytes", "uses_backprop",
+                           "uses_weight_sharing", "n_passes"]  # fmt: skip
+    assert (facts["uses_backprop"], facts["uses_weight_sharing"]) == {
+        "memnet": (False, False), "mlp": (True, False), "cnn": (True, True),
+        "knn": (False, False), "ncm": (False, False),
+    }[name]  # fmt: skip
+    assert facts["n_passes"] == 1 and facts["model_bytes"] == model.model_bytes > 0
+    if name == "memnet":
+        assert facts["n_born"] == model.n_born_ == sum(facts["births_per_class"])
+        assert facts["births_per_class"] == np.bincount(model.labels_, minlength=3).tolist()
+    else:
+        assert facts["n_born"] is None and facts["births_per_class"] is None
+
+
+def test_baselines_say_they_cannot_be_saved_and_a_run_refuses_before_training(
+    tmp_path, monkeypatch
+):
+    from memnet import experiments
+    from memnet.baselines import KNearestNeighbours
+
+    knn = make_baseline("knn", random_state=0).fit(GOOD_X, GOOD_Y)
+    with pytest.raises(ValueError, match="cannot be saved"):
+        knn.save(tmp_path / "knn.npz")
+    assert not (tmp_path / "knn.npz").exists()
+
+    def no_training(self, X, y):
+        raise AssertionError("fit was called")
+
+    monkeypatch.setattr(KNearestNeighbours, "fit", no_training)
+    data = datasets.Dataset(
+        name="tiny", X_train=GOOD_X, y_train=GOOD_Y, X_test=GOOD_X, y_test=GOOD_Y, classes=[0, 1]
+    )
+    with pytest.raises(ValueError, match="knn model cannot be saved"):
+        experiments.execute(data=data, dataset="tiny", experiment="e", model="knn", variant="v",
+                            params={}, seed=0, model_out=tmp_path / "knn.npz")  # fmt: skip
+
+
+def test_baseline_parameters_are_plain_constructor_arguments():
+    from sklearn.base import clone
+
+    from memnet.baselines import CNN, DEFAULT_PARAMS, KNearestNeighbours
+
+    knn = KNearestNeighbours(k=3)
+    assert repr(knn) == "KNearestNeighbours(k=3)"
+    assert clone(knn).get_params() == {"k": 3, "metric": "l2", "random_state": 0, "n_threads": 1}
+    assert DEFAULT_PARAMS == {
+        "mlp": {"epochs": 1, "batch_size": 64, "lr": 1e-3},
+        "cnn": {"epochs": 1, "batch_size": 64, "lr": 1e-3},
+        "knn": {"k": 1, "metric": "l2"},
+        "ncm": {},
+    }
+    assert CNN(epochs=3).n_passes == 3
+    with pytest.raises(ValueError, match="k must be an integer >= 1; got 0"):
+        KNearestNeighbours(k=0).fit(GOOD_X, GOOD_Y)  # checked when fitted, as MemoryNetwork

@@ -85,14 +85,17 @@ def test_filter_bounds_hold_and_collect_every_possible_winner(dist):
                 [numpy_distance(q.reshape(n_channels, -1), m.reshape(n_channels, -1), dist,
                                 slice(c0, c1)) for m in pool]
             )  # fmt: skip
-            args = (code, dots, i * len(pool), len(pool), qnorm[i], pnorm, pool_sum, 0, c0, c1)
+            f = K.Filter(
+                code, c0, c1, n_pixels, kappa, delta, pnorm, pool_sum, np.zeros(0, np.float32)
+            )
+            args = (f, dots, i * len(pool), len(pool), qnorm[i], 0)
             for k in (1, 3):
                 uppers = np.full(k, K.BIG)
-                K._smallest_uppers(*args, kappa, delta, uppers)
+                K._smallest_uppers(*args, uppers)
                 kth = np.sort(exact)[k - 1]
                 assert uppers[-1] >= kth
                 found = np.empty(len(pool), np.int64)
-                n = K._collect(*args, kappa, delta, uppers[-1], found, np.empty(len(pool)))
+                n = K._collect(*args, uppers[-1], found, np.empty(len(pool)))
                 assert set(np.flatnonzero(exact <= kth)) <= set(found[:n])
 
 
@@ -173,19 +176,19 @@ def test_banks_move_inside_the_one_pool_of_a_fit_and_stay_exact(monkeypatch):
     outgrows its share of the pool, whose spare rows were split by class frequency. The banks
     then move inside the one pool allocated for the pass (never a second copy of the
     memories) and the model still equals the reference."""
-    from memnet import model as model_module
+    from memnet import _engine
 
-    monkeypatch.setattr(model_module, "SPARE_ROWS", 64)  # so blocks of 128 must be cut
-    monkeypatch.setattr(model_module, "BLOCK_MIN", 128)
+    monkeypatch.setattr(_engine, "SPARE_ROWS", 64)  # so blocks of 128 must be cut
+    monkeypatch.setattr(_engine, "BLOCK_MIN", 128)
     calls = {"_repack": 0, "_move_banks": 0}
     for name in calls:
-        original = getattr(model_module._Memory, name)
+        original = getattr(_engine.Memory, name)
 
         def counted(self, *args, _original=original, _name=name):
             calls[_name] += 1
             return _original(self, *args)
 
-        monkeypatch.setattr(model_module._Memory, name, counted)
+        monkeypatch.setattr(_engine.Memory, name, counted)
     rng = np.random.default_rng(11)
     y = rng.integers(0, 4, 800)
     templates = rng.random((4, 12, 1, 3, 4))  # classes 1-3: twelve images each, and noise

@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from memnet import _engine
 from memnet import model as model_module
 from memnet.model import FORMAT_VERSION, MemoryNetwork, default_tau
 
@@ -113,9 +114,9 @@ def test_uint8_is_scaled_like_the_dataset_loader():
     np.testing.assert_array_equal(a.predict(raw), b.predict(scaled))
     rows = np.array([5, 0, 9])  # inference scales its chunks into reused buffers: same values
     out = np.full((3, 16), np.nan, np.float32)
-    model_module.rows_float32(raw, rows, out=out)
+    _engine.rows_float32(raw, rows, out=out)
     np.testing.assert_array_equal(out, scaled[rows].reshape(3, 16))
-    model_module.rows_float32(scaled[:, :, ::-1].astype(np.float64), rows, out=out)
+    _engine.rows_float32(scaled[:, :, ::-1].astype(np.float64), rows, out=out)
     np.testing.assert_array_equal(out, scaled[rows, :, ::-1].reshape(3, 16))
 
 
@@ -182,7 +183,7 @@ def test_work_counts_and_memory_bytes():
     X, y = blobs(300)
     model = MemoryNetwork(n_neurons=40, random_state=0).fit(X, y)
     model.predict(X[:10])
-    work = model.work_()
+    work = model.work_
     assert work["predict_approx_pairs"] == 10 * model.n_born_
     assert 10 <= work["predict_exact_pairs"] <= 10 * model.n_born_
     assert work["train_approx_pairs"] > 0
@@ -346,7 +347,7 @@ def test_many_exact_ties_overflow_the_candidates_and_still_go_to_the_earliest():
     # neurons 0, 1, 2 (classes 0, 1, 2) are the three nearest: one vote each, equal distances
     assert model.predict(same[:5]).tolist() == [0] * 5
     assert model.set_params(k=1).predict(same[:1])[0] == 0
-    assert model.work_()["predict_exact_pairs"] == 300
+    assert model.work_["predict_exact_pairs"] == 300
 
 
 def test_k_larger_than_the_neurons_uses_them_all():
@@ -374,8 +375,8 @@ def test_nearest_neuron_among_near_ties_on_sparse_features(monkeypatch, large):
     """k=1, l2: sparse samples (many zero features, as MNIST's borders), some neurons at
     distances that differ by about float32's rounding, in several query chunks and neuron
     blocks: the predicted class is the float64 brute-force nearest neuron's (ties: earliest)."""
-    monkeypatch.setattr(model_module, "QUERY_CHUNK", 16)
-    monkeypatch.setattr(model_module, "NEURON_BLOCK", 24)
+    monkeypatch.setattr(_engine, "QUERY_CHUNK", 16)
+    monkeypatch.setattr(_engine, "NEURON_BLOCK", 24)
     rng = np.random.default_rng(7)
     scale = 1e3 if large else 1.0
     memories = rng.random((150, 30), dtype=np.float32) * scale

@@ -11,12 +11,19 @@ two can only disagree on distances equal to ~1e-15, in practice on exact ties, w
 resolve to the lowest index when the tied values are computed from equal inputs. The exact sums
 are vectorised (fastmath reassociation), which changes the order of additions but not the
 result from run to run or thread to thread: every kernel here is sequential and deterministic;
-parallelism comes from independent tasks (memnet.model._Workers).
+parallelism comes from independent tasks (memnet._engine.Workers).
+
+The kernels take their arrays and settings grouped in named tuples (numba compiles and caches
+them like any tuple): Filter (how approximations are bounded), then for training Block (the
+samples of a block), Neurons (the memory), Rule (the learning rule) and Progress (tau and the
+counters), and for inference Search (each query's bounds and candidates) and TopK (the result).
+train_block reads top to bottom: per sample, _find_winner, then _give_birth or _absorb.
 """
 
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
@@ -157,12 +164,20 @@ def l1_approx(Xq, pool, start, n_rows, c0, c1, n_pixels, out):
 # ---- the filter: an interval [lower, upper] around each exact distance --------------------------
 # dots[b, col] holds the approximation of one (sample, neuron) pair: the float32 dot product for
 # l2 and cosine (one buffer b per channel for cosine), the float32 distance itself for l1.
-# qn: the sample's squared channel norms; pnorm: (rows, C) the neurons'; pn: a per-row term of
-# both bounds: pnorm summed over the channels in use for l2, else 0. pn = POISON takes a row out
-# of the filter (its bounds become huge).
+# qn: the sample's squared channel norms. The pool side is a Filter: its rows' squared channel
+# norms (norm, rows x C) and a per-row term of both bounds (terms: norm summed over the channels
+# in use for l2, else 0; terms = POISON takes a row out of the filter, its bounds become huge).
 
 POISON = 3.0e38
 BIG = 1.0e308  # a finite "infinity" for the scans, compiled to assume no inf
+
+Filter = namedtuple("Filter", "dist c0 c1 n_pixels kappa delta norm terms half_terms")
+Filter.__doc__ = """How approximate distances to the pool's rows are bounded, over channels [c0, c1).
+
+dist: L2, L1 or COSINE; n_pixels: values per channel; kappa, delta: error_bounds(); norm:
+(rows, C) float64 squared channel norms of the rows; terms: (rows,) float64 per-row term of
+the bounds (see above); half_terms: float32(terms / 2) (inference, l2 and k = 1; else unused).
+"""
 
 
 @njit(cache=True, inline="always")
@@ -174,17 +189,17 @@ def _channel_sum(qn, c0, c1):
 
 
 @njit(cache=True, inline="always")
-def _cosine_interval(dots, col, qn, pnorm, row, c0, c1, kappa):
+def _cosine_interval(f, dots, col, qn, row):
     lower = 0.0
     upper = 0.0
-    for c in range(c0, c1):
-        p = qn[c] * pnorm[row, c]
+    for c in range(f.c0, f.c1):
+        p = qn[c] * f.norm[row, c]
         if p < TINY:
             upper += 2.0  # a cosine distance lies in [0, 2]
         else:
-            a = 1.0 - np.float64(dots[c - c0, col]) / math.sqrt(p)
-            lower += a - kappa
-            upper += a + kappa
+            a = 1.0 - np.float64(dots[c - f.c0, col]) / math.sqrt(p)
+            lower += a - f.kappa
+            upper += a + f.kappa
     return lower, upper
 
 
@@ -221,32 +236,30 @@ def _min_linear(dots, pn, a, b):
 
 
 @njit(cache=True, fastmath=SCAN)
-def _smallest_uppers(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, ub):
+def _smallest_uppers(f, dots, off, n, qn, start, ub):
     """Merge the upper bounds of rows start..start+n-1 (dots at off..) into ub, the k smallest
     so far (ascending; start it at BIG, not inf)."""
     k = ub.shape[0]
-    sx = _channel_sum(qn, c0, c1)
-    if dist == L2:
+    pn = f.terms
+    if f.dist == L2:
         row = dots[0]
-        scale = 1.0 + kappa
-        base = sx * scale + TINY
+        scale = 1.0 + f.kappa
+        base = _channel_sum(qn, f.c0, f.c1) * scale + TINY
         if k == 1:
-            ub[0] = min(
-                ub[0], base + _min_linear(row[off : off + n], pn[start : start + n], scale, 2.0)
-            )
+            nearest = _min_linear(row[off : off + n], pn[start : start + n], scale, 2.0)
+            ub[0] = min(ub[0], base + nearest)
             return
         for r in range(n):
             v = base + pn[start + r] * scale - 2.0 * np.float64(row[off + r])
             if v < ub[k - 1]:
                 _push(ub, v)
         return
-    if dist == L1:
+    if f.dist == L1:
         row = dots[0]
-        scale = 1.0 / (1.0 - delta)
+        scale = 1.0 / (1.0 - f.delta)
         if k == 1:
-            ub[0] = min(
-                ub[0], TINY + _min_linear(row[off : off + n], pn[start : start + n], 1.0, -scale)
-            )
+            nearest = _min_linear(row[off : off + n], pn[start : start + n], 1.0, -scale)
+            ub[0] = min(ub[0], TINY + nearest)
             return
         for r in range(n):
             v = np.float64(row[off + r]) * scale + TINY + pn[start + r]
@@ -254,30 +267,30 @@ def _smallest_uppers(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, de
                 _push(ub, v)
         return
     for r in range(n):
-        v = _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)[1] + pn[start + r]
+        v = _cosine_interval(f, dots, off + r, qn, start + r)[1] + pn[start + r]
         if v < ub[k - 1]:
             _push(ub, v)
 
 
 @njit(cache=True, fastmath=SCAN)
-def _collect(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, limit, out, low):
+def _collect(f, dots, off, n, qn, start, limit, out, low):
     """Write to out the r < n whose lower bound is <= limit, and to low their lower bounds;
     return how many."""
-    sx = _channel_sum(qn, c0, c1)
+    pn = f.terms
     count = 0
-    if dist == L2:
+    if f.dist == L2:
         row = dots[0]
-        scale = 1.0 - kappa
-        base = sx * scale - TINY
+        scale = 1.0 - f.kappa
+        base = _channel_sum(qn, f.c0, f.c1) * scale - TINY
         for r in range(n):
             v = base + pn[start + r] * scale - 2.0 * np.float64(row[off + r])
             if v <= limit:
                 out[count] = r
                 low[count] = v
                 count += 1
-    elif dist == L1:
+    elif f.dist == L1:
         row = dots[0]
-        scale = 1.0 / (1.0 + delta)
+        scale = 1.0 / (1.0 + f.delta)
         for r in range(n):
             v = np.float64(row[off + r]) * scale - TINY + pn[start + r]
             if v <= limit:
@@ -286,10 +299,7 @@ def _collect(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, lim
                 count += 1
     else:
         for r in range(n):
-            v = (
-                _cosine_interval(dots, off + r, qn, pnorm, start + r, c0, c1, kappa)[0]
-                + pn[start + r]
-            )
+            v = _cosine_interval(f, dots, off + r, qn, start + r)[0] + pn[start + r]
             if v <= limit:
                 out[count] = r
                 low[count] = v
@@ -297,198 +307,284 @@ def _collect(dist, dots, off, n, qn, pnorm, pn, start, c0, c1, kappa, delta, lim
     return count
 
 
+# ---- training: the samples of a block, one after the other --------------------------------------
+
+Block = namedtuple("Block", "x y bank xnorm dots row_off row_len gram gram_off gram_n local")
+Block.__doc__ = """A block of training samples and their approximate distances (see train_block).
+
+x: (n, C*P) float32 samples; y, bank: their labels and memory banks (int64); xnorm: (n, C)
+float64 squared channel norms; dots[:, row_off[j] + r] (r < row_len[j]): sample j against row
+r of its bank as the memories stood before the block; gram[gram_off[b] + local[j] * gram_n[b]
++ local[s]]: samples j and s of bank b against each other (l2, l1; local: a sample's place
+among its bank's samples in the block).
+"""
+
+Neurons = namedtuple("Neurons", "pool gidx start count dirty hits birth_label assoc row_of")
+Neurons.__doc__ = """The neurons. Pool rows: memories (float32), bank b's at start[b] ..
+start[b] + count[b] - 1, earliest first; gidx: a row's neuron; dirty: 0, or a row's place + 1
+in the block's list of changed rows. Per neuron, in birth order: hits, birth_label, assoc (wins
+per class; an empty array when not kept) and row_of (its pool row)."""
+
+Rule = namedtuple("Rule", "threshold plasticity eta beta n_max n_expected")
+Rule.__doc__ = """The learning rule: threshold (ADAPTIVE, FIXED or NO_THRESHOLD), plasticity
+(MEAN, CONSTANT or NO_PLASTICITY), eta (a float32), beta, n_max (the neuron budget) and
+n_expected (T, the samples of the whole pass)."""
+
+Progress = namedtuple("Progress", "tau counters stats")
+Progress.__doc__ = """What training carries from block to block: tau, (1,) float64; counters,
+(2,) int64: neurons born, samples seen; stats, (2,) int64: exact distances taken to changed
+rows and to rows that passed the filter."""
+
+# The rows born or changed inside a block: one linked list per bank (first[k], then next[t]).
+# Entry t: its pool row; base, the row's filter term before the block (l2; 0 for a birth under
+# l1); move, how far the memory may have moved since (l2: euclidean, l1: l1); low, its lower
+# bound for the current sample; src, for a row born in the block, the local index of its sample
+# (its distances come from the Gram product), else -1. size[0]: the entries in use.
+Changed = namedtuple("Changed", "row base move low src next first last size")
+
+
+@njit(cache=True)
+def _no_changes(n_block, n_banks):
+    return Changed(
+        np.empty(n_block, np.int64),
+        np.empty(n_block),
+        np.zeros(n_block),
+        np.empty(n_block),
+        np.empty(n_block, np.int64),
+        np.empty(n_block, np.int64),
+        np.full(n_banks, -1, np.int64),
+        np.full(n_banks, -1, np.int64),
+        np.zeros(1, np.int64),
+    )
+
+
 @njit(cache=True, inline="always")
-def _append(rows, nxt, first, last, t, k, row):
-    """Entry t (row) joins the end of bank k's list."""
-    rows[t] = row
-    nxt[t] = -1
-    if first[k] < 0:
-        first[k] = t
+def _mark_changed(ch, dirty, k, row, src, base):
+    """Pool row ``row`` of bank k joins the end of the bank's list of changed rows."""
+    t = ch.size[0]
+    ch.row[t] = row
+    ch.next[t] = -1
+    if ch.first[k] < 0:
+        ch.first[k] = t
     else:
-        nxt[last[k]] = t
-    last[k] = t
+        ch.next[ch.last[k]] = t
+    ch.last[k] = t
+    ch.src[t] = src
+    ch.base[t] = base
+    ch.move[t] = 0.0
+    dirty[row] = t + 1
+    ch.size[0] = t + 1
+
+
+@njit(cache=True)
+def _bound_changed(f, block, j, start, ch, limit):
+    """Bound the distance of sample j to each changed row of its bank: the interval of the
+    row's memory at the block's start (or of the sample it was born from, through the Gram
+    product), widened by how far it has moved since (the triangle inequality). Sets ch.low
+    (-inf: no bound, compute it exactly); returns ``limit`` lowered to the smallest upper one.
+    """
+    k = block.bank[j]
+    n_rows = block.row_len[j]
+    off = block.row_off[j]
+    sx = _channel_sum(block.xnorm[j], f.c0, f.c1)
+    t = ch.first[k]
+    while t >= 0:
+        r = ch.row[t] - start
+        ch.low[t] = -np.inf
+        if f.dist != COSINE and (r < n_rows or ch.src[t] >= 0):
+            if r < n_rows:
+                a = np.float64(block.dots[0, off + r])
+            else:
+                pair = block.gram_off[k] + block.local[j] * block.gram_n[k] + ch.src[t]
+                a = np.float64(block.gram[pair])
+            move = ch.move[t]
+            if f.dist == L2:
+                a = sx + ch.base[t] - 2.0 * a
+                b = f.kappa * (sx + ch.base[t]) + TINY
+                lo = math.sqrt(max(a - b, 0.0)) - move
+                lo = lo * lo * (1.0 - 1e-12) if lo > 0.0 else 0.0
+                hi = math.sqrt(a + b) + move
+                hi = hi * hi * (1.0 + 1e-12)
+            else:
+                lo = (a / (1.0 + f.delta) - TINY - move) * (1.0 - 1e-12)
+                hi = (a / (1.0 - f.delta) + TINY + move) * (1.0 + 1e-12)
+            ch.low[t] = lo
+            limit = min(limit, hi)
+        t = ch.next[t]
+    return limit
+
+
+@njit(cache=True, inline="always")
+def _closer(f, x, memory, r, limit, winner, d_win):
+    """The exact distance to row r of the bank (its memory); (winner, d_win) updated with it."""
+    e = exact_distance(x, memory, f.c0, f.c1, f.n_pixels, f.dist, min(limit, d_win))
+    if e < d_win or (e == d_win and r < winner):
+        return r, e
+    return winner, d_win
+
+
+@njit(cache=True)
+def _find_winner(f, block, j, mem, ch, upper, candidates, candidate_low, stats):
+    """The nearest memory of sample j's bank by exact distance (ties: the lowest row, that is
+    the earliest born): (its row in the bank, the distance), or (-1, inf) if none can win.
+
+    The rows from before the block go through the filter; the rows changed in the block have
+    their own bounds (_bound_changed) and are computed exactly when they can still win.
+    """
+    x = block.x[j]
+    qn = block.xnorm[j]
+    start = mem.start[block.bank[j]]
+    n_rows = block.row_len[j]  # rows of this bank from before the block
+    off = block.row_off[j]
+    limit = np.inf  # an upper bound of the winning distance
+    if n_rows > 0:
+        upper[0] = BIG
+        _smallest_uppers(f, block.dots, off, n_rows, qn, start, upper)
+        limit = upper[0]
+    limit = _bound_changed(f, block, j, start, ch, limit)
+    winner = -1
+    d_win = np.inf
+    t = ch.first[block.bank[j]]
+    while t >= 0:  # rows born in the block, and changed ones that may win
+        r = ch.row[t] - start
+        if ch.low[t] <= min(limit, d_win):
+            stats[0] += 1
+            winner, d_win = _closer(f, x, mem.pool[start + r], r, limit, winner, d_win)
+        t = ch.next[t]
+    if n_rows > 0:
+        limit = min(limit, d_win)
+        n_cand = _collect(f, block.dots, off, n_rows, qn, start, limit, candidates, candidate_low)
+        for t in range(n_cand):
+            r = candidates[t]
+            stats[1] += 1
+            winner, d_win = _closer(f, x, mem.pool[start + r], r, limit, winner, d_win)
+    return winner, d_win
+
+
+@njit(cache=True)
+def _give_birth(f, block, j, mem, ch, g):
+    """Neuron g is born in sample j's bank with the sample as its memory."""
+    x = block.x[j]
+    k = block.bank[j]
+    label = block.y[j]
+    row = mem.start[k] + mem.count[k]
+    mem.pool[row, :] = x
+    mem.gidx[row] = g
+    mem.row_of[g] = row
+    mem.birth_label[g] = label
+    mem.hits[g] = 1
+    if mem.assoc.shape[0] > 0:
+        mem.assoc[g, :] = 0
+        mem.assoc[g, label] = 1
+    mem.count[k] += 1
+    _channel_sq_norms(x, f.norm.shape[1], f.n_pixels, f.norm[row])
+    src = block.local[j] if block.gram_n[k] > 1 else -1
+    base = block.xnorm[j].sum() if f.dist == L2 else 0.0
+    _mark_changed(ch, mem.dirty, k, row, src, base)
+
+
+@njit(cache=True)
+def _absorb(f, rule, block, j, mem, ch, row, d_win):
+    """The memory in pool row ``row`` absorbs sample j (at exact distance d_win): one more hit,
+    and under plasticity memory += rate * (x - memory), in float32; the row leaves the filter
+    (its bound widens by how far it moved)."""
+    x = block.x[j]
+    g = mem.gidx[row]
+    mem.hits[g] += 1
+    if mem.assoc.shape[0] > 0:
+        mem.assoc[g, block.y[j]] += 1
+    if rule.plasticity == NO_PLASTICITY:
+        return
+    if rule.plasticity == MEAN:
+        rate = np.float32(1.0) / np.float32(mem.hits[g])
+    else:
+        rate = rule.eta
+    m = mem.pool[row]
+    for i in range(m.shape[0]):
+        m[i] = m[i] + rate * (x[i] - m[i])
+    n_channels = f.norm.shape[1]
+    _channel_sq_norms(m, n_channels, f.n_pixels, f.norm[row])
+    if mem.dirty[row] == 0:  # the first change in this block: out of the filter
+        _mark_changed(ch, mem.dirty, block.bank[j], row, -1, f.terms[row])
+        f.terms[row] = POISON
+    # the move: rate * |x - m| exactly, plus the float32 rounding of the update
+    # (per value <= u |m'_i| + 2.01 u rate |x_i - m_i|), doubled for safety
+    u = UNIT_ROUNDOFF_F32
+    norm_new = math.sqrt(_channel_sum(f.norm[row], 0, n_channels))
+    if f.dist == L1:
+        step = rate * d_win
+        rounding = 1.01 * u * math.sqrt(m.shape[0]) * norm_new + 2.01 * u * step
+    else:
+        step = rate * math.sqrt(d_win)
+        rounding = 1.01 * u * norm_new + 2.01 * u * step
+    ch.move[mem.dirty[row] - 1] += step + 2.0 * rounding
 
 
 @njit(cache=True, nogil=True)
-def train_block(
-    X, y, bank, dots, row_off, row_len, xnorm, gram, gram_off, gram_n, local,
-    pool, pool_norm, pool_sum, pool_gidx, bank_start, bank_count,
-    hits, birth_label, assoc, row_of, dirty,
-    dist, threshold, plasticity, eta, beta, n_max, n_expected, n_channels, n_pixels,
-    kappa, delta, tau_state, counters, stats,
-):  # fmt: skip
-    """Present the samples X[j] (label y[j], memory bank bank[j]) one after the other.
+def train_block(block, mem, f, rule, progress):
+    """Present the samples of ``block`` to the memory ``mem`` one after the other.
 
-    dots[:, row_off[j] + r] approximates the distance of X[j] to pool row bank_start[bank[j]] + r
-    (r < row_len[j]) as the memories stood before the block; pool_sum holds the per-row term of
-    the filter from before the block; gram[gram_off[b] + local[j] * gram_n[b] + local[s]]
-    approximates the distance between block samples j and s of bank b (l2, l1). Rows born or
-    changed inside the block are listed as dirty and taken out of the filter (their pool_sum
-    set to POISON), so each sample sees the memories exactly as the samples before it left
-    them: a dirty row keeps the interval of its memory at the block's start (or of the sample
-    it was born from, through gram), widened by how far it has moved since (the triangle
-    inequality; a move is eta * the exact winning distance, plus float32 rounding), and is
-    computed exactly only if that interval can still win. Under cosine (no triangle
-    inequality) dirty rows are computed exactly.
-    The caller guarantees room in the pool and in the per-neuron arrays, and a zeroed ``dirty``
-    (one entry per pool row). stats[0] counts exact distances to dirty rows, stats[1] to rows
-    that passed the filter.
+    Each sample looks for its winner (_find_winner); then a neuron is born from it (_give_birth)
+    if it is novel and the budget allows, or else the winner absorbs it (_absorb); then tau
+    adapts. ``f`` holds the filter's terms from before the block. Rows born or changed inside
+    the block are listed as changed and taken out of the filter (their term set to POISON), so
+    each sample sees the memories exactly as the samples before it left them: a changed row
+    keeps the interval of its memory at the block's start (or of the sample it was born from,
+    through gram), widened by how far it has moved since (a move is eta * the exact winning
+    distance, plus float32 rounding), and is computed exactly only if that interval can still
+    win. Under cosine (no triangle inequality) changed rows are computed exactly.
+    The caller guarantees room in the pool and in the per-neuron arrays, and a zeroed
+    ``mem.dirty``.
     """
-    n_block = X.shape[0]
-    dirty_rows = np.empty(n_block, np.int64)
-    dirty_sum = np.empty(n_block)  # pool_sum of a changed row before the block
-    dirty_move = np.zeros(n_block)  # how far it may have moved (l2: euclidean, l1: l1)
-    dirty_low = np.empty(n_block)
-    dirty_src = np.empty(n_block, np.int64)  # born in the block: local index of its sample
-    dirty_next = np.empty(n_block, np.int64)  # the bank's next dirty row (a linked list)
-    first = np.full(bank_start.shape[0], -1, np.int64)
-    last = np.full(bank_start.shape[0], -1, np.int64)
-    n_dirty = 0
-    candidates = np.empty(row_len.max() if n_block > 0 else 0, np.int64)
-    candidate_low = np.empty(candidates.shape[0])
+    n_block = block.x.shape[0]
+    ch = _no_changes(n_block, mem.start.shape[0])
+    most = block.row_len.max() if n_block > 0 else 0
+    candidates = np.empty(most, np.int64)
+    candidate_low = np.empty(most)
     upper = np.empty(1)
-    u = UNIT_ROUNDOFF_F32
-    tau = tau_state[0]
-    n_born = counters[0]
-    n_seen = counters[1]
-    use_assoc = assoc.shape[0] > 0
+    tau = progress.tau[0]
+    n_born = progress.counters[0]
+    n_seen = progress.counters[1]
     for j in range(n_block):
-        x = X[j]
-        qn = xnorm[j]
-        k = bank[j]
-        start = bank_start[k]
-        n_k = bank_count[k]
-        n_rows = row_len[j]  # rows of this bank from before the block
-        off = row_off[j]
+        k = block.bank[j]
         winner = -1
         d_win = np.inf
-        if n_k > 0 and not (threshold == NO_THRESHOLD and n_born < n_max):
-            limit = np.inf  # an upper bound of the winning distance
-            if n_rows > 0:
-                upper[0] = BIG
-                _smallest_uppers(
-                    dist, dots, off, n_rows, qn, pool_norm, pool_sum, start, 0, n_channels,
-                    kappa, delta, upper,
-                )  # fmt: skip
-                limit = upper[0]
-            sx = _channel_sum(qn, 0, n_channels)
-            t = first[k]
-            while t >= 0:  # changed rows: their widened intervals
-                r = dirty_rows[t] - start
-                dirty_low[t] = -np.inf  # unless bounded below: computed exactly
-                if dist != COSINE and (r < n_rows or dirty_src[t] >= 0):
-                    if r < n_rows:
-                        a = np.float64(dots[0, off + r])
-                    else:
-                        a = np.float64(gram[gram_off[k] + local[j] * gram_n[k] + dirty_src[t]])
-                    move = dirty_move[t]
-                    if dist == L2:
-                        a = sx + dirty_sum[t] - 2.0 * a
-                        b = kappa * (sx + dirty_sum[t]) + TINY
-                        lo = math.sqrt(max(a - b, 0.0)) - move
-                        lo = lo * lo * (1.0 - 1e-12) if lo > 0.0 else 0.0
-                        hi = math.sqrt(a + b) + move
-                        hi = hi * hi * (1.0 + 1e-12)
-                    else:
-                        lo = (a / (1.0 + delta) - TINY - move) * (1.0 - 1e-12)
-                        hi = (a / (1.0 - delta) + TINY + move) * (1.0 + 1e-12)
-                    dirty_low[t] = lo
-                    limit = min(limit, hi)
-                t = dirty_next[t]
-            t = first[k]
-            while t >= 0:  # rows born in the block, and changed ones that may win
-                r = dirty_rows[t] - start
-                if dirty_low[t] <= min(limit, d_win):
-                    stats[0] += 1
-                    e = exact_distance(
-                        x, pool[start + r], 0, n_channels, n_pixels, dist, min(limit, d_win)
-                    )
-                    if e < d_win or (e == d_win and r < winner):
-                        d_win = e
-                        winner = r
-                t = dirty_next[t]
-            if n_rows > 0:
-                limit = min(limit, d_win)
-                n_cand = _collect(
-                    dist, dots, off, n_rows, qn, pool_norm, pool_sum, start, 0, n_channels,
-                    kappa, delta, limit, candidates, candidate_low,
-                )  # fmt: skip
-                for t in range(n_cand):
-                    r = candidates[t]
-                    stats[1] += 1
-                    e = exact_distance(
-                        x, pool[start + r], 0, n_channels, n_pixels, dist, min(limit, d_win)
-                    )
-                    if e < d_win or (e == d_win and r < winner):
-                        d_win = e
-                        winner = r
-        novel = winner < 0 or threshold == NO_THRESHOLD or d_win > tau
-        row = -1
-        if novel and n_born < n_max:
-            row = start + n_k
-            pool[row, :] = x
-            g = n_born
-            pool_gidx[row] = g
-            row_of[g] = row
-            birth_label[g] = y[j]
-            hits[g] = 1
-            if use_assoc:
-                assoc[g, :] = 0
-                assoc[g, y[j]] = 1
-            bank_count[k] = n_k + 1
+        if mem.count[k] > 0 and not (rule.threshold == NO_THRESHOLD and n_born < rule.n_max):
+            winner, d_win = _find_winner(
+                f, block, j, mem, ch, upper, candidates, candidate_low, progress.stats
+            )
+        novel = winner < 0 or rule.threshold == NO_THRESHOLD or d_win > tau
+        if novel and n_born < rule.n_max:
+            _give_birth(f, block, j, mem, ch, n_born)
             n_born += 1
-            _channel_sq_norms(x, n_channels, n_pixels, pool_norm[row])
-            _append(dirty_rows, dirty_next, first, last, n_dirty, k, row)
-            dirty_src[n_dirty] = local[j] if gram_n[k] > 1 else -1
-            dirty_sum[n_dirty] = qn.sum() if dist == L2 else 0.0
-            dirty_move[n_dirty] = 0.0
-            dirty[row] = n_dirty + 1
-            n_dirty += 1
         elif winner >= 0:
-            row = start + winner
-            g = pool_gidx[row]
-            hits[g] += 1
-            if use_assoc:
-                assoc[g, y[j]] += 1
-            if plasticity != NO_PLASTICITY:
-                if plasticity == MEAN:
-                    rate = np.float32(1.0) / np.float32(hits[g])
-                else:
-                    rate = eta
-                m = pool[row]
-                for i in range(m.shape[0]):
-                    m[i] = m[i] + rate * (x[i] - m[i])
-                _channel_sq_norms(m, n_channels, n_pixels, pool_norm[row])
-                if dirty[row] == 0:  # the first change in this block: out of the filter
-                    _append(dirty_rows, dirty_next, first, last, n_dirty, k, row)
-                    dirty_src[n_dirty] = -1
-                    dirty_sum[n_dirty] = pool_sum[row]
-                    dirty_move[n_dirty] = 0.0
-                    pool_sum[row] = POISON
-                    dirty[row] = n_dirty + 1
-                    n_dirty += 1
-                # the move: rate * |x - m| exactly, plus the float32 rounding of the update
-                # (per value <= u |m'_i| + 2.01 u rate |x_i - m_i|), doubled for safety
-                norm_new = math.sqrt(_channel_sum(pool_norm[row], 0, n_channels))
-                if dist == L1:
-                    step = rate * d_win
-                    rounding = 1.01 * u * math.sqrt(m.shape[0]) * norm_new + 2.01 * u * step
-                else:
-                    step = rate * math.sqrt(d_win)
-                    rounding = 1.01 * u * norm_new + 2.01 * u * step
-                dirty_move[dirty[row] - 1] += step + 2.0 * rounding
+            _absorb(f, rule, block, j, mem, ch, mem.start[k] + winner, d_win)
         # else: no neuron of this class and no room left; the sample leaves no trace
         n_seen += 1
-        if threshold == ADAPTIVE:
-            if n_born * n_expected > n_max * n_seen:
-                tau = tau * (1.0 + beta)
+        if rule.threshold == ADAPTIVE:
+            if n_born * rule.n_expected > rule.n_max * n_seen:
+                tau = tau * (1.0 + rule.beta)
             else:
-                tau = tau * (1.0 - beta)
-    for t in range(n_dirty):
-        dirty[dirty_rows[t]] = 0
-    tau_state[0] = tau
-    counters[0] = n_born
-    counters[1] = n_seen
+                tau = tau * (1.0 - rule.beta)
+    for t in range(ch.size[0]):
+        mem.dirty[ch.row[t]] = 0
+    progress.tau[0] = tau
+    progress.counters[0] = n_born
+    progress.counters[1] = n_seen
+
+
+# ---- inference: the k nearest neurons of each query ---------------------------------------------
+
+Search = namedtuple("Search", "upper cand_row cand_low cand_n found_row found_low")
+Search.__doc__ = """The search state of q queries: upper (q, k), the k smallest upper bounds seen
+so far (ascending); cand_row/cand_low[i, :cand_n[i]], the pool rows whose lower bound was under
+upper[i, -1] when seen, and those bounds (a superset of the final candidates: the limit only
+falls; cand_n[i] = -1: the list overflowed, search all rows); found_row/found_low: scratch for
+one block of rows."""
+
+TopK = namedtuple("TopK", "gidx dist n_exact")
+TopK.__doc__ = """The result: gidx, dist (q, k), the k nearest neurons by exact distance (ties:
+the lowest neuron id); n_exact (q,), the exact distances taken (added to)."""
 
 
 @njit(cache=True, inline="always")
@@ -524,13 +620,14 @@ def _max_gap(row, half, off, start, n):
 def _nearest_l2(row, off, n, sx, half, pn, pn_max, start, kappa, ub, out, low):
     """_smallest_uppers then _collect for l2 and k = 1, on the few rows that can matter.
 
-    With G = a - pn / 2 (a: the float32 dot), lower = sx + pn - 2a - kappa (sx + pn) - TINY,
-    so a row can only have lower <= L (the best upper bound so far) if G >= (sx - L) / 2 -
-    kappa (sx + pn_max) / 2 - TINY. The float32 gap g = fl(a - fl(pn / 2)) is within 2u (sx +
-    pn) of G: rows with g under that floor, less twice these slacks, are out. Before any upper
-    bound is known, the floor comes from the row with the largest g instead (lower_r <=
-    upper_s needs G_r >= G_s - kappa (sx + pn_max) - TINY). Every row that can hold the new
-    best upper bound or pass _collect is above the floor; the float64 bounds are taken on them.
+    With G = a - pn / 2 (a: the float32 dot, pn: the row's term), lower = sx + pn - 2a - kappa
+    (sx + pn) - TINY, so a row can only have lower <= L (the best upper bound so far) if G >=
+    (sx - L) / 2 - kappa (sx + pn_max) / 2 - TINY. The float32 gap g = fl(a - fl(pn / 2)) is
+    within 2u (sx + pn) of G: rows with g under that floor, less twice these slacks, are out.
+    Before any upper bound is known, the floor comes from the row with the largest g instead
+    (lower_r <= upper_s needs G_r >= G_s - kappa (sx + pn_max) - TINY). Every row that can hold
+    the new best upper bound or pass _collect is above the floor; the float64 bounds are taken
+    on them. (It takes its arrays one by one: it runs once per query and block of rows.)
     """
     slack = (kappa + 4.0 * UNIT_ROUNDOFF_F32) * (sx + pn_max) + 4.0 * TINY
     if ub[0] < BIG:
@@ -561,95 +658,89 @@ def _nearest_l2(row, off, n, sx, half, pn, pn_max, start, kappa, ub, out, low):
     return kept
 
 
-@njit(cache=True, nogil=True)
-def scan_block(
-    dots, qnorm, pool_norm, pool_sum, row0, n_rows, dist, c0, c1, kappa, delta,
-    upper, cand_row, cand_low, cand_n, found_row, found_low, half_sum,
-):  # fmt: skip
-    """Fold one block of approximations into each query's search state.
+@njit(cache=True, inline="always")
+def _add_candidates(s, i, row0, n, limit):
+    """Append the rows row0 + s.found_row[:n] to query i's candidates; a full list first keeps
+    only those still under ``limit``, and if that frees nothing it overflows (cand_n = -1)."""
+    cap = s.cand_row.shape[1]
+    for t in range(n):
+        if s.cand_n[i] == cap:  # keep only those still under the limit
+            kept = 0
+            for u in range(cap):
+                if s.cand_low[i, u] <= limit:
+                    s.cand_row[i, kept] = s.cand_row[i, u]
+                    s.cand_low[i, kept] = s.cand_low[i, u]
+                    kept += 1
+            s.cand_n[i] = kept
+            if kept == cap:
+                s.cand_n[i] = -1
+                return
+        s.cand_row[i, s.cand_n[i]] = row0 + s.found_row[t]
+        s.cand_low[i, s.cand_n[i]] = s.found_low[t]
+        s.cand_n[i] += 1
 
-    dots[:, i * n_rows + r] approximates the distance of query i to pool row row0 + r.
-    upper[i] holds the k smallest upper bounds seen so far (ascending); cand_row/cand_low[i,
-    :cand_n[i]] the rows whose lower bound was under upper[i, -1] when seen (a superset of the
-    final candidates: the limit only falls). A full candidate list is compacted; if that frees
-    nothing, cand_n[i] is set to -1 and the query is later searched exhaustively.
-    half_sum: float32(pool_sum / 2), used (l2, k = 1) to pass over the block once in float32
-    and take the float64 bounds only of the rows near the best (_nearest_l2).
+
+@njit(cache=True, nogil=True)
+def scan_block(f, dots, qnorm, row0, n_rows, s):
+    """Fold one block of approximations into each query's search state ``s`` (a Search).
+
+    dots[:, i * n_rows + r] approximates the distance of query i (squared channel norms
+    qnorm[i]) to pool row row0 + r. For l2 and k = 1 the block is passed over once in float32
+    and the float64 bounds are taken only of the rows near the best (_nearest_l2).
     """
-    k = upper.shape[1]
-    cap = cand_row.shape[1]
-    fast = dist == L2 and k == 1
+    k = s.upper.shape[1]
+    fast = f.dist == L2 and k == 1
+    row, half, terms = dots[0], f.half_terms, f.terms
+    out, low = s.found_row, s.found_low
     pn_max = 0.0
     if fast:
         for r in range(n_rows):
-            pn_max = max(pn_max, pool_sum[row0 + r])
+            pn_max = max(pn_max, terms[row0 + r])
     for i in range(qnorm.shape[0]):
         off = i * n_rows
         if fast:
-            n = _nearest_l2(
-                dots[0], off, n_rows, _channel_sum(qnorm[i], c0, c1), half_sum, pool_sum,
-                pn_max, row0, kappa, upper[i], found_row, found_low,
-            )  # fmt: skip
-            if cand_n[i] < 0:
+            sx = _channel_sum(qnorm[i], f.c0, f.c1)
+            ub = s.upper[i]
+            n = _nearest_l2(row, off, n_rows, sx, half, terms, pn_max, row0, f.kappa, ub, out, low)
+            if s.cand_n[i] < 0:
                 continue
-            limit = upper[i, 0]
+            limit = s.upper[i, 0]
         else:
-            _smallest_uppers(
-                dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa,
-                delta, upper[i],
-            )  # fmt: skip
-            if cand_n[i] < 0:
+            _smallest_uppers(f, dots, off, n_rows, qnorm[i], row0, s.upper[i])
+            if s.cand_n[i] < 0:
                 continue
-            limit = upper[i, k - 1]
-            n = _collect(
-                dist, dots, off, n_rows, qnorm[i], pool_norm, pool_sum, row0, c0, c1, kappa,
-                delta, limit, found_row, found_low,
-            )  # fmt: skip
-        for t in range(n):
-            if cand_n[i] == cap:  # keep only those still under the limit
-                kept = 0
-                for u in range(cap):
-                    if cand_low[i, u] <= limit:
-                        cand_row[i, kept] = cand_row[i, u]
-                        cand_low[i, kept] = cand_low[i, u]
-                        kept += 1
-                cand_n[i] = kept
-                if kept == cap:
-                    cand_n[i] = -1
-                    break
-            cand_row[i, cand_n[i]] = row0 + found_row[t]
-            cand_low[i, cand_n[i]] = found_low[t]
-            cand_n[i] += 1
+            limit = s.upper[i, k - 1]
+            n = _collect(f, dots, off, n_rows, qnorm[i], row0, limit, out, low)
+        _add_candidates(s, i, row0, n, limit)
 
 
 @njit(cache=True, nogil=True)
-def refine_topk(
-    Xq, pool, pool_gidx, bank_start, bank_n, c0, c1, n_pixels, dist,
-    upper, cand_row, cand_low, cand_n, out_gidx, out_dist, out_exact,
-):  # fmt: skip
-    """The k nearest neurons of each query by exact distance (ties: the lowest neuron id),
-    among its candidates (all rows for a query whose candidate list overflowed)."""
-    k = out_gidx.shape[1]
+def refine_topk(f, Xq, mem, s, out):
+    """The k nearest neurons of each query Xq[i] by exact distance over channels [f.c0, f.c1)
+    (ties: the lowest neuron id), into ``out`` (a TopK), among its candidates in ``s`` (all
+    rows of ``mem`` (a Neurons) for a query whose candidate list overflowed)."""
+    k = out.gidx.shape[1]
     for i in range(Xq.shape[0]):
-        limit = upper[i, k - 1]
+        limit = s.upper[i, k - 1]
         best = np.full(k, np.inf)
         best_id = np.full(k, np.iinfo(np.int64).max)
-        if cand_n[i] >= 0:
-            for t in range(cand_n[i]):
-                if cand_low[i, t] <= limit:
-                    row = cand_row[i, t]
+        x = Xq[i]
+        if s.cand_n[i] >= 0:
+            for t in range(s.cand_n[i]):
+                if s.cand_low[i, t] <= limit:
+                    row = s.cand_row[i, t]
                     e = exact_distance(
-                        Xq[i], pool[row], c0, c1, n_pixels, dist, min(limit, best[k - 1])
+                        x, mem.pool[row], f.c0, f.c1, f.n_pixels, f.dist, min(limit, best[k - 1])
                     )
-                    _insert(best, best_id, e, pool_gidx[row])
-                    out_exact[i] += 1
+                    _insert(best, best_id, e, mem.gidx[row])
+                    out.n_exact[i] += 1
         else:
-            for b in range(bank_n.shape[0]):
-                for row in range(bank_start[b], bank_start[b] + bank_n[b]):
+            for b in range(mem.start.shape[0]):
+                for row in range(mem.start[b], mem.start[b] + mem.count[b]):
                     e = exact_distance(
-                        Xq[i], pool[row], c0, c1, n_pixels, dist, min(limit, best[k - 1])
+                        x, mem.pool[row], f.c0, f.c1, f.n_pixels, f.dist, min(limit, best[k - 1])
                     )
-                    _insert(best, best_id, e, pool_gidx[row])
-                    out_exact[i] += 1
-        out_gidx[i, :] = best_id
-        out_dist[i, :] = best
+                    _insert(best, best_id, e, mem.gidx[row])
+                    out.n_exact[i] += 1
+        out.gidx[i, :] = best_id
+        out.dist[i, :] = best

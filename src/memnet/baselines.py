@@ -6,9 +6,11 @@
 - ``"knn"``: k-nearest neighbours on raw pixels (exact search with faiss), L2 or L1.
 - ``"ncm"``: nearest class mean, one prototype per class, L2.
 
-Build one with :func:`make_baseline`. Every baseline has ``fit(X, y)``, ``predict(X)`` and
-``score(X, y)``; ``X`` is float32 ``(n, C, H, W)`` (the nets' image shape is taken from the
-data) or, except for the CNN, ``(n, d)``; ``y`` holds integer labels.
+Build one with :func:`make_baseline` (or its class). Every baseline is a
+:class:`memnet.estimator.Estimator`: ``fit(X, y)``, ``predict(X)``, ``score(X, y)``, the facts
+``uses_backprop``, ``uses_weight_sharing``, ``n_passes`` and ``model_bytes``; none can be saved
+(``can_save`` is False). ``X`` is ``(n, C, H, W)`` (the nets' image shape is taken from the
+data) or, except for the CNN, ``(n, d)``, converted to float32; ``y`` holds integer labels.
 
 Determinism across thread counts. The pipeline promises identical results on any number of
 cores. PyTorch CPU training is *not* bitwise identical between 1 and 2 intra-op threads: weight
@@ -28,18 +30,21 @@ the nearest-class-mean code is single-threaded numpy.
 from __future__ import annotations
 
 import contextlib
-import numbers
+import inspect
 from collections.abc import Iterator
 
 import numpy as np
 
-# Each baseline's parameters and their defaults; make_baseline accepts exactly these.
-DEFAULT_PARAMS: dict[str, dict[str, object]] = {
-    "mlp": {"epochs": 1, "batch_size": 64, "lr": 1e-3},
-    "cnn": {"epochs": 1, "batch_size": 64, "lr": 1e-3},
-    "knn": {"k": 1, "metric": "l2"},
-    "ncm": {},
-}
+from memnet.estimator import Estimator
+from memnet.validation import (
+    check_choice,
+    check_images,
+    check_int,
+    check_labels,
+    check_random_state,
+    check_real,
+)
+
 KNN_METRICS = ("l2", "l1")
 HIDDEN_UNITS = 1000
 CONV_CHANNELS = (32, 64)
@@ -48,80 +53,74 @@ _NCM_CHUNK = 4096
 
 
 def make_baseline(name: str, *, random_state: int, n_threads: int = 1, **params) -> Baseline:
-    """Return an unfitted baseline ``name`` ("mlp", "cnn", "knn" or "ncm").
+    """Return an unfitted, checked baseline ``name`` ("mlp", "cnn", "knn" or "ncm").
 
     ``random_state`` seeds everything random (the nets' initial weights and batch order);
     ``n_threads`` is the job's thread budget. ``params`` override the defaults in
-    ``DEFAULT_PARAMS[name]``.
+    ``DEFAULT_PARAMS[name]``; an unknown or bad one is a ValueError that names it.
     """
-    if name not in _CLASSES:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(_CLASSES)}")
-    unknown = sorted(set(params) - set(DEFAULT_PARAMS[name]))
-    if unknown:
-        allowed = sorted(DEFAULT_PARAMS[name]) or "none"
-        raise ValueError(
-            f"unknown parameter(s) {unknown} for baseline {name!r}; allowed parameters: {allowed}"
-        )
-    _check_int("random_state", random_state, minimum=0)
-    _check_int("n_threads", n_threads, minimum=1)
-    return _CLASSES[name](
-        random_state=random_state, n_threads=n_threads, **{**DEFAULT_PARAMS[name], **params}
-    )
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    return BASELINES[name].from_params(params, random_state=random_state, n_threads=n_threads)
 
 
-class Baseline:
-    """What all baselines share: input validation, label encoding and ``score``."""
+class Baseline(Estimator):
+    """What all baselines share: input checks, label encoding, ``predict`` and ``score``.
 
-    name = ""
-    uses_backprop = False
-    uses_weight_sharing = False
+    Baselines cannot be saved (``can_save`` is False). ``X`` is ``(n, C, H, W)`` or, except for
+    the CNN, ``(n, d)`` (one 1 x d channel), of any real dtype (converted to float32, not
+    rescaled); ``y`` holds any integer labels (encoded as 0..K-1 in sorted order).
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The sorted labels seen in fit.
+    input_shape_ : tuple of int
+        (C, H, W) of the training samples.
+    """
+
     accepts_flat_input = True
 
-    def __init__(self, *, random_state: int, n_threads: int):
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.n_passes = 1
-        self.params: dict[str, object] = {}
+    @classmethod
+    def _owner(cls):
+        return f"baseline {cls.name!r}"
+
+    def _check_params(self):
+        check_random_state(self.random_state, allow_none=False)
+        check_int("n_threads", self.n_threads, minimum=1)
 
     def fit(self, X, y) -> Baseline:
+        """Learn from (X, y); returns self."""
+        self._check_params()
         X = self._check_X(X)
-        y = _check_y(y, len(X))
+        y = check_labels(y, len(X))
         self.input_shape_ = X.shape[1:]
         self.classes_, y_index = np.unique(y, return_inverse=True)
         self._fit(X, y_index.astype(np.int64))
         return self
 
     def predict(self, X) -> np.ndarray:
-        if not hasattr(self, "classes_"):
-            raise RuntimeError(f"this {self.name} baseline is not fitted yet; call fit(X, y) first")
+        """The predicted label of each sample of X."""
+        self._check_fitted()
         X = self._check_X(X)
         if X.shape[1:] != self.input_shape_:
             raise ValueError(
                 f"X has samples of shape {X.shape[1:]}, but the {self.name} baseline was fitted "
-                f"on samples of shape {self.input_shape_}"
+                f"on samples of shape {self.input_shape_}; pass samples of the training shape"
             )
         return self.classes_[self._predict_index(X)].astype(np.int64)
 
-    def score(self, X, y) -> float:
-        """Accuracy of ``predict(X)`` against ``y``."""
-        predicted = self.predict(X)
-        return float(np.mean(predicted == _check_y(y, len(predicted))))
+    def _is_fitted(self):
+        return hasattr(self, "classes_")
 
     def _check_X(self, X) -> np.ndarray:
-        X = np.asarray(X)
-        shapes = "(n, C, H, W)" if not self.accepts_flat_input else "(n, C, H, W) or (n, d)"
-        if X.ndim not in ((2, 4) if self.accepts_flat_input else (4,)):
-            raise ValueError(
-                f"X must have shape {shapes} for the {self.name} baseline; got {X.shape}"
-            )
-        if X.size == 0:
-            raise ValueError(f"X is empty (shape {X.shape}); pass at least one non-empty sample")
-        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-            raise ValueError(f"X must hold real numbers; got dtype {X.dtype}")
-        X = np.asarray(X, dtype=np.float32)
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinite values; clean or impute them first")
-        return X
+        return check_images(
+            X,
+            owner=f"the {self.name} baseline",
+            flat=self.accepts_flat_input,
+            integers="any",
+            dtype=np.float32,
+        )
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
         raise NotImplementedError
@@ -135,16 +134,38 @@ class NearestClassMean(Baseline):
 
     Distances are exact float64 sums of squared differences, so a tie can only be a true tie;
     it goes to the first class in sorted label order.
+
+    Parameters
+    ----------
+    random_state : int, default 0
+        Unused (nothing is random); accepted as by every baseline.
+    n_threads : int, default 1
+        Unused (single-threaded numpy).
+
+    Attributes
+    ----------
+    means_ : ndarray of shape (K, C*H*W), float32
+        The class means, in sorted label order.
+    model_bytes : int
+        Bytes of the means.
     """
 
     name = "ncm"
+
+    def __init__(self, random_state=0, n_threads=1):
+        self.random_state = random_state
+        self.n_threads = n_threads
 
     def _fit(self, X, y):
         flat = X.reshape(len(X), -1)
         self.means_ = np.stack(
             [flat[y == k].mean(axis=0, dtype=np.float64) for k in range(len(self.classes_))]
         ).astype(np.float32)
-        self.model_bytes = self.means_.nbytes
+
+    @property
+    def model_bytes(self) -> int:
+        self._check_fitted()
+        return self.means_.nbytes
 
     def _predict_index(self, X):
         flat = X.reshape(len(X), -1)
@@ -163,23 +184,48 @@ class KNearestNeighbours(Baseline):
     Voting: the class with most of the k neighbours wins. A tie between classes goes to the tied
     class whose nearest member is closest, i.e. the tied class that appears first in faiss's
     neighbour list (sorted by ascending distance).
+
+    Parameters
+    ----------
+    k : int, default 1
+        Neighbours that vote; at most the number of training samples.
+    metric : {"l2", "l1"}, default "l2"
+        The distance.
+    random_state : int, default 0
+        Unused (exact search); accepted as by every baseline.
+    n_threads : int, default 1
+        faiss's threads (neighbours and distances are identical for any count).
+
+    Attributes
+    ----------
+    index_ : faiss.Index
+        The training samples.
+    labels_ : ndarray of shape (n,), int64
+        Their encoded labels.
+    model_bytes : int
+        Bytes of the stored samples (float32) and labels.
     """
 
     name = "knn"
 
-    def __init__(self, *, random_state, n_threads, k, metric):
-        super().__init__(random_state=random_state, n_threads=n_threads)
-        _check_int("k", k, minimum=1)
-        if metric not in KNN_METRICS:
-            raise ValueError(f"unknown metric {metric!r} for knn; choose one of {KNN_METRICS}")
-        self.k, self.metric = k, metric
-        self.params = {"k": k, "metric": metric}
+    def __init__(self, k=1, metric="l2", random_state=0, n_threads=1):
+        self.k = k
+        self.metric = metric
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _check_params(self):
+        super()._check_params()
+        check_int("k", self.k, minimum=1)
+        check_choice("metric", self.metric, KNN_METRICS)
 
     def _fit(self, X, y):
         import faiss
 
         if self.k > len(X):
-            raise ValueError(f"k={self.k} exceeds the number of training samples ({len(X)})")
+            raise ValueError(
+                f"k={self.k} exceeds the number of training samples ({len(X)}); lower k"
+            )
         flat = np.ascontiguousarray(X.reshape(len(X), -1))
         d = flat.shape[1]
         self.index_ = (
@@ -188,7 +234,11 @@ class KNearestNeighbours(Baseline):
         with _faiss_threads(self.n_threads):
             self.index_.add(flat)
         self.labels_ = y
-        self.model_bytes = flat.nbytes + y.nbytes
+
+    @property
+    def model_bytes(self) -> int:
+        self._check_fitted()
+        return 4 * self.index_.ntotal * self.index_.d + self.labels_.nbytes
 
     def _predict_index(self, X):
         queries = np.ascontiguousarray(X.reshape(len(X), -1))
@@ -211,19 +261,52 @@ def vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 class _TorchNet(Baseline):
-    """A PyTorch net trained with Adam on cross-entropy, minibatches in a seeded random order."""
+    """A PyTorch net trained with Adam on cross-entropy, minibatches in a seeded random order.
+
+    Parameters
+    ----------
+    epochs : int, default 1
+        Passes over the training data.
+    batch_size : int, default 64
+        Samples per minibatch.
+    lr : float, default 1e-3
+        Adam's learning rate.
+    random_state : int, default 0
+        Seeds the initial weights and the batch order.
+    n_threads : int, default 1
+        Accepted but unused: the nets run on one intra-op thread (see the module docstring).
+
+    Attributes
+    ----------
+    net_ : torch.nn.Module
+        The trained net.
+    model_bytes : int
+        Bytes of its parameters.
+    """
 
     uses_backprop = True
 
-    def __init__(self, *, random_state, n_threads, epochs, batch_size, lr):
-        super().__init__(random_state=random_state, n_threads=n_threads)
-        _check_int("epochs", epochs, minimum=1)
-        _check_int("batch_size", batch_size, minimum=1)
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < np.inf:
-            raise ValueError(f"lr must be a positive number; got {lr!r}")
-        self.epochs, self.batch_size, self.lr = epochs, batch_size, float(lr)
-        self.n_passes = epochs
-        self.params = {"epochs": epochs, "batch_size": batch_size, "lr": self.lr}
+    def __init__(self, epochs=1, batch_size=64, lr=1e-3, random_state=0, n_threads=1):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _check_params(self):
+        super()._check_params()
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_real("lr", self.lr, low=0.0, low_open=True)
+
+    @property
+    def n_passes(self) -> int:
+        return int(self.epochs)
+
+    @property
+    def model_bytes(self) -> int:
+        self._check_fitted()
+        return sum(p.numel() * p.element_size() for p in self.net_.parameters())
 
     def _build(self, input_shape: tuple[int, ...], n_classes: int):
         raise NotImplementedError
@@ -237,7 +320,7 @@ class _TorchNet(Baseline):
             torch.manual_seed(int(init_seed))
             net = self._build(X.shape[1:], len(self.classes_))
             order_rng = torch.Generator().manual_seed(int(order_seed))
-            optimiser = torch.optim.Adam(net.parameters(), lr=self.lr)
+            optimiser = torch.optim.Adam(net.parameters(), lr=float(self.lr))
             net.train()
             for _ in range(self.epochs):
                 order = torch.randperm(len(X), generator=order_rng).numpy()
@@ -249,7 +332,6 @@ class _TorchNet(Baseline):
                     loss.backward()
                     optimiser.step()
         self.net_ = net
-        self.model_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
 
     def _predict_index(self, X):
         import torch
@@ -303,26 +385,22 @@ class CNN(_TorchNet):
         )
 
 
-_CLASSES: dict[str, type[Baseline]] = {
+BASELINES: dict[str, type[Baseline]] = {
     "mlp": MLP,
     "cnn": CNN,
     "knn": KNearestNeighbours,
     "ncm": NearestClassMean,
 }
-
-
-def _check_int(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-
-
-def _check_y(y, n_samples: int) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != n_samples:
-        raise ValueError(f"y must have shape ({n_samples},), one label per sample; got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
-    return y.astype(np.int64, copy=False)
+# Each baseline's parameters and their defaults (its constructor's, less random_state and
+# n_threads, which the run sets); make_baseline accepts exactly these.
+DEFAULT_PARAMS: dict[str, dict[str, object]] = {
+    name: {
+        p: v.default
+        for p, v in inspect.signature(cls).parameters.items()
+        if p not in ("random_state", "n_threads")
+    }
+    for name, cls in BASELINES.items()
+}
 
 
 @contextlib.contextmanager

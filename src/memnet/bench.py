@@ -129,7 +129,7 @@ def bench_model(n_neurons, data, threads, repeats):
     knn = KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(memories, labels)
     with threadpool_limits(threads):
         sk_s, sk_cpu, sk_pred = timed(lambda: knn.predict(queries), 1)
-    work = model.work_()
+    work = model.work_
     d = X_train[0].size
     macs = {
         "train_filter": work["train_approx_pairs"] * d,

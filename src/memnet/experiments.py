@@ -198,10 +198,13 @@ def limit_threads(n: int) -> None:
 
 
 def make_model(model: str, params: dict, seed: int, threads: int):
+    """An unfitted, checked estimator ``model`` with ``params`` (a dict, as the config and the
+    command line give it), seeded with ``seed``. An unknown model, an unknown parameter or a bad
+    value: one ValueError that names it, before any training."""
     if model == MEMNET:
         from memnet.model import MemoryNetwork
 
-        return MemoryNetwork(**params, random_state=seed)
+        return MemoryNetwork.from_params(params, random_state=seed)
     if model in BASELINES:
         from memnet.baselines import make_baseline
 
@@ -237,6 +240,11 @@ def execute(
         X, y = X[idx], y[idx]
 
     estimator = make_model(model, params, seed, threads)
+    if model_out is not None and not estimator.can_save:
+        raise ValueError(
+            f"a {model} model cannot be saved (only memnet models can); run it without a model "
+            "file (--model-out)"
+        )
     start = time.perf_counter()
     estimator.fit(X, y)
     train_seconds = time.perf_counter() - start
@@ -247,6 +255,7 @@ def execute(
         estimator.save(model_out)
 
     n_classes = len(data.classes)
+    facts = estimator.run_facts(n_classes)
     metrics = {
         "dataset": dataset,
         "experiment": experiment,
@@ -259,8 +268,8 @@ def execute(
         "confusion": confusion_matrix(data.y_test, y_pred, n_classes).tolist(),
         "n_train": int(len(y)),
         "n_test": int(len(data.y_test)),
-        "n_born": None,
-        "births_per_class": None,
+        "n_born": facts["n_born"],
+        "births_per_class": facts["births_per_class"],
         "train_seconds": train_seconds,
         "infer_seconds": infer_seconds,
         "peak_memory_bytes": peak_rss_bytes(),
@@ -268,18 +277,8 @@ def execute(
         "versions": versions(),
         "git_revision": git_revision(),
     }
-    if model == MEMNET:
-        metrics["n_born"] = int(estimator.n_born_)
-        metrics["births_per_class"] = np.bincount(estimator.labels_, minlength=n_classes).tolist()
-        metrics["model_bytes"] = int(estimator.memory_bytes_)
-        metrics.update(uses_backprop=False, uses_weight_sharing=False, n_passes=1)
-    else:
-        metrics.update(
-            model_bytes=int(estimator.model_bytes),
-            uses_backprop=bool(estimator.uses_backprop),
-            uses_weight_sharing=bool(estimator.uses_weight_sharing),
-            n_passes=int(estimator.n_passes),
-        )
+    for key in ("model_bytes", "uses_backprop", "uses_weight_sharing", "n_passes"):
+        metrics[key] = facts[key]
     return metrics
 
 

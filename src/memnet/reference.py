@@ -1,10 +1,14 @@
 """A plain numpy Memory Network, one sample at a time: the yardstick for the fast kernels in tests.
 
-It follows shared/spec/memory-network.md section 2 literally and shares no code with
+It follows the algorithm described in docs/model.md literally and shares no code with
 memnet.model. Distances are float64 sums of float64 differences of the float32 inputs (the
 kernels take every decision on the same quantity); memory updates are float32, as in the model.
 The two agree up to float64 rounding (about 1e-16 relative), so any test data without exact
 near-ties at that level must give identical births, winners and predictions.
+
+That algorithm is a reconstruction built from the paper's abstract and published summaries
+only, not from its full text (which is public on arXiv, as PDF and HTML). If you compare it with
+the full text and find a difference, please report it.
 """
 
 from __future__ import annotations
