@@ -351,10 +351,12 @@ def test_estimator_interface_facts():
     model = LocalMemoryNetwork(patch=4, stride=4, n_per_bank=5, preprocess=None).fit(X, y)
     assert LocalMemoryNetwork.uses_backprop is False
     assert LocalMemoryNetwork.uses_weight_sharing is False and LocalMemoryNetwork.n_passes == 1
-    facts = model.run_facts()
+    facts = model.run_facts(n_classes=3)
     assert facts["n_born"] == model.n_born_ == int(model.bank_counts_().sum())
-    assert sum(facts["births_per_class"]) == model.n_born_
-    assert facts["n_locations"] == [4] and facts["n_seen"] == 90
+    assert sum(facts["births_per_class"]) == model.n_born_ and len(facts["births_per_class"]) == 3
+    assert facts["model_bytes"] == model.model_bytes and facts["uses_backprop"] is False
+    details = model.details_()
+    assert details["n_locations"] == [4] and details["n_seen"] == 90
     assert model.model_bytes == model.n_born_ * (4 * 16 + 8)
     assert "n_per_bank=5" in repr(model)
 

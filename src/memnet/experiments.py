@@ -22,6 +22,7 @@ from memnet import datasets, paths
 from memnet.incremental import check_tasks
 
 MEMNET = "memnet"
+LOCAL = "local"  # the locally connected Memory Network (ours, beyond the paper)
 BASELINES = ("mlp", "cnn", "knn", "ncm")
 # Keys of a config entry that select where it applies rather than being model parameters.
 SELECTORS = ("only_datasets",)
@@ -205,11 +206,15 @@ def make_model(model: str, params: dict, seed: int, threads: int):
         from memnet.model import MemoryNetwork
 
         return MemoryNetwork.from_params(params, random_state=seed)
+    if model == LOCAL:
+        from memnet.local import LocalMemoryNetwork
+
+        return LocalMemoryNetwork.from_params(params, random_state=seed)
     if model in BASELINES:
         from memnet.baselines import make_baseline
 
         return make_baseline(model, random_state=seed, n_threads=threads, **params)
-    raise ValueError(f"unknown model '{model}'; expected one of {(MEMNET, *BASELINES)}")
+    raise ValueError(f"unknown model '{model}'; expected one of {(MEMNET, LOCAL, *BASELINES)}")
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -276,6 +281,8 @@ def execute(
         "threads": threads,
         "versions": versions(),
         "git_revision": git_revision(),
+        "forgetting": None,  # class-incremental runs only (execute_stream)
+        "seen_accuracy": None,
     }
     for key in ("model_bytes", "uses_backprop", "uses_weight_sharing", "n_passes"):
         metrics[key] = facts[key]

@@ -26,7 +26,6 @@ shift there, at four times the inference cost).
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import numbers
@@ -39,9 +38,10 @@ import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels' np.dot call
 from threadpoolctl import threadpool_limits  # so that threadpool_limits(1) also covers it
 
 from memnet import _local_kernels as K
+from memnet.estimator import Estimator
 from memnet.io import atomic_path
-from memnet.model import check_images, check_labels
 from memnet.preprocess import make_preprocessor, parse_steps
+from memnet.validation import check_images, check_labels
 
 FORMAT_NAME = "memnet.LocalMemoryNetwork"
 FORMAT_VERSION = 1
@@ -56,7 +56,7 @@ QUERY_CHUNK = 256  # queries per inference task (a location's products stay in c
 PREPROCESS_CHUNK = 4096
 
 
-class LocalMemoryNetwork:
+class LocalMemoryNetwork(Estimator):
     """Locally connected Memory Network (our extension beyond the paper; see the module docs).
 
     Training presents each sample once, in the order
@@ -128,6 +128,8 @@ class LocalMemoryNetwork:
         Worker threads (None: numba.get_num_threads()); results are identical for any count.
     """
 
+    name = "local"
+    can_save = True
     uses_backprop = False
     uses_weight_sharing = False
     n_passes = 1
@@ -170,39 +172,13 @@ class LocalMemoryNetwork:
         self.random_state = random_state
         self.n_threads = n_threads
 
-    # ---- estimator protocol -----------------------------------------------------------------
-
-    @classmethod
-    def _param_names(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self, deep=True):
-        """The constructor parameters, as scikit-learn's get_params (so clone() works)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._param_names():
-                raise ValueError(f"unknown parameter {name!r}; expected {self._param_names()}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = {n: p.default for n, p in inspect.signature(type(self)).parameters.items()}
-        changed = [f"{n}={v!r}" for n, v in self.get_params().items() if v != defaults[n]]
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-    def score(self, X, y):
-        """Accuracy of predict(X) against y."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
-
     # ---- training ---------------------------------------------------------------------------
 
     def fit(self, X, y):
         """Forget everything, then learn from one pass over (X, y) in the seeded order."""
         scales = self._check_params()
         X = check_images(X)
-        y = check_labels(y, len(X))
+        y = check_labels(y, len(X), zero_based=True)
         n_classes = int(y.max()) + 1
         self._preprocessor = make_preprocessor(self.preprocess)
         if self._preprocessor.stateful:
@@ -235,7 +211,7 @@ class LocalMemoryNetwork:
                     "birth rate n_per_bank / T_c"
                 )
             n_classes = None if classes is None else _n_classes_from(classes)
-            y = check_labels(y, len(X), n_classes)
+            y = check_labels(y, len(X), zero_based=True, n_classes=n_classes)
             n_classes = n_classes or int(y.max()) + 1
             self._preprocessor = make_preprocessor(self.preprocess)
             if self._preprocessor.stateful:
@@ -251,7 +227,7 @@ class LocalMemoryNetwork:
                     f"classes has {len(classes)} entries but the model was started with "
                     f"{self._n_classes}; pass the same classes (or none) after the first call"
                 )
-            y = check_labels(y, len(X), self._n_classes)
+            y = check_labels(y, len(X), zero_based=True, n_classes=self._n_classes)
             Xp = self._transform(X)
         self._learn(Xp, y, np.arange(len(X)))
         return self
@@ -483,8 +459,16 @@ class LocalMemoryNetwork:
             "predict_multiply_adds": int(getattr(self, "_predict_macs", 0)),
         }
 
-    def run_facts(self) -> dict:
-        """Run-level facts of the fitted model (plain Python values)."""
+    def run_facts(self, n_classes: int) -> dict:
+        """As Estimator.run_facts, with n_born and births_per_class (over every bank)."""
+        facts = super().run_facts(n_classes)
+        births = np.zeros(n_classes, dtype=np.int64)
+        births[: len(self.births_per_class_)] = self.births_per_class_
+        facts.update(n_born=int(self.n_born_), births_per_class=births.tolist())
+        return facts
+
+    def details_(self) -> dict:
+        """More facts of the fitted model (plain Python values): banks, locations and work."""
         self._check_fitted()
         full = [int((sc.count >= sc.budget).sum()) for sc in self._scales]
         return {
@@ -583,11 +567,8 @@ class LocalMemoryNetwork:
 
     # ---- checks -----------------------------------------------------------------------------
 
-    def _check_fitted(self):
-        if not hasattr(self, "_scales"):
-            raise ValueError(
-                "this LocalMemoryNetwork is not fitted yet; call fit or partial_fit first"
-            )
+    def _is_fitted(self) -> bool:
+        return hasattr(self, "_scales")
 
     def _check_same_shape(self, X):
         if tuple(X.shape[1:]) != self.image_shape_:
