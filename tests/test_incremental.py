@@ -85,3 +85,71 @@ def test_forgetting_is_the_mean_drop_from_best_to_final():
 def test_bad_tasks_are_refused(tasks, why):
     with pytest.raises(ValueError, match=why):
         check_tasks(tasks, n_classes=4)
+
+
+def blobs(n=400, n_classes=4, size=6, seed=0):
+    """Images around one random template per class (an easy problem when learnt jointly)."""
+    rng = np.random.default_rng(seed)
+    templates = rng.random((n_classes, 1, size, size))
+    y = rng.integers(0, n_classes, n)
+    X = np.clip(templates[y] + 0.2 * rng.normal(size=(n, 1, size, size)), 0, 1)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def two_task_data():
+    X, y = blobs(600, seed=0)
+    return SimpleNamespace(X_train=X[:400], y_train=y[:400], X_test=X[400:], y_test=y[400:],
+                           classes=list("abcd"))  # fmt: skip
+
+
+def test_a_fine_tuned_mlp_forgets_the_first_task():
+    from memnet.baselines import MLP
+
+    data = two_task_data()
+    stream = make_stream(data.y_train, [[0, 1], [2, 3]], seed=0, n_classes=4)
+    out = run_stream(MLP(epochs=20, random_state=0), data, stream)
+    first_after_first, first_at_end = out["accuracy_per_task"][0][0], out["accuracy_per_task"][1][0]
+    assert first_after_first > 0.9  # it had learnt the first task...
+    assert first_at_end < 0.3  # ...and lost most of it to the second
+    assert out["forgetting"] > 0.6
+
+
+def test_with_t_known_the_memory_network_stream_equals_one_fit_in_the_same_order():
+    from memnet.model import MemoryNetwork, default_tau
+
+    data = two_task_data()
+    stream = make_stream(data.y_train, [[0, 1], [2, 3]], seed=4, n_classes=4)
+    tau = 0.5 * default_tau(data.X_train)
+    params = dict(n_neurons=40, tau=tau, random_state=4)
+    streamed = MemoryNetwork(**params, expected_samples=stream.n_samples)
+    out = run_stream(streamed, data, stream)
+    order = stream.indices()
+    whole = MemoryNetwork(**params, shuffle=False).fit(data.X_train[order], data.y_train[order])
+    assert streamed.n_born_ == whole.n_born_ and streamed.n_seen_ == len(order) == 400
+    np.testing.assert_array_equal(streamed.labels_, whole.labels_)
+    np.testing.assert_array_equal(streamed.hits_, whole.hits_)
+    np.testing.assert_array_equal(streamed.memories_, whole.memories_)
+    np.testing.assert_array_equal(streamed.predict(data.X_test), whole.predict(data.X_test))
+    assert out["forgetting"] < 0.1  # its class banks are untouched by the second task
+
+
+def test_execute_stream_tells_a_memory_network_the_stream_length_and_records_the_measures():
+    from memnet.experiments import execute_stream
+
+    data = two_task_data()
+    params = {"n_neurons": 40, "tau": 1.0}
+    metrics = execute_stream(data=data, dataset="blobs", experiment="incremental", model="memnet",
+                             variant="paper-known", params=params, seed=0, tasks=[[0, 1], [2, 3]])  # fmt: skip
+    assert metrics["accuracy"] == metrics["seen_accuracy"][-1] and metrics["n_train"] == 400
+    assert len(metrics["accuracy_per_task"]) == 2 and metrics["forgetting"] is not None
+    assert np.array(metrics["confusion"]).sum() == metrics["n_test"] == 200
+    open_params = {**params, "birth_schedule": "open"}
+    other = execute_stream(data=data, dataset="blobs", experiment="incremental", model="memnet",
+                           variant="paper-open", params=open_params, seed=0, tasks=[[0, 1], [2, 3]])  # fmt: skip
+    assert (
+        other["n_born"] != metrics["n_born"] or other["seen_accuracy"] != metrics["seen_accuracy"]
+    )
+    for model, model_params in [("knn", {"k": 1, "metric": "l2"}), ("ncm", {})]:
+        run = execute_stream(data=data, dataset="blobs", experiment="incremental", model=model,
+                             variant="v", params=model_params, seed=0, tasks=[[0, 1], [2, 3]])  # fmt: skip
+        assert run["forgetting"] < 0.1  # memories of each class stay as they were

@@ -210,3 +210,30 @@ def test_banks_move_inside_the_one_pool_of_a_fit_and_stay_exact(monkeypatch):
     expected = reference.predict(want, queries.reshape(40, 1, -1), n_classes=4, k=1,
                                  voting="channel", distance_kind="l2", competition="label")  # fmt: skip
     np.testing.assert_array_equal(model.predict(queries), expected)
+
+
+@pytest.mark.parametrize(
+    ("dist", "competition"), itertools.product(["l2", "cosine"], ["label", "all"])
+)
+def test_open_birth_schedule_equals_reference(dist, competition):
+    """birth_schedule='open' (no T): the kernels equal the reference, and partial_fit in pieces
+    equals fit without being told the stream's length."""
+    X, y = small_data(1, n=300)
+    tau = 0.5 * default_tau(X, dist)
+    params = dict(n_neurons=150, distance=dist, competition=competition, tau=tau)
+    flat = X.reshape(len(X), 1, -1)
+    want = reference.fit(flat, y, n_classes=4, n_neurons=150, distance_kind=dist,
+                         competition=competition, tau=tau, birth_schedule="open")  # fmt: skip
+    model = MemoryNetwork(**params, birth_schedule="open", shuffle=False).fit(X, y)
+    assert model.n_born_ == len(want["memories"])
+    np.testing.assert_array_equal(model.hits_, want["hits"])
+    np.testing.assert_allclose(model.memories_, want["memories"], rtol=1e-6, atol=1e-7)
+    assert model.tau_ == pytest.approx(want["tau"], rel=1e-12)
+    parts = MemoryNetwork(**params, birth_schedule="open")
+    for piece in np.array_split(np.arange(len(X)), 3):
+        parts.partial_fit(X[piece], y[piece], classes=range(4))
+    np.testing.assert_array_equal(parts.hits_, model.hits_)
+    assert parts.tau_ == model.tau_
+    uniform = reference.fit(flat, y, n_classes=4, n_neurons=150, distance_kind=dist,
+                            competition=competition, tau=tau)  # fmt: skip
+    assert uniform["tau"] != want["tau"] and len(want["memories"]) < 150  # the schedule matters

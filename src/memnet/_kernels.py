@@ -328,7 +328,7 @@ per class; an empty array when not kept) and row_of (its pool row)."""
 Rule = namedtuple("Rule", "threshold plasticity eta beta n_max n_expected")
 Rule.__doc__ = """The learning rule: threshold (ADAPTIVE, FIXED or NO_THRESHOLD), plasticity
 (MEAN, CONSTANT or NO_PLASTICITY), eta (a float32), beta, n_max (the neuron budget) and
-n_expected (T, the samples of the whole pass)."""
+n_expected (T, the samples of the whole pass; 0: the open schedule, which needs no T)."""
 
 Progress = namedtuple("Progress", "tau counters stats")
 Progress.__doc__ = """What training carries from block to block: tau, (1,) float64; counters,
@@ -562,7 +562,11 @@ def train_block(block, mem, f, rule, progress):
         # else: no neuron of this class and no room left; the sample leaves no trace
         n_seen += 1
         if rule.threshold == ADAPTIVE:
-            if n_born * rule.n_expected > rule.n_max * n_seen:
+            if rule.n_expected > 0:  # births spread evenly over the T samples of the pass
+                over = n_born * rule.n_expected > rule.n_max * n_seen
+            else:  # the open schedule: no T, births toward n_max (1 - exp(-seen / n_max))
+                over = n_born > rule.n_max * (1.0 - math.exp(-n_seen / rule.n_max))
+            if over:
                 tau = tau * (1.0 + rule.beta)
             else:
                 tau = tau * (1.0 - rule.beta)

@@ -99,6 +99,44 @@ class Baseline(Estimator):
         self._fit(X, y_index.astype(np.int64))
         return self
 
+    def partial_fit(self, X, y, classes=None) -> Baseline:
+        """Continue learning with (X, y), for a class-incremental stream; returns self.
+
+        The first call fixes the classes (``classes``, else those of ``y``). Each call then
+        learns the batch from the current state: the nets train ``epochs`` epochs on it from
+        their current weights and optimiser (plain fine-tuning), kNN adds it to its memory, and
+        nearest class mean updates its running class means.
+        """
+        self._check_params()
+        X = self._check_X(X)
+        y = check_labels(y, len(X))
+        if not self._is_fitted():
+            self.input_shape_ = X.shape[1:]
+            self.classes_ = np.unique(np.asarray(classes) if classes is not None else y)
+            self._start(X.shape[1:], len(self.classes_))
+        elif X.shape[1:] != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but the {self.name} baseline started on "
+                f"samples of shape {self.input_shape_}; pass samples of that shape"
+            )
+        index = np.searchsorted(self.classes_, y)
+        unknown = (index >= len(self.classes_)) | (
+            self.classes_[np.minimum(index, len(self.classes_) - 1)] != y
+        )
+        if unknown.any():
+            raise ValueError(
+                f"y has label {y[unknown][0]}, not among the classes {self.classes_.tolist()} fixed "
+                "by the first partial_fit call; pass every class there (classes=...)"
+            )
+        self._learn_more(X, index.astype(np.int64))
+        return self
+
+    def _start(self, input_shape, n_classes) -> None:
+        raise NotImplementedError
+
+    def _learn_more(self, X: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
     def predict(self, X) -> np.ndarray:
         """The predicted label of each sample of X."""
         self._check_fitted()
@@ -167,6 +205,16 @@ class NearestClassMean(Baseline):
         self._check_fitted()
         return self.means_.nbytes
 
+    def _start(self, input_shape, n_classes):
+        self._sums = np.zeros((n_classes, int(np.prod(input_shape))), dtype=np.float64)
+        self._counts = np.zeros(n_classes, dtype=np.int64)
+
+    def _learn_more(self, X, y):
+        np.add.at(self._sums, y, X.reshape(len(X), -1).astype(np.float64))
+        self._counts += np.bincount(y, minlength=len(self._counts))
+        seen = np.maximum(self._counts, 1)[:, None]
+        self.means_ = (self._sums / seen).astype(np.float32)
+
     def _predict_index(self, X):
         flat = X.reshape(len(X), -1)
         means = self.means_.astype(np.float64)
@@ -174,6 +222,8 @@ class NearestClassMean(Baseline):
         for start in range(0, len(flat), _NCM_CHUNK):
             chunk = flat[start : start + _NCM_CHUNK].astype(np.float64)
             distances = np.stack([((chunk - mean) ** 2).sum(axis=1) for mean in means], axis=1)
+            if hasattr(self, "_counts"):  # a stream: a class not seen yet has no mean
+                distances[:, self._counts == 0] = np.inf
             predicted[start : start + _NCM_CHUNK] = distances.argmin(axis=1)
         return predicted
 
@@ -220,20 +270,26 @@ class KNearestNeighbours(Baseline):
         check_choice("metric", self.metric, KNN_METRICS)
 
     def _fit(self, X, y):
-        import faiss
-
         if self.k > len(X):
             raise ValueError(
                 f"k={self.k} exceeds the number of training samples ({len(X)}); lower k"
             )
-        flat = np.ascontiguousarray(X.reshape(len(X), -1))
-        d = flat.shape[1]
+        self._start(X.shape[1:], len(self.classes_))
+        self._learn_more(X, y)
+
+    def _start(self, input_shape, n_classes):
+        import faiss
+
+        d = int(np.prod(input_shape))
         self.index_ = (
             faiss.IndexFlatL2(d) if self.metric == "l2" else faiss.IndexFlat(d, faiss.METRIC_L1)
         )
+        self.labels_ = np.zeros(0, dtype=np.int64)
+
+    def _learn_more(self, X, y):
         with _faiss_threads(self.n_threads):
-            self.index_.add(flat)
-        self.labels_ = y
+            self.index_.add(np.ascontiguousarray(X.reshape(len(X), -1)))
+        self.labels_ = np.concatenate([self.labels_, y])
 
     @property
     def model_bytes(self) -> int:
@@ -241,6 +297,8 @@ class KNearestNeighbours(Baseline):
         return 4 * self.index_.ntotal * self.index_.d + self.labels_.nbytes
 
     def _predict_index(self, X):
+        if self.k > self.index_.ntotal:
+            raise ValueError(f"k={self.k} exceeds the {self.index_.ntotal} samples learnt; lower k")
         queries = np.ascontiguousarray(X.reshape(len(X), -1))
         with _faiss_threads(self.n_threads):
             _, neighbours = self.index_.search(queries, self.k)
@@ -312,26 +370,33 @@ class _TorchNet(Baseline):
         raise NotImplementedError
 
     def _fit(self, X, y):
+        self._start(X.shape[1:], len(self.classes_))
+        self._learn_more(X, y)
+
+    def _start(self, input_shape, n_classes):
         import torch
 
         init_seed, order_seed = np.random.SeedSequence(self.random_state).generate_state(2)
-        # fork_rng: seeding the initial weights leaves the caller's global torch RNG untouched.
         with _torch_single_thread(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(init_seed))
-            net = self._build(X.shape[1:], len(self.classes_))
-            order_rng = torch.Generator().manual_seed(int(order_seed))
-            optimiser = torch.optim.Adam(net.parameters(), lr=float(self.lr))
-            net.train()
+            self.net_ = self._build(input_shape, n_classes)
+        self._order_rng = torch.Generator().manual_seed(int(order_seed))
+        self._optimiser = torch.optim.Adam(self.net_.parameters(), lr=float(self.lr))
+
+    def _learn_more(self, X, y):
+        import torch
+
+        with _torch_single_thread():
+            self.net_.train()
             for _ in range(self.epochs):
-                order = torch.randperm(len(X), generator=order_rng).numpy()
+                order = torch.randperm(len(X), generator=self._order_rng).numpy()
                 for start in range(0, len(X), self.batch_size):
                     batch = order[start : start + self.batch_size]
-                    optimiser.zero_grad()
-                    logits = net(torch.from_numpy(X[batch]))
+                    self._optimiser.zero_grad()
+                    logits = self.net_(torch.from_numpy(X[batch]))
                     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y[batch]))
                     loss.backward()
-                    optimiser.step()
-        self.net_ = net
+                    self._optimiser.step()
 
     def _predict_index(self, X):
         import torch

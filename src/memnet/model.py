@@ -49,6 +49,7 @@ FORMAT_VERSION = 1
 
 DISTANCES = {"l2": K.L2, "l1": K.L1, "cosine": K.COSINE}
 THRESHOLDS = {"adaptive": K.ADAPTIVE, "fixed": K.FIXED, "none": K.NO_THRESHOLD}
+BIRTH_SCHEDULES = ("uniform", "open")
 PLASTICITIES = {"mean": K.MEAN, "constant": K.CONSTANT, "none": K.NO_PLASTICITY}
 COMPETITIONS = ("label", "all")
 VOTINGS = ("channel", "joint")
@@ -112,7 +113,13 @@ class MemoryNetwork(Estimator):
     eta : float, default 0.1
         The rate of ``plasticity="constant"``, in (0, 1].
     expected_samples : int or None, default None
-        T, the samples of the whole pass (needed by partial_fit with an adaptive threshold).
+        T, the samples of the whole pass (needed by partial_fit with an adaptive threshold and
+        ``birth_schedule="uniform"``).
+    birth_schedule : {"uniform", "open"}, default "uniform"
+        The births the adaptive threshold aims at after t samples: ``"uniform"`` spreads the
+        budget evenly over the pass, n_neurons * t / T (the paper's setting, as we read it);
+        ``"open"`` needs no T, for a stream of unknown length (ours): n_neurons * (1 - exp(-t /
+        n_neurons)), which spends the budget ever more slowly and never exhausts it.
     shuffle : bool, default True
         Whether fit presents the samples in a seeded random order.
     random_state : int or None, default None
@@ -165,6 +172,7 @@ class MemoryNetwork(Estimator):
         beta=0.01,
         eta=0.1,
         expected_samples=None,
+        birth_schedule="uniform",
         shuffle=True,
         random_state=None,
         n_threads=None,
@@ -180,6 +188,7 @@ class MemoryNetwork(Estimator):
         self.beta = beta
         self.eta = eta
         self.expected_samples = expected_samples
+        self.birth_schedule = birth_schedule
         self.shuffle = shuffle
         self.random_state = random_state
         self.n_threads = n_threads
@@ -201,6 +210,7 @@ class MemoryNetwork(Estimator):
         check_real("beta", self.beta, low=0.0, high=1.0, low_open=True, high_open=True)
         check_real("eta", self.eta, low=0.0, high=1.0, low_open=True)
         check_int("expected_samples", self.expected_samples, minimum=1, allow_none=True)
+        check_choice("birth_schedule", self.birth_schedule, BIRTH_SCHEDULES)
         check_bool("shuffle", self.shuffle)
         check_random_state(self.random_state)
         check_int("n_threads", self.n_threads, minimum=1, allow_none=True)
@@ -213,7 +223,7 @@ class MemoryNetwork(Estimator):
         X = check_images(X)
         y = check_labels(y, len(X), zero_based=True)
         self._reset(image_shape=X.shape[1:], n_classes=int(y.max()) + 1)
-        self._n_expected = self.expected_samples or len(X)
+        self._n_expected = self._horizon(len(X))
         self._tau = self._initial_tau(X)
         if self.shuffle:
             order = np.random.default_rng(self.random_state).permutation(len(X))
@@ -233,15 +243,17 @@ class MemoryNetwork(Estimator):
         self._check_params()
         X = check_images(X)
         if not self._is_fitted():
-            if self.threshold == "adaptive" and self.expected_samples is None:
+            uniform = self.birth_schedule == "uniform"
+            if self.threshold == "adaptive" and uniform and self.expected_samples is None:
                 raise ValueError(
                     "partial_fit with threshold='adaptive' needs expected_samples (T, the number "
-                    "of samples of the whole pass) to set the target birth rate n_neurons / T"
+                    "of samples of the whole pass) to set the target birth rate n_neurons / T; "
+                    "for a stream of unknown length, use birth_schedule='open'"
                 )
             n_classes = None if classes is None else _n_classes_from(classes)
             y = check_labels(y, len(X), zero_based=True, n_classes=n_classes)
             self._reset(image_shape=X.shape[1:], n_classes=n_classes or int(y.max()) + 1)
-            self._n_expected = self.expected_samples or len(X)
+            self._n_expected = self._horizon(len(X))
             self._tau = self._initial_tau(X)
         else:
             self._check_same_shape(X)
@@ -253,6 +265,12 @@ class MemoryNetwork(Estimator):
             y = check_labels(y, len(X), zero_based=True, n_classes=self._n_classes)
         self._learn(X, y, np.arange(len(X)), plan_whole_pass=False)
         return self
+
+    def _horizon(self, n_samples) -> int:
+        """T for the kernels: the pass's length, or 0 for the open schedule (which needs none)."""
+        if self.birth_schedule == "open":
+            return 0
+        return self.expected_samples or n_samples
 
     def _initial_tau(self, X):
         if self.tau is not None:

@@ -13,6 +13,8 @@ the full text and find a difference, please report it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -45,6 +47,7 @@ def fit(
     beta=0.01,
     eta=0.1,
     expected_samples=None,
+    birth_schedule="uniform",
 ):
     """One pass over X (n, C, P) float32 in the order given; returns the learnt state as a dict."""
     T = expected_samples or len(X)
@@ -78,7 +81,12 @@ def fit(
                 m = memories[winner]
                 memories[winner] = m + rate * (x - m)
         if threshold == "adaptive":
-            if len(memories) / seen > n_neurons / T:
+            if birth_schedule == "open":
+                target = n_neurons * (1.0 - math.exp(-seen / n_neurons))
+                over = len(memories) > target
+            else:
+                over = len(memories) / seen > n_neurons / T
+            if over:
                 tau = tau * (1.0 + beta)
             else:
                 tau = tau * (1.0 - beta)
