@@ -394,3 +394,27 @@ def test_nearest_neuron_among_near_ties_on_sparse_features(monkeypatch, large):
     model = fixed_model(memories, labels)
     d = ((queries[:, None].astype(np.float64) - memories[None].astype(np.float64)) ** 2).sum(-1)
     np.testing.assert_array_equal(model.predict(queries), labels[np.argmin(d, axis=1)])
+
+
+def test_preprocessing_is_applied_before_the_neurons_and_saved_with_the_model(tmp_path):
+    from memnet.preprocess import deskew
+
+    rng = np.random.default_rng(5)
+    X = rng.random((120, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 3, 120)
+    queries = rng.random((30, 1, 8, 8), dtype=np.float32)
+    params = dict(n_neurons=40, tau=1.0, random_state=2)
+    model = MemoryNetwork(**params, preprocess="deskew").fit(X, y)
+    by_hand = MemoryNetwork(**params).fit(deskew(X), y)
+    np.testing.assert_array_equal(model.memories_, by_hand.memories_)
+    np.testing.assert_array_equal(model.predict(queries), by_hand.predict(deskew(queries)))
+
+    colour = rng.random((120, 3, 6, 6), dtype=np.float32)
+    chained = MemoryNetwork(**params, preprocess="grayscale+standardise").fit(colour, y)
+    assert chained.image_shape_ == (1, 6, 6)
+    chained.save(tmp_path / "m.npz")
+    again = MemoryNetwork.load(tmp_path / "m.npz")
+    colour_queries = rng.random((30, 3, 6, 6), dtype=np.float32)
+    np.testing.assert_array_equal(again.predict(colour_queries), chained.predict(colour_queries))
+    with pytest.raises(ValueError, match="preprocessing step 'blur'"):
+        MemoryNetwork(preprocess="blur").fit(X, y)

@@ -34,6 +34,7 @@ from memnet import _kernels as K
 from memnet._engine import rows_float32
 from memnet.estimator import Estimator
 from memnet.io import atomic_path
+from memnet.preprocess import make_preprocessor, parse_steps
 from memnet.validation import (
     check_bool,
     check_choice,
@@ -115,6 +116,12 @@ class MemoryNetwork(Estimator):
     expected_samples : int or None, default None
         T, the samples of the whole pass (needed by partial_fit with an adaptive threshold and
         ``birth_schedule="uniform"``).
+    preprocess : str, list of str or None, default None
+        Preprocessing applied to every image before it reaches the neurons (ours, beyond the
+        paper; memnet.preprocess): "deskew" for digits; "grayscale", "opponent", "standardise"
+        or "zca" for colour images, or a chain such as "opponent+zca". Statistics (standardise,
+        zca) are gathered from the data given to fit (or the first batch of partial_fit).
+        None: the raw pixels, as the paper's model sees them.
     birth_schedule : {"uniform", "open"}, default "uniform"
         The births the adaptive threshold aims at after t samples: ``"uniform"`` spreads the
         budget evenly over the pass, n_neurons * t / T (the paper's setting, as we read it);
@@ -173,6 +180,7 @@ class MemoryNetwork(Estimator):
         eta=0.1,
         expected_samples=None,
         birth_schedule="uniform",
+        preprocess=None,
         shuffle=True,
         random_state=None,
         n_threads=None,
@@ -189,6 +197,7 @@ class MemoryNetwork(Estimator):
         self.eta = eta
         self.expected_samples = expected_samples
         self.birth_schedule = birth_schedule
+        self.preprocess = preprocess
         self.shuffle = shuffle
         self.random_state = random_state
         self.n_threads = n_threads
@@ -211,6 +220,7 @@ class MemoryNetwork(Estimator):
         check_real("eta", self.eta, low=0.0, high=1.0, low_open=True)
         check_int("expected_samples", self.expected_samples, minimum=1, allow_none=True)
         check_choice("birth_schedule", self.birth_schedule, BIRTH_SCHEDULES)
+        parse_steps(self.preprocess)
         check_bool("shuffle", self.shuffle)
         check_random_state(self.random_state)
         check_int("n_threads", self.n_threads, minimum=1, allow_none=True)
@@ -222,6 +232,7 @@ class MemoryNetwork(Estimator):
         self._check_params()
         X = check_images(X)
         y = check_labels(y, len(X), zero_based=True)
+        X = self._preprocessed(X, start=True)
         self._reset(image_shape=X.shape[1:], n_classes=int(y.max()) + 1)
         self._n_expected = self._horizon(len(X))
         self._tau = self._initial_tau(X)
@@ -252,10 +263,12 @@ class MemoryNetwork(Estimator):
                 )
             n_classes = None if classes is None else _n_classes_from(classes)
             y = check_labels(y, len(X), zero_based=True, n_classes=n_classes)
+            X = self._preprocessed(X, start=True)
             self._reset(image_shape=X.shape[1:], n_classes=n_classes or int(y.max()) + 1)
             self._n_expected = self._horizon(len(X))
             self._tau = self._initial_tau(X)
         else:
+            X = self._preprocessed(X, start=False)
             self._check_same_shape(X)
             if classes is not None and _n_classes_from(classes) != self._n_classes:
                 raise ValueError(
@@ -265,6 +278,15 @@ class MemoryNetwork(Estimator):
             y = check_labels(y, len(X), zero_based=True, n_classes=self._n_classes)
         self._learn(X, y, np.arange(len(X)), plan_whole_pass=False)
         return self
+
+    def _preprocessed(self, X, start):
+        """X after ``preprocess`` (unchanged without it); ``start``: first gather its statistics
+        from X."""
+        if start:
+            self._preprocessor = make_preprocessor(self.preprocess)
+            if self._preprocessor.stateful:
+                self._preprocessor.fit(X)
+        return self._preprocessor.transform(X) if self._preprocessor.steps else X
 
     def _horizon(self, n_samples) -> int:
         """T for the kernels: the pass's length, or 0 for the open schedule (which needs none)."""
@@ -320,7 +342,7 @@ class MemoryNetwork(Estimator):
     def predict(self, X):
         """The class voted by the nearest neurons of each sample (see the class docstring)."""
         self._check_fitted()
-        X = check_images(X)
+        X = self._preprocessed(check_images(X), start=False)
         self._check_same_shape(X)
         pred, self._predict_work = E.predict(
             self._memory,
@@ -447,6 +469,7 @@ class MemoryNetwork(Estimator):
             "birth_labels": mem.birth_label[: mem.n_born],
             "hits": self.hits_,
             "assoc": mem.assoc[: mem.n_born],
+            **{f"pre_{k}": v for k, v in self._preprocessor.state().items()},
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -476,6 +499,11 @@ class MemoryNetwork(Estimator):
             model._tau = float(state["tau"])
             model._n_seen = int(state["n_seen"])
             model._n_expected = int(state["n_expected"])
+            model._preprocessor = make_preprocessor(model.preprocess)
+            if model._preprocessor.stateful:
+                model._preprocessor.set_state(
+                    {k[4:]: v for k, v in data.items() if k.startswith("pre_")}
+                )
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise ValueError(f"{path}: corrupt memnet model file ({err})") from err
         return model
