@@ -85,3 +85,21 @@ def test_sweep_points_above_the_training_set_are_clipped_with_a_warning(repo):
     )
     config["experiments"]["samples"]["n_train"] = [30, 300]
     assert clipped_sweep_points(config) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [('{"gamma": 1}', "unknown parameter 'gamma'"), ('{"distance": "l9"}', "distance")],
+)
+def test_tune_with_bad_parameters_names_them(data_npz, tmp_path, capsys, params, why):
+    out = tmp_path / "tuning.json"
+    code = cli.main(["tune", "--data", str(data_npz), "--params", params, "--out", str(out)])
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert why in err and err.count("\n") == 1
+
+
+def test_tune_without_parameters_uses_the_defaults(data_npz, tmp_path):
+    out = tmp_path / "tuning.json"
+    assert cli.main(["tune", "--data", str(data_npz), "--params", "{}", "--out", str(out)]) == 0
+    assert read_json(out)["tau"] > 0

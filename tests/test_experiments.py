@@ -137,3 +137,35 @@ def test_peak_memory_sees_this_process_allocating():
     grown = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                check=True).stdout)  # fmt: skip
     assert grown > 150 * 2**20
+
+
+def test_a_run_with_another_distance_takes_the_tuned_multiple_of_its_own_default():
+    from memnet.experiments import tuned_tau
+
+    tuning = {"tau": 13.0, "tau_scale": 0.5, "params": {"distance": "l2"},
+              "default_tau_by_distance": {"l2": 26.0, "l1": 40.0, "cosine": 0.2}}  # fmt: skip
+    assert tuned_tau(tuning, "l2") == 13.0  # the tuned value itself
+    assert tuned_tau(tuning, "l1") == 20.0 and tuned_tau(tuning, "cosine") == 0.1
+
+
+def test_tune_records_each_distances_default_tau():
+    from types import SimpleNamespace
+
+    from memnet.model import default_tau
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((120, 1, 4, 4), dtype=np.float32), np.repeat(np.arange(4), 30)
+    data = SimpleNamespace(X_train=X, y_train=y)
+    out = experiments.tune(
+        data, {"n_neurons": 30}, tau_scale=[1.0], validation_fraction=0.2, seed=0
+    )
+    fit = np.setdiff1d(np.arange(120), datasets_indices(y, 24))
+    for d in ("l2", "l1", "cosine"):
+        assert out["default_tau_by_distance"][d] == pytest.approx(default_tau(X[fit], d))
+    assert out["tau"] == out["tau_scale"] * out["default_tau_by_distance"]["l2"]
+
+
+def datasets_indices(y, n):
+    from memnet.datasets import stratified_indices
+
+    return stratified_indices(y, n, 0)

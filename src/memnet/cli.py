@@ -181,7 +181,7 @@ def cmd_run(args) -> None:
 
     params = dict(args.params)
     if args.tuning and args.model == experiments.MEMNET and params.get("tau") is None:
-        params["tau"] = _tuned_tau(read_json(args.tuning), args.tuning)
+        params["tau"] = _tuned_tau(read_json(args.tuning), args.tuning, params)
     data = experiments.load_data(args.data, args.subset)
     if args.tasks is not None:
         if args.model_out or args.n_train or args.x is not None:
@@ -221,14 +221,20 @@ def cmd_run(args) -> None:
     print(f"{args.model}/{args.variant} seed {args.seed}: accuracy {metrics['accuracy']:.4f}")
 
 
-def _tuned_tau(tuning, path) -> float:
-    tau = tuning.get("tau") if isinstance(tuning, dict) else None
-    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau < float("inf"):
+def _tuned_tau(tuning, path, params) -> float:
+    from memnet.experiments import tuned_tau
+
+    distance = params.get("distance", "l2")
+    try:
+        tau = tuned_tau(tuning, distance)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        tau = None
+    if tau is None or not 0 < tau < float("inf"):
         raise ValueError(
-            f"{path}: not a `memnet tune` result (its 'tau' should be a number > 0, got {tau!r}); "
+            f"{path}: not a `memnet tune` result giving an initial tau for distance {distance!r}; "
             "delete it and rerun the tune step"
         )
-    return float(tau)
+    return tau
 
 
 def cmd_aggregate(args) -> None:

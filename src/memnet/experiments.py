@@ -362,7 +362,8 @@ def tune(
     X_fit, y_fit = data.X_train[fit], data.y_train[fit]
     X_val, y_val = data.X_train[val], data.y_train[val]
 
-    base = default_tau(X_fit, MemoryNetwork(**params).distance)  # the constructor checks params
+    checked = MemoryNetwork.from_params(params, random_state=seed)  # one clear error if bad
+    base = default_tau(X_fit, checked.distance)
     scores = {}
     for scale in tau_scale:
         model = MemoryNetwork(**{**params, "tau": scale * base}, random_state=seed)
@@ -372,12 +373,25 @@ def tune(
         "tau": best * base,
         "tau_scale": best,
         "default_tau": base,
+        # the same multiple of each distance's own default suits a run with another distance
+        "default_tau_by_distance": {d: default_tau(X_fit, d) for d in DISTANCE_NAMES},
         "validation_accuracy": {str(s): a for s, a in scores.items()},
         "n_fit": int(len(fit)),
         "n_validation": int(n_val),
         "seed": seed,
         "params": params,
     }
+
+
+DISTANCE_NAMES = ("l2", "l1", "cosine")
+
+
+def tuned_tau(tuning: dict, distance: str) -> float:
+    """The initial tau a run with ``distance`` takes from a `tune` result: the tuned tau for the
+    tuned distance, else the tuned multiple (tau_scale) of ``distance``'s own default tau."""
+    if distance == tuning.get("params", {}).get("distance", "l2"):
+        return float(tuning["tau"])
+    return float(tuning["tau_scale"]) * float(tuning["default_tau_by_distance"][distance])
 
 
 def peak_rss_bytes() -> int:
