@@ -103,3 +103,26 @@ def test_tune_without_parameters_uses_the_defaults(data_npz, tmp_path):
     out = tmp_path / "tuning.json"
     assert cli.main(["tune", "--data", str(data_npz), "--params", "{}", "--out", str(out)]) == 0
     assert read_json(out)["tau"] > 0
+
+
+def test_a_swept_value_must_be_finite(data_npz, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([*RUN, "--data", str(data_npz), "--x", "inf", "--out", str(tmp_path / "r.json")])
+    assert "argument --x: expected a finite number" in capsys.readouterr().err
+
+
+def test_a_broken_claims_file_is_named(tmp_path):
+    from memnet.claims import load_anchors, load_claims
+
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("claims: [1\n")
+    for load in (load_claims, load_anchors):  # a ValueError: the CLI prints it as one line
+        with pytest.raises(ValueError, match="claims.yaml: not valid YAML"):
+            load(bad)
+
+
+def test_a_missing_raw_file_says_how_to_fetch_it(tmp_path, capsys):
+    code = cli.main(["prepare", "--dataset", "mnist", "--raw-dir", str(tmp_path / "raw"),
+                     "--out", str(tmp_path / "m.npz")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "Run snakemake, which fetches it" in err and "Delete it" not in err

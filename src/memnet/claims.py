@@ -78,13 +78,23 @@ class Evidence:
 # Loading
 
 
+def _read_yaml(f, path) -> dict:
+    try:
+        doc = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a mapping with 'claims:' (and 'findings:', 'anchors:')")
+    return doc
+
+
 def load_claims(path: str | Path) -> list[Claim]:
     """Read and validate claims.yaml: the paper's `claims:`, then our own `findings:`.
 
     One clear error names the first bad entry.
     """
     with open(path) as f:
-        doc = yaml.safe_load(f) or {}
+        doc = _read_yaml(f, path)
     entries = doc.get("claims")
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path}: expected a top-level 'claims:' list of claims")
@@ -120,7 +130,7 @@ def load_anchors(path: str | Path) -> list[dict]:
     """The published class-incremental results of other methods (claims.yaml `anchors:`): shown
     beside our measurements as anchors from another setup, never mixed with them."""
     with open(path) as f:
-        doc = yaml.safe_load(f) or {}
+        doc = _read_yaml(f, path)
     anchors = doc.get("anchors") or []
     for i, anchor in enumerate(anchors):
         missing = ANCHOR_KEYS - set(anchor) if isinstance(anchor, dict) else ANCHOR_KEYS

@@ -928,9 +928,12 @@ def write_npz(
 
 def _refetch_hint(path: Path, spec: DatasetSpec) -> str:
     q = shlex.quote
+    by_hand = f"memnet fetch --dataset {q(spec.name)} --file {q(path.name)} --out {q(str(path))}"
+    if not path.exists():
+        return f"Run snakemake, which fetches it, or by hand: {by_hand}"
     return (
         f"Delete it and run snakemake again, which fetches it again: rm {q(str(path))}. "
-        f"By hand: memnet fetch --dataset {q(spec.name)} --file {q(path.name)} --out {q(str(path))}"
+        f"By hand: {by_hand}"
     )
 
 
