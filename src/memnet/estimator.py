@@ -10,6 +10,7 @@ describe it in a run's metrics: ``uses_backprop``, ``uses_weight_sharing``, ``n_
 from __future__ import annotations
 
 import inspect
+import zipfile
 
 import numpy as np
 
@@ -146,3 +147,24 @@ class Estimator:
     def load(cls, path):
         """Read a model written by save() (only where ``can_save``)."""
         raise ValueError(f"{cls._owner()} cannot be loaded (can_save is False)")
+
+
+def read_model_file(path, format_name: str, format_version: int) -> dict:
+    """The arrays of a model file written by a ``save``, after checking its marker and version;
+    an unreadable, foreign or other-version file: one ValueError that names it."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {name: f[name] for name in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable memnet model file ({err})") from err
+    if str(data.get("format", "")) != format_name:
+        raise ValueError(
+            f"{path}: not a memnet model file of this kind (no '{format_name}' marker)"
+        )
+    version = int(data["format_version"]) if "format_version" in data else None
+    if version != format_version:
+        raise ValueError(
+            f"{path}: model file format version {version}; this memnet reads version "
+            f"{format_version} (re-train and save the model with this version)"
+        )
+    return data

@@ -247,8 +247,8 @@ def execute(
     estimator = make_model(model, params, seed, threads)
     if model_out is not None and not estimator.can_save:
         raise ValueError(
-            f"a {model} model cannot be saved (only memnet models can); run it without a model "
-            "file (--model-out)"
+            f"a {model} model cannot be saved (only the memory models can); run it without a "
+            "model file (--model-out)"
         )
     start = time.perf_counter()
     estimator.fit(X, y)
@@ -259,34 +259,24 @@ def execute(
     if model_out is not None:
         estimator.save(model_out)
 
-    n_classes = len(data.classes)
-    facts = estimator.run_facts(n_classes)
-    metrics = {
-        "dataset": dataset,
-        "experiment": experiment,
-        "model": model,
-        "variant": variant,
-        "x": x,
-        "seed": seed,
-        "params": params,
-        "accuracy": float(np.mean(y_pred == data.y_test)),
-        "confusion": confusion_matrix(data.y_test, y_pred, n_classes).tolist(),
-        "n_train": int(len(y)),
-        "n_test": int(len(data.y_test)),
-        "n_born": facts["n_born"],
-        "births_per_class": facts["births_per_class"],
-        "train_seconds": train_seconds,
-        "infer_seconds": infer_seconds,
-        "peak_memory_bytes": peak_rss_bytes(),
-        "threads": threads,
-        "versions": versions(),
-        "git_revision": git_revision(),
-        "forgetting": None,  # class-incremental runs only (execute_stream)
-        "seen_accuracy": None,
-    }
-    for key in ("model_bytes", "uses_backprop", "uses_weight_sharing", "n_passes"):
-        metrics[key] = facts[key]
-    return metrics
+    return _metrics(
+        estimator,
+        data.y_test,
+        y_pred,
+        n_classes=len(data.classes),
+        n_train=int(len(y)),
+        seconds=(train_seconds, infer_seconds),
+        threads=threads,
+        run=dict(
+            dataset=dataset,
+            experiment=experiment,
+            model=model,
+            variant=variant,
+            x=x,
+            seed=seed,
+            params=params,
+        ),  # fmt: skip
+    )
 
 
 def execute_stream(
@@ -313,33 +303,47 @@ def execute_stream(
     if estimator.get_params().get("expected_samples", 0) is None:
         estimator.set_params(expected_samples=stream.n_samples)
     out = run_stream(estimator, data, stream)
-    n_classes = len(data.classes)
+    metrics = _metrics(
+        estimator,
+        out["y_true"],
+        out["y_pred"],
+        n_classes=len(data.classes),
+        n_train=stream.n_samples,
+        seconds=(out["train_seconds"], out["infer_seconds"]),
+        threads=threads,
+        run=dict(
+            dataset=dataset,
+            experiment=experiment,
+            model=model,
+            variant=variant,
+            x=None,
+            seed=seed,
+            params=params,
+        ),  # fmt: skip
+    )
+    stream_measures = ("tasks", "task_sizes", "accuracy_per_task", "seen_accuracy", "forgetting")
+    return {**metrics, **{key: out[key] for key in stream_measures}}
+
+
+def _metrics(estimator, y_true, y_pred, *, n_classes, n_train, seconds, threads, run) -> dict:
+    """One run's metrics file: ``run`` (dataset, experiment, model, variant, x, seed, params),
+    the test's outcome, the model's own facts (run_facts) and where it ran."""
     facts = estimator.run_facts(n_classes)
     return {
-        "dataset": dataset,
-        "experiment": experiment,
-        "model": model,
-        "variant": variant,
-        "x": None,
-        "seed": seed,
-        "params": params,
-        "accuracy": out["final_accuracy"],
-        "confusion": confusion_matrix(out["y_true"], out["y_pred"], n_classes).tolist(),
-        "n_train": stream.n_samples,
-        "n_test": int(len(out["y_true"])),
-        "n_born": facts["n_born"],
-        "births_per_class": facts["births_per_class"],
-        "train_seconds": out["train_seconds"],
-        "infer_seconds": out["infer_seconds"],
+        **run,
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "confusion": confusion_matrix(y_true, y_pred, n_classes).tolist(),
+        "n_train": n_train,
+        "n_test": int(len(y_true)),
+        "train_seconds": seconds[0],
+        "infer_seconds": seconds[1],
         "peak_memory_bytes": peak_rss_bytes(),
         "threads": threads,
         "versions": versions(),
         "git_revision": git_revision(),
-        **{key: facts[key] for key in ("model_bytes", "uses_backprop", "uses_weight_sharing")},
-        # each sample is seen once per epoch of each task: a model's passes over its stream
-        "n_passes": facts["n_passes"],
-        **{key: out[key] for key in ("tasks", "task_sizes", "accuracy_per_task", "seen_accuracy")},
-        "forgetting": out["forgetting"],
+        "forgetting": None,  # class-incremental runs only (execute_stream)
+        "seen_accuracy": None,
+        **facts,
     }
 
 

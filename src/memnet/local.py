@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -38,7 +37,7 @@ import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels' np.dot call
 from threadpoolctl import threadpool_limits  # so that threadpool_limits(1) also covers it
 
 from memnet import _local_kernels as K
-from memnet.estimator import Estimator
+from memnet.estimator import Estimator, read_model_file
 from memnet.io import atomic_path
 from memnet.preprocess import make_preprocessor, parse_steps
 from memnet.validation import check_images, check_labels
@@ -516,19 +515,7 @@ class LocalMemoryNetwork(Estimator):
     @classmethod
     def load(cls, path) -> LocalMemoryNetwork:
         """Read a model written by save(); a wrong, corrupt or other-version file: ValueError."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {name: f[name] for name in f.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: not a readable memnet model file ({err})") from err
-        if str(data.get("format", "")) != FORMAT_NAME:
-            raise ValueError(f"{path}: not a {FORMAT_NAME} model file (no '{FORMAT_NAME}' marker)")
-        version = int(data["format_version"]) if "format_version" in data else None
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: model file format version {version}; this memnet reads version "
-                f"{FORMAT_VERSION} (re-train and save the model with this version)"
-            )
+        data = read_model_file(path, FORMAT_NAME, FORMAT_VERSION)
         try:
             config = json.loads(str(data["config"]))
             for name in ("patch", "stride", "n_per_bank", "shift", "expected_samples"):

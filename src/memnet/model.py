@@ -25,14 +25,13 @@ chunks; BLAS itself runs single-threaded inside them.
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
 
 from memnet import _engine as E
 from memnet import _kernels as K
 from memnet._engine import rows_float32
-from memnet.estimator import Estimator
+from memnet.estimator import Estimator, read_model_file
 from memnet.io import atomic_path
 from memnet.preprocess import make_preprocessor, parse_steps
 from memnet.validation import (
@@ -477,19 +476,7 @@ class MemoryNetwork(Estimator):
     @classmethod
     def load(cls, path) -> MemoryNetwork:
         """Read a model written by save(); a wrong, corrupt or other-version file: ValueError."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {name: f[name] for name in f.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: not a readable memnet model file ({err})") from err
-        if str(data.get("format", "")) != FORMAT_NAME:
-            raise ValueError(f"{path}: not a memnet model file (no '{FORMAT_NAME}' marker)")
-        version = int(data["format_version"]) if "format_version" in data else None
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: model file format version {version}; this memnet reads version "
-                f"{FORMAT_VERSION} (re-train and save the model with this version)"
-            )
+        data = read_model_file(path, FORMAT_NAME, FORMAT_VERSION)
         try:
             model = cls.from_params(json.loads(str(data["config"])))
             state = json.loads(str(data["state"]))
