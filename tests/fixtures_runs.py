@@ -52,6 +52,7 @@ INCREMENTAL = {
     ("memnet", "paper-known"): ([1.0, 0.99, 0.985, 0.98, 0.965], 0.012, 1, False, False),
     ("memnet", "paper-open"): ([1.0, 0.985, 0.975, 0.965, 0.950], 0.020, 1, False, False),
     ("mlp", "epochs1"): ([0.999, 0.49, 0.33, 0.25, 0.198], 0.985, 1, True, False),
+    ("knn", "k1-l2"): ([1.0, 0.99, 0.985, 0.975, 0.969], 0.010, 1, False, False),
 }
 PAPER_PARAMS = {
     "n_neurons": 500,
@@ -205,6 +206,7 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
             infer_seconds_mean=g["infer_seconds"].mean(),
             peak_memory_bytes_mean=g["peak_memory_bytes"].mean(),
             model_bytes_mean=g["model_bytes"].mean(),
+            forgetting_mean=pd.to_numeric(g["forgetting"]).mean(),
             n_passes=g["n_passes"].iloc[0],
             uses_backprop=g["uses_backprop"].iloc[0],
             uses_weight_sharing=g["uses_weight_sharing"].iloc[0],

@@ -252,3 +252,35 @@ def test_every_claim_evidence_names_an_existing_test(repo):
         path, _, name = evidence.partition("::")
         assert (repo / path).is_file(), evidence
         assert f"def {name}(" in (repo / path).read_text(), evidence
+
+
+@pytest.mark.parametrize(
+    ("forgetting", "verdict"),
+    [(0.06, C.REPRODUCED), (0.079, C.REPRODUCED), (0.09, C.NOT_REPRODUCED)],
+)
+def test_close_to_reference_compares_a_metric_with_another_rows(forgetting, verdict):
+    claim = C.Claim(id="f", claim="c", source="ours", kind="structural", dataset="mnist",
+                    check="close_to_reference", metric="forgetting", tolerance=0.03,
+                    comparison="at_most", ours=True,
+                    select={"experiment": "incremental", "model": "memnet", "variant": "paper-known"},
+                    reference={"experiment": "incremental", "model": "knn", "variant": "k1-l2"})  # fmt: skip
+    rows = [
+        {
+            **summary_row(experiment="incremental", variant="paper-known"),
+            "forgetting_mean": forgetting,
+        },
+        {
+            **summary_row(experiment="incremental", model="knn", variant="k1-l2"),
+            "forgetting_mean": 0.05,
+        },
+    ]
+    v = C.evaluate(claim, evidence(rows, [run_row()]))
+    assert v.verdict == verdict and v.measured == pytest.approx(forgetting - 0.05)
+    joint = C.Claim(id="j", claim="c", source="ours", kind="structural", dataset="mnist",
+                    check="close_to_reference", tolerance=0.01,
+                    select={"experiment": "incremental", "model": "memnet", "variant": "paper-known"},
+                    reference={"experiment": "main", "model": "memnet", "variant": "paper"})  # fmt: skip
+    rows.append(summary_row(acc=0.975))
+    assert C.evaluate(joint, evidence(rows, [run_row()])).verdict == C.REPRODUCED  # 0.97 vs 0.975
+    rows[-1] = summary_row(acc=0.99)
+    assert C.evaluate(joint, evidence(rows, [run_row()])).verdict == C.NOT_REPRODUCED

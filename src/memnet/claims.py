@@ -352,23 +352,24 @@ def _structural(claim: Claim, problems: list[str | None], facts: list[str]) -> V
 
 @check
 def close_to_reference(claim: Claim, ev: Evidence) -> Verdict:
-    """The accuracy of ``select`` is within ``tolerance`` of that of ``reference`` (both means over
-    seeds, from summary.csv); ``measured`` is the difference."""
+    """The mean over seeds of ``metric`` (accuracy unless given) of ``select`` is within
+    ``tolerance`` of that of ``reference`` (from summary.csv); ``measured`` is the difference.
+    With ``comparison: at_most`` it may be lower by any amount."""
+    metric = claim.metric or "accuracy"
+    column = f"{metric}_mean"
     rows = select(ev.summary, claim.dataset, **claim.select)
     refs = select(ev.summary, claim.dataset, **claim.reference)
     if rows.empty or refs.empty:
-        missing = "/".join(
-            str(v) for v in (claim.select if rows.empty else claim.reference).values()
-        )
+        missing = "/".join(str(v) for v in (claim.select if rows.empty else claim.reference).values())
         return _missing(claim, missing)
-    measured = float(rows.iloc[0]["accuracy_mean"])
-    reference = float(refs.iloc[0]["accuracy_mean"])
+    measured, reference = float(rows.iloc[0][column]), float(refs.iloc[0][column])
     difference = measured - reference
-    ok = abs(difference) <= claim.tolerance + 1e-12
+    ok = compare(difference, 0.0, claim.tolerance, claim.comparison)
+    rule = "at most" if claim.comparison == "at_most" else "within ±"
     detail = (
-        f"{fmt_value('accuracy', measured)} against {fmt_value('accuracy', reference)} "
+        f"{metric} {fmt_value(metric, measured)} against {fmt_value(metric, reference)} "
         f"({'/'.join(map(str, claim.reference.values()))}): {100 * difference:+.2f} points; "
-        f"needs within ±{100 * claim.tolerance:.2f}"
+        f"needs {rule}{'' if rule.endswith('±') else ' +'}{100 * claim.tolerance:.2f}"
     )
     return Verdict(claim.id, REPRODUCED if ok else NOT_REPRODUCED, difference, detail)
 

@@ -59,7 +59,7 @@ NUMBER_COLUMNS = [
 ]
 TIMING_COLUMNS = ["train_seconds", "infer_seconds", "peak_memory_bytes"]  # vary between machines
 # averaged over seeds
-MEANS = ["train_seconds", "infer_seconds", "peak_memory_bytes", "model_bytes"]
+MEANS = ["train_seconds", "infer_seconds", "peak_memory_bytes", "model_bytes", "forgetting"]
 CONSTANTS = ["n_passes", "uses_backprop", "uses_weight_sharing"]  # the same for every seed
 ACCURACY_STATS = ["accuracy_mean", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high"]
 SUMMARY_COLUMNS = [*KEYS, "n_seeds", *ACCURACY_STATS, *(f"{c}_mean" for c in MEANS), *CONSTANTS]
