@@ -482,6 +482,8 @@ def fig_incremental(runs: pd.DataFrame, datasets: list[str] | None = None) -> Fi
                 }
             )
             _band(ax, tasks, summary, PALETTE.get(model, GREY), model_label(model, variant), model)
+            if variant.endswith("-open"):  # the same model, the stream's length unknown
+                ax.lines[-1].set_linestyle((0, (1, 1)))
         ax.set_xticks(tasks)
         ax.set_ylim(0, 102)
         ax.set_title(f"{dataset_label(dataset)}: class-incremental (ours)")
