@@ -101,10 +101,13 @@ def test_confusion_sums_the_seeds_of_the_main_memnet_runs_given(tmp_path):
         write_run(tmp_path / "c.json", 0, [[5, 5], [5, 5]], dataset="other"),
         write_run(tmp_path / "d.json", 0, [[9, 9], [9, 9]], variant="k-3"),  # not main/paper
     ]
+    given.append(write_run(tmp_path / "e.json", 0, [[1, 0], [0, 1]], dataset="named",
+                           classes=["cat", "dog"]))  # fmt: skip
     found = figures.confusions(given)
-    total, n = found["toy"]
-    assert total.tolist() == [[1, 1], [0, 2]] and n == 2
-    assert found["other"][1] == 1 and set(found) == {"toy", "other"}
+    total, n, names = found["toy"]
+    assert total.tolist() == [[1, 1], [0, 2]] and n == 2 and names is None
+    assert found["named"][2] == ["cat", "dog"]  # the class names the run recorded
+    assert found["other"][1] == 1 and set(found) == {"toy", "other", "named"}
     assert figures.confusions([]) == {}
 
 
@@ -125,7 +128,7 @@ def test_files_left_on_disk_but_not_given_change_nothing(tmp_path_factory, tmp_p
 
     out_five = run_figures(five, ["mnist"], models=models, confusions=given, out=tmp_path / "f5")
     out_two = run_figures(two, ["mnist"], out=tmp_path / "f2")
-    total, n = figures.confusions(given)["mnist"]
+    total, n, _ = figures.confusions(given)["mnist"]
     assert n == 2
     expected = sum(np.array(json.loads(p.read_text())["confusion"]) for p in given)
     assert total.tolist() == expected.tolist()

@@ -360,7 +360,9 @@ def close_to_reference(claim: Claim, ev: Evidence) -> Verdict:
     rows = select(ev.summary, claim.dataset, **claim.select)
     refs = select(ev.summary, claim.dataset, **claim.reference)
     if rows.empty or refs.empty:
-        missing = "/".join(str(v) for v in (claim.select if rows.empty else claim.reference).values())
+        missing = "/".join(
+            str(v) for v in (claim.select if rows.empty else claim.reference).values()
+        )
         return _missing(claim, missing)
     measured, reference = float(rows.iloc[0][column]), float(refs.iloc[0][column])
     difference = measured - reference

@@ -263,7 +263,7 @@ def execute(
         estimator,
         data.y_test,
         y_pred,
-        n_classes=len(data.classes),
+        classes=data.classes,
         n_train=int(len(y)),
         seconds=(train_seconds, infer_seconds),
         threads=threads,
@@ -307,7 +307,7 @@ def execute_stream(
         estimator,
         out["y_true"],
         out["y_pred"],
-        n_classes=len(data.classes),
+        classes=data.classes,
         n_train=stream.n_samples,
         seconds=(out["train_seconds"], out["infer_seconds"]),
         threads=threads,
@@ -325,12 +325,14 @@ def execute_stream(
     return {**metrics, **{key: out[key] for key in stream_measures}}
 
 
-def _metrics(estimator, y_true, y_pred, *, n_classes, n_train, seconds, threads, run) -> dict:
+def _metrics(estimator, y_true, y_pred, *, classes, n_train, seconds, threads, run) -> dict:
     """One run's metrics file: ``run`` (dataset, experiment, model, variant, x, seed, params),
     the test's outcome, the model's own facts (run_facts) and where it ran."""
+    n_classes = len(classes)
     facts = estimator.run_facts(n_classes)
     return {
         **run,
+        "classes": [str(c) for c in classes],
         "accuracy": float(np.mean(y_pred == y_true)),
         "confusion": confusion_matrix(y_true, y_pred, n_classes).tolist(),
         "n_train": n_train,

@@ -296,10 +296,13 @@ def gallery(model, per_class: int = GALLERY_PER_CLASS, gap: int = 2) -> np.ndarr
     return mosaic
 
 
-def fig_memories(model, dataset: str, per_class: int = GALLERY_PER_CLASS) -> Figure:
-    """F4: per class, the memories of its most-used neurons; right, the histogram of hits."""
+def fig_memories(
+    model, dataset: str, per_class: int = GALLERY_PER_CLASS, names: list[str] | None = None
+) -> Figure:
+    """F4: per class, the memories of its most-used neurons; right, the histogram of hits.
+    ``names``: the class names (the run's record), else those of a shipped dataset, else digits."""
     hits = np.asarray(model.hits_)
-    names = class_names(dataset, len(model.classes_))
+    names = names or class_names(dataset, len(model.classes_))
     fig = Figure(figsize=(WIDTH, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[1.2, 1])
     mosaic = gallery(model, per_class)
@@ -327,16 +330,18 @@ def fig_memories(model, dataset: str, per_class: int = GALLERY_PER_CLASS) -> Fig
 # F5: confusion matrices from the run files
 
 
-def confusions(paths: Iterable[str | Path]) -> dict[str, tuple[np.ndarray, int]]:
+def confusions(paths: Iterable[str | Path]) -> dict[str, tuple[np.ndarray, int, list | None]]:
     """Per dataset, the confusion matrix of main/memnet/paper summed over the run files ``paths``
-    (those of another setting are left out), and the number of seeds summed."""
+    (those of another setting are left out), the number of seeds summed, and the class names
+    the runs recorded (None for runs that recorded none)."""
     runs = select(metrics_frame(paths), **MAIN_MEMNET)
     found = {}
     for dataset in dict.fromkeys(runs["dataset"]):
         matrices = [
             np.asarray(m["confusion"], dtype=np.int64) for m in select(runs, dataset)["metrics"]
         ]
-        found[dataset] = sum(matrices), len(matrices)
+        names = select(runs, dataset)["metrics"].iloc[0].get("classes")
+        found[dataset] = sum(matrices), len(matrices), names
     return found
 
 
@@ -348,10 +353,10 @@ def fig_confusion(runs: Iterable[str | Path], datasets: list[str]) -> Figure:
     if not found:
         return placeholder("F5: confusion matrices", "No main Memory Network runs in this run.")
     fig, axes = _figure(len(found), height=3.6)
-    for ax, (dataset, (matrix, n_seeds)) in zip(axes, found.items(), strict=True):
+    for ax, (dataset, (matrix, n_seeds, recorded)) in zip(axes, found.items(), strict=True):
         totals = matrix.sum(axis=1, keepdims=True)
         percent = 100 * matrix / np.where(totals == 0, 1, totals)
-        names = class_names(dataset, len(matrix))
+        names = recorded or class_names(dataset, len(matrix))
         sns.heatmap(
             percent,
             ax=ax,
@@ -538,10 +543,11 @@ def build_all(
 
 
 def _memories_or_placeholder(models: list, dataset: str, seed: int) -> Figure:
-    path = next((m.path for m in models if (m.dataset, m.seed) == (dataset, seed)), None)
+    saved = next((m for m in models if (m.dataset, m.seed) == (dataset, seed)), None)
+    path = None if saved is None else saved.path
     if path is None:
         title = f"F4: memories ({dataset_label(dataset)})"
         return placeholder(title, f"No saved model for {dataset} (seed {seed}) in this run.")
     from memnet.model import MemoryNetwork
 
-    return fig_memories(MemoryNetwork.load(path), dataset)
+    return fig_memories(MemoryNetwork.load(path), dataset, names=saved.classes)

@@ -162,6 +162,7 @@ class SavedModel:
     dataset: str
     seed: int
     n_train: int | None  # None without the run's metrics file
+    classes: list[str] | None = None  # the class names, from the run's metrics file
 
 
 _MODEL_PATH = re.compile(r"(?:^|/)(?P<dataset>[^/]+)/main/memnet/paper/seed(?P<seed>\d+)\.npz$")
@@ -178,7 +179,11 @@ def saved_models(paths: Iterable[str | Path]) -> list[SavedModel]:
         metrics = path.with_suffix(".json")
         if metrics in given:
             run = read_json(metrics)
-            found.append(SavedModel(path, run["dataset"], int(run["seed"]), run["n_train"]))
+            found.append(
+                SavedModel(
+                    path, run["dataset"], int(run["seed"]), run["n_train"], run.get("classes")
+                )
+            )
             continue
         match = _MODEL_PATH.search(path.as_posix())
         if match is None:
