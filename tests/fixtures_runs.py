@@ -36,10 +36,13 @@ MAIN = {
     ("knn", "k3-l2"): ({"mnist": 0.9705, "cifar10": 0.330}, 0.1, 1, False, False),
     ("knn", "k1-l1"): ({"cifar10": 0.386}, 0.1, 1, False, False),
     ("ncm", "default"): ({"mnist": 0.820, "cifar10": 0.280}, 0.05, 1, False, False),
+    ("local", "default"): ({"mnist": 0.990, "cifar10": 0.420}, 8.0, 1, False, False),
 }
 NEURONS = {100: -0.20, 1000: -0.05, 10000: -0.01}  # accuracy offset from memnet/paper
 SAMPLES = {10: 0.40, 100: 0.70, 1000: 0.90}  # fraction of the main accuracy
-SAMPLE_MODELS = [("memnet", "paper"), ("mlp", "epochs1"), ("cnn", "epochs1"), ("knn", "k1-l2")]
+SAMPLE_MODELS = [
+    ("memnet", "paper"), ("mlp", "epochs1"), ("cnn", "epochs1"), ("knn", "k1-l2"), ("local", "default"),
+]  # fmt: skip
 ABLATIONS = {
     "paper": 0.0,
     "distance-l1": -0.010,
@@ -47,6 +50,26 @@ ABLATIONS = {
     "threshold-none": -0.002,
     "k-3": 0.001,
 }
+# The locally connected model (ours): its n_per_bank sweep (accuracy offset from local/default) and
+# ablations; its learnt state has 64 locations x 10 class banks of n_per_bank memories of 49 floats
+# (plus an int64 hit count each): LOCAL_BYTES per memory.
+LOCAL_DEFAULT = {"patch": 7, "stride": 3, "n_per_bank": 1600, "preprocess": "deskew"}
+LOCAL_BANKS = {50: -0.030, 200: -0.010, 1600: 0.0}
+LOCAL_ABLATIONS = {"default": 0.0, "scoring-vote": -0.003, "preprocess-none": -0.004}
+LOCAL_LOCATIONS, LOCAL_BYTES = 64, 4 * 49 + 8
+MEMNET_BYTES = 4 * 784  # per neuron
+
+
+def model_bytes(model: str, experiment: str, x, params: dict) -> int:
+    """The fixture's learnt-state bytes: memnet, 4 x 784 per neuron (150 born, or the sweep's x);
+    local, LOCAL_BYTES per memory of every full bank; a baseline, 50,000."""
+    if model == "memnet":
+        return MEMNET_BYTES * (int(x) if experiment == "neurons" else 150)
+    if model == "local":
+        return LOCAL_LOCATIONS * N_CLASSES * int(params["n_per_bank"]) * LOCAL_BYTES
+    return 50_000
+
+
 # class-incremental (MNIST only): accuracy on the classes seen after each task, and forgetting
 INCREMENTAL = {
     ("memnet", "paper-known"): ([1.0, 0.99, 0.985, 0.98, 0.965], 0.012, 1, False, False),
@@ -109,7 +132,7 @@ def _run(
         "train_seconds": seconds * (1 + 0.01 * seed),
         "infer_seconds": seconds / 10,
         "peak_memory_bytes": 100_000_000 + 1_000_000 * seed,
-        "model_bytes": 4 * 784 * 150 if model == "memnet" else 50_000,
+        "model_bytes": model_bytes(model, experiment, x, params),
         "uses_backprop": backprop,
         "uses_weight_sharing": sharing,
         "n_passes": passes,
@@ -123,14 +146,18 @@ def _run(
 
 def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[dict]:
     """Every synthetic run, as the metrics dicts the interface specifies."""
-    experiments = experiments or ("main", "neurons", "samples", "ablations", "incremental")
+    experiments = experiments or (
+        "main", "neurons", "samples", "ablations", "incremental", "local_banks", "local_ablations",
+    )  # fmt: skip
     runs = []
     for d in datasets:
         for seed in seeds:
             for (model, variant), (bases, seconds, passes, bp, ws) in MAIN.items():
                 if d not in bases:
                     continue
-                params = PAPER_PARAMS if model == "memnet" else {"variant": variant}
+                params = {"memnet": PAPER_PARAMS, "local": LOCAL_DEFAULT}.get(
+                    model, {"variant": variant}
+                )
                 acc = accuracy(bases[d], seed)
                 args = (seconds, passes, bp, ws, params)
                 if "main" in experiments:
@@ -160,6 +187,25 @@ def make_runs(datasets=("mnist",), seeds=(0, 1, 2), experiments=None) -> list[di
                                passes, bp, ws, params)  # fmt: skip
                     run.update(seen_accuracy=seen, forgetting=round(forgets + 0.001 * seed, 6))
                     runs.append(run)
+            local = accuracy(MAIN[("local", "default")][0][d], seed)
+            for experiment, variants in (
+                ("local_banks", {f"b{n}": (float(n), off) for n, off in LOCAL_BANKS.items()}),
+                ("local_ablations", {v: (None, off) for v, off in LOCAL_ABLATIONS.items()}),
+            ):
+                if experiment not in experiments:
+                    continue
+                for variant, (x, offset) in variants.items():
+                    params = dict(LOCAL_DEFAULT)
+                    if x is not None:
+                        params["n_per_bank"] = int(x)
+                    elif variant != "default":
+                        param, value = variant.split("-", 1)
+                        params[param] = None if value == "none" else value
+                    acc = round(local + offset, 6)
+                    runs.append(
+                        _run(d, experiment, "local", variant, x, seed, acc, 8.0, 1, False, False,
+                             params)
+                    )  # fmt: skip
             paper = accuracy(MAIN[("memnet", "paper")][0][d], seed)
             for experiment, variants in (
                 ("neurons", {f"n{n}": (float(n), offset) for n, offset in NEURONS.items()}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from fixtures_runs import save_model
@@ -245,7 +246,8 @@ def test_bad_claims_files_get_one_clear_error(tmp_path, text, message):
 def test_every_claim_evidence_names_an_existing_test(repo):
     import yaml
 
-    for claim in yaml.safe_load((repo / "paper/claims.yaml").read_text())["claims"]:
+    doc = yaml.safe_load((repo / "paper/claims.yaml").read_text())
+    for claim in doc["claims"] + doc["findings"]:
         evidence = claim.get("evidence")
         if not evidence:
             continue
@@ -284,3 +286,86 @@ def test_close_to_reference_compares_a_metric_with_another_rows(forgetting, verd
     assert C.evaluate(joint, evidence(rows, [run_row()])).verdict == C.REPRODUCED  # 0.97 vs 0.975
     rows[-1] = summary_row(acc=0.99)
     assert C.evaluate(joint, evidence(rows, [run_row()])).verdict == C.NOT_REPRODUCED
+
+
+# ---------------------------------------------------------------------------------------------
+# The locally connected model (ours): checks that probe its structure
+
+LOCAL_PARAMS = '{"n_per_bank": 1600, "patch": 7, "preprocess": "deskew", "stride": 3}'
+
+
+def local_rows(params=LOCAL_PARAMS, **kw) -> list[dict]:
+    return [{**run_row(model="local", variant="default", n_born=None, **kw), "params": params}]
+
+
+def tied_model():
+    """A locally connected model whose locations all end up holding location 0's memories, as
+    tied (shared) weights would."""
+    from memnet.local import LocalMemoryNetwork
+
+    class Tied(LocalMemoryNetwork):
+        def fit(self, X, y):
+            super().fit(X, y)
+            for sc in self._scales:
+                sc.mem[:] = sc.mem[0]
+            return self
+
+    return Tied
+
+
+def test_local_no_weight_sharing_on_the_real_model_and_on_tied_memories():
+    pytest.importorskip("memnet.local")
+    ev = evidence([], local_rows())
+    v = C.evaluate(structural("local_no_weight_sharing"), ev)
+    assert v.verdict == C.REPRODUCED, v.detail
+    assert "local.py" in v.detail and "64 locations" in v.detail
+    tied = evidence([], local_rows(), local_model=tied_model())
+    v = C.evaluate(structural("local_no_weight_sharing"), tied)
+    assert v.verdict == C.NOT_REPRODUCED
+    assert "every location holds the same memories" in v.detail
+    flagged = evidence([], local_rows(sharing=True))
+    v = C.evaluate(structural("local_no_weight_sharing"), flagged)
+    assert v.verdict == C.NOT_REPRODUCED and "1 local run(s) record" in v.detail
+
+
+def test_local_no_weight_sharing_sees_distances_read_across_locations():
+    from memnet.local import LocalMemoryNetwork
+
+    class Leaky(LocalMemoryNetwork):
+        """Every location's distances also read location 0's memories."""
+
+        def _location_distances(self, Xp, sc):
+            D = super()._location_distances(Xp, sc)
+            return D + float(sc.mem[0].sum())
+
+    v = C.evaluate(structural("local_no_weight_sharing"),
+                   evidence([], local_rows(), local_model=Leaky))  # fmt: skip
+    assert v.verdict == C.NOT_REPRODUCED
+    assert "changed other locations" in v.detail
+
+
+def test_local_single_pass_on_the_real_model_and_on_two_passes():
+    from memnet.local import LocalMemoryNetwork
+
+    class TwoPasses(LocalMemoryNetwork):
+        def fit(self, X, y):
+            super().fit(X, y)
+            self._learn(self._transform(X), y, np.arange(len(X)))
+            return self
+
+    # every parameter set of the runs is probed: a multi-scale ablation too
+    two_scales = '{"n_per_bank": 50, "patch": [7, 11], "stride": [3, 4]}'
+    runs = local_rows() + local_rows(params=two_scales)
+    v = C.evaluate(structural("local_single_pass"), evidence([], runs))
+    assert v.verdict == C.REPRODUCED, v.detail
+    assert "2 probe fits" in v.detail and "20 samples once" in v.detail
+    v = C.evaluate(structural("local_single_pass"), evidence([], runs, local_model=TwoPasses))
+    assert v.verdict == C.NOT_REPRODUCED and "other than once" in v.detail
+    v = C.evaluate(structural("local_single_pass"), evidence([], local_rows(passes=2)))
+    assert v.verdict == C.NOT_REPRODUCED
+
+
+def test_local_checks_without_local_runs_are_not_measurable():
+    ev = evidence([summary_row()], [run_row()])
+    for check in ("local_no_weight_sharing", "local_single_pass"):
+        assert C.evaluate(structural(check), ev).verdict == C.NOT_MEASURABLE

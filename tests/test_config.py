@@ -54,8 +54,27 @@ def test_shipped_configs_are_valid(config, repo):
             "experiments.main.models.knn[0]",
             "is not allowed here",
         ),
+        (lambda c: c["local"]["default"].update(patch=0), "local.default.patch",
+         "0 is not allowed here; expected a positive integer, or one per scale"),
+        (lambda c: c["local"]["default"].update(stride=[3, "4"]), "local.default.stride",
+         "expected a positive integer, or one per scale"),
+        (lambda c: c["local"]["default"].update(scoring="max"), "local.default.scoring",
+         "is not one of"),
+        (lambda c: c["local"]["default"].update(preprocess="deskew+blur"),
+         "local.default.preprocess", "expected null (none), a step or steps joined by '+'"),
+        (lambda c: c["local"]["default"].update(n_neurons=5), "local.default",
+         "'n_neurons' was unexpected"),
+        (lambda c: c["local"].update({"big one": {}}), "local", "'big one' is not allowed here"),
+        (lambda c: c["experiments"]["local_banks"].update(n_per_bank=[0]),
+         "experiments.local_banks.n_per_bank[0]", "less than the minimum"),
+        (lambda c: c["experiments"]["local_ablations"].update({"x;y": {}}),
+         "experiments.local_ablations", "'x;y' is not allowed here"),
+        (lambda c: c["experiments"]["local_ablations"].update(k={"k": 0}),
+         "experiments.local_ablations.k.k", "less than the minimum"),
+        (lambda c: c["experiments"]["main"]["models"]["local"].append("big"),
+         "experiments.main.models.local", "'local' defines no 'big'"),
     ],
-)
+)  # fmt: skip
 def test_bad_config_names_the_key(config, repo, edit, key, why):
     edit(config)
     with pytest.raises(ConfigError) as err:

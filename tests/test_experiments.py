@@ -1,6 +1,7 @@
 """Planning: the config expands into exactly the runs it declares."""
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -25,8 +26,9 @@ def expected_runs(config: dict) -> int:
             return ds in entry.get("only_datasets", [ds])
 
         def variants(models, ds=ds, applies=applies):
+            entries = {**config["baselines"], "local": config.get("local", {})}
             return sum(
-                len(vs) if m == "memnet" else sum(applies(config["baselines"][m][v]) for v in vs)
+                len(vs) if m == "memnet" else sum(applies(entries[m][v]) for v in vs)
                 for m, vs in models.items()
             )
 
@@ -37,6 +39,10 @@ def expected_runs(config: dict) -> int:
         n_sizes = len({min(n, cap, sizes[ds]) for n in exp["samples"]["n_train"]})
         total += n_sizes * variants(exp["samples"]["models"])
         total += sum(applies(o) for o in exp["ablations"].values())
+        local = config.get("local", {}).get("default", {})
+        if applies(local):
+            total += len(exp.get("local_banks", {}).get("n_per_bank", []))
+            total += sum(applies(o) for o in exp.get("local_ablations", {}).values())
         inc = exp.get("incremental")
         if inc and applies(inc):
             models = inc["models"]
@@ -169,3 +175,48 @@ def datasets_indices(y, n):
     from memnet.datasets import stratified_indices
 
     return stratified_indices(y, n, 0)
+
+
+def test_local_runs_come_from_the_config_entries(config):
+    runs = [r for r in plan(config) if r.model == "local"]
+    default = config["local"]["default"]
+    by_experiment = {}
+    for r in runs:
+        by_experiment.setdefault(r.experiment, []).append(r)
+    assert {r.dataset for r in by_experiment["main"]} == set(config["datasets"])
+    assert all(r.params == default for r in by_experiment["main"] + by_experiment["samples"])
+    banks = config["experiments"]["local_banks"]["n_per_bank"]
+    for r in by_experiment["local_banks"]:
+        assert r.x == r.params["n_per_bank"] and r.name == f"b{int(r.x)}"
+        assert {**r.params, "n_per_bank": default["n_per_bank"]} == default
+    assert sorted({int(r.x) for r in by_experiment["local_banks"]}) == sorted(banks)
+    ablations = config["experiments"]["local_ablations"]
+    for r in by_experiment["local_ablations"]:
+        assert r.params == {**default, **ablations[r.name]}
+        assert not r.needs_tuning
+    assert {r.name for r in by_experiment["local_ablations"]} == set(ablations)
+
+
+def test_a_local_entry_limited_to_one_dataset_runs_only_there(config):
+    config["local"]["default"]["only_datasets"] = ["cifar10"]
+    runs = [r for r in plan(config) if r.model == "local"]
+    assert runs and {r.dataset for r in runs} == {"cifar10"}
+    assert all("only_datasets" not in r.params for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["experiments"]["main"]["models"]["local"].append("big"),
+         "experiments.main.models.local"),
+        (lambda c: c["experiments"]["samples"]["models"].update(local=["big"]),
+         "experiments.samples.models.local"),
+        (lambda c: c["local"].pop("default"), "experiments.main.models.local"),
+        (lambda c: (c["local"].pop("default"), c["experiments"].pop("main"),
+                    c["experiments"].pop("samples")), "experiments.local_banks"),
+    ],
+)  # fmt: skip
+def test_an_undefined_local_variant_names_the_key(config, edit, key):
+    edit(config)
+    with pytest.raises(ValueError, match=f"config key '{re.escape(key)}'.*add it under local"):
+        plan(config)

@@ -23,7 +23,9 @@ from memnet import figures
 DPI = 150  # documented: every figure is 7 inches wide at 150 dots per inch
 WIDTH_PX = 7 * DPI
 # height in inches of each figure on the full tree (one row of panels; F3 has 3 parameters)
-FULL_HEIGHTS = {"F1": 2.8, "F2": 2.8, "F3": 2.4, "F4": 4.2, "F5": 3.6, "F6": 2.8, "F8": 2.8}
+FULL_HEIGHTS = {
+    "F1": 2.8, "F2": 2.8, "F3": 2.4, "F4": 4.2, "F5": 3.6, "F6": 2.8, "F7": 2.8, "F8": 2.8,
+}  # fmt: skip
 PLACEHOLDER_HEIGHT = 2.0
 
 
@@ -40,7 +42,7 @@ def png_size(path):
 
 def test_every_figure_as_pdf_and_png_at_the_documented_size(full_figures):
     stems = figures.figure_names(["mnist", "cifar10"])
-    assert len(stems) == 9
+    assert len(stems) == 10
     for stem in stems:
         assert (full_figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
         if stem.startswith("F4") and not (full_figures.parent / "models").exists():
@@ -134,3 +136,26 @@ def test_files_left_on_disk_but_not_given_change_nothing(tmp_path_factory, tmp_p
     assert total.tolist() == expected.tolist()
     for stem in ("F5_confusion", "F4_memories_mnist"):
         assert (out_five / f"{stem}.png").read_bytes() == (out_two / f"{stem}.png").read_bytes()
+
+
+def test_f7_draws_each_memory_sweep_as_a_line_and_each_baseline_as_a_point(tmp_path_factory):
+    import fixtures_runs
+    import pandas as pd
+
+    results = full_tree(tmp_path_factory)
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    fig = figures.fig_memory(summary, ["mnist", "cifar10"])
+    ax = fig.axes[0]  # MNIST
+    lines = {
+        line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")
+    }
+    memnet = lines["Memory Network, neurons"]
+    assert list(memnet.get_xdata()) == [784 * n for n in sorted(fixtures_runs.NEURONS)]
+    local = lines["Local Memory Network (ours), per bank"]
+    per_memory = fixtures_runs.LOCAL_LOCATIONS * fixtures_runs.N_CLASSES * 51  # (4 * 49 + 8) / 4
+    assert list(local.get_xdata()) == [per_memory * n for n in sorted(fixtures_runs.LOCAL_BANKS)]
+    mean = 100 * (0.990 + fixtures_runs.SEED_STEP)  # local/default on MNIST, mean of seeds 0-2
+    offsets = [fixtures_runs.LOCAL_BANKS[n] for n in sorted(fixtures_runs.LOCAL_BANKS)]
+    assert np.allclose(local.get_ydata(), [mean + 100 * o for o in offsets])
+    points = sorted(t.get_text() for t in ax.texts)  # one label per baseline at its main setting
+    assert points == sorted(["epochs1", "epochs10"] * 2 + ["k1-l2", "k3-l2", "default"])

@@ -68,6 +68,8 @@ class Evidence:
     runs: pd.DataFrame
     models: list[Path] = field(default_factory=list)
     model_source: Path | None = None  # memnet/model.py unless given (tests point elsewhere)
+    local_source: Path | None = None  # memnet/local.py unless given
+    local_model: type | None = None  # the class the local checks probe (LocalMemoryNetwork)
 
     @property
     def datasets(self) -> list[str]:
@@ -268,12 +270,13 @@ def _load_time_nodes(tree: ast.AST):
         yield from _load_time_nodes(node)
 
 
-def model_sources(root: Path | None = None) -> list[Path]:
-    """memnet/model.py and every memnet module it imports when it loads, transitively (the code that
-    learns). Imports inside functions are left out: they load only when called (config validation
-    imports the experiment runner, which can make any baseline)."""
+def model_sources(root: Path | None = None, module: str = "memnet.model") -> list[Path]:
+    """memnet/model.py (``root``, else ``module``'s file) and every memnet module it imports when it
+    loads, transitively (the code that learns). Imports inside functions are left out: they load
+    only when called (config validation imports the experiment runner, which can make any
+    baseline)."""
     if root is None:
-        spec = importlib.util.find_spec("memnet.model")
+        spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
             return []
         root = Path(spec.origin)
@@ -326,9 +329,15 @@ def _flag_problem(runs: pd.DataFrame, column: str, expected) -> str | None:
     )
 
 
-def _source_check(ev: Evidence, banned_modules: set[str], banned_names: set[str], what: str):
-    """(problem or None, description) of a static scan of the model's source files."""
-    paths = model_sources(ev.model_source)
+def _source_check(
+    ev: Evidence, banned_modules: set[str], banned_names: set[str], what: str, local=False
+):
+    """(problem or None, description) of a static scan of the model's source files (``local``:
+    the locally connected model's)."""
+    if local:
+        paths = model_sources(ev.local_source, "memnet.local")
+    else:
+        paths = model_sources(ev.model_source)
     if not paths:
         return None, ""
     for path in paths:
@@ -425,9 +434,8 @@ def no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
     runs = _memnet_runs(ev)
     if runs.empty:
         return Verdict(claim.id, NOT_MEASURABLE, None, "no Memory Network runs in this run")
-    conv = {"convolve", "conv1d", "conv2d", "correlate", "correlate2d", "convolve2d", "fftconvolve"}
     source_problem, source_fact = _source_check(
-        ev, AUTOGRAD, conv, "no convolution or autograd layer"
+        ev, AUTOGRAD, CONVOLUTION, "no convolution or autograd layer"
     )
     problems = [_flag_problem(runs, "uses_weight_sharing", False), source_problem]
     models = _saved_models(ev)
@@ -441,6 +449,138 @@ def no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
     facts = [f"{len(runs)} memnet runs record no weight sharing", source_fact]
     if models:
         facts.append(f"one full-size memory per neuron in {len(models)} saved models")
+    return _structural(claim, problems, facts)
+
+
+CONVOLUTION = {
+    "convolve", "conv1d", "conv2d", "correlate", "correlate2d", "convolve2d", "fftconvolve",
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# The locally connected Memory Network (ours): checks that probe its structure. Each fits the model
+# with the parameters a run recorded (each bank's budget cut to PROBE_BUDGET) on PROBE_SAMPLES
+# seeded random images of the run's dataset's shape, and looks at what it learnt.
+
+PROBE_SAMPLES, PROBE_BUDGET, PROBE_CLASSES = 200, 5, 10
+
+
+def _local_runs(ev: Evidence) -> pd.DataFrame:
+    return select(ev.runs, model="local", x=ANY)
+
+
+def _local_probes(ev: Evidence, runs: pd.DataFrame):
+    """(model, X, y) for each distinct (dataset, parameters) of the local runs: the local model
+    with those parameters (budgets cut to PROBE_BUDGET), fitted on a probe of that shape."""
+    import json
+
+    import numpy as np
+
+    from memnet import datasets
+
+    cls = ev.local_model
+    if cls is None:
+        from memnet.local import LocalMemoryNetwork as cls
+    for dataset, text in dict.fromkeys(
+        zip(runs["dataset"], runs["params"].astype(str), strict=True)
+    ):
+        params = json.loads(text)
+        budget = params.get("n_per_bank", PROBE_BUDGET)
+        params["n_per_bank"] = (
+            [min(b, PROBE_BUDGET) for b in budget] if isinstance(budget, list)
+            else min(budget, PROBE_BUDGET)
+        )  # fmt: skip
+        spec = datasets.REGISTRY.get(dataset)
+        shape = spec.image_shape if spec is not None else (1, 28, 28)
+        rng = np.random.default_rng(0)
+        X = rng.random((PROBE_SAMPLES, *shape), dtype=np.float32)
+        y = np.arange(PROBE_SAMPLES) % PROBE_CLASSES
+        yield cls.from_params(params, random_state=0, n_threads=1).fit(X, y), X, y
+
+
+@check
+def local_no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
+    """The locally connected model's memories are each location's own: no run records sharing, its
+    source has no convolution; fitted on a probe, each location keeps memory arrays of its own
+    (no two locations' arrays even span common addresses) that differ between locations, and changing one
+    location's memories changes that location's distances and no other's."""
+    runs = _local_runs(ev)
+    if runs.empty:
+        return Verdict(
+            claim.id, NOT_MEASURABLE, None, "no locally connected model runs in this run"
+        )
+    flags = _flag_problem(runs, "uses_weight_sharing", False)
+    source_problem, source_fact = _source_check(
+        ev, AUTOGRAD, CONVOLUTION, "no convolution or autograd layer", local=True
+    )
+    problems = [flags and flags.replace("memnet run", "local run"), source_problem]
+    n_locations, n_probes = 0, 0
+    for model, X, _ in _local_probes(ev, runs):
+        n_probes += 1
+        n_locations += sum(len(sc.positions) for sc in model._scales)
+        problems += _own_memories(model, X)
+    facts = [
+        f"{len(runs)} local runs record no weight sharing",
+        source_fact,
+        f"{n_probes} probe fits (each parameter set of the runs), {n_locations} locations in all: "
+        "each with memories of its own, which only its own distances read",
+    ]
+    return _structural(claim, problems, facts)
+
+
+def _own_memories(model, X) -> list[str]:
+    """What shows that a fitted local model's locations share memories (nothing if they don't)."""
+    import numpy as np
+
+    problems = []
+    for s, scale in enumerate(model._scales):
+        mem = scale.mem
+        L = mem.shape[0]
+        if L < 2:
+            continue
+        if any(np.may_share_memory(mem[a], mem[b]) for a in range(L) for b in range(a + 1, L)):
+            problems.append(f"scale {s}: two locations' memories share storage")
+        if all(np.array_equal(mem[0], mem[a]) for a in range(1, L)):
+            problems.append(f"scale {s}: every location holds the same memories")
+        Xp = np.ascontiguousarray(model._transform(X[:16]))
+        before = model._location_distances(Xp, scale)
+        saved = mem[0].copy()
+        mem[0] += 1.0
+        after = model._location_distances(Xp, scale)
+        mem[0] = saved
+        if not np.array_equal(before[1:], after[1:]) or np.array_equal(before[0], after[0]):
+            problems.append(f"scale {s}: changing location 0's memories changed other locations")
+    return problems
+
+
+@check
+def local_single_pass(claim: Claim, ev: Evidence) -> Verdict:
+    """The locally connected model learns in one pass: every local run records one pass; fitted on
+    a probe, each location's class bank was presented each of its class's samples exactly once
+    and absorbed (births included) exactly that many."""
+    import numpy as np
+
+    runs = _local_runs(ev)
+    if runs.empty:
+        return Verdict(
+            claim.id, NOT_MEASURABLE, None, "no locally connected model runs in this run"
+        )
+    flags = _flag_problem(runs, "n_passes", 1)
+    problems = [flags and flags.replace("memnet run", "local run")]
+    n_probes = 0
+    for model, _, y in _local_probes(ev, runs):
+        n_probes += 1
+        per_class = np.bincount(y, minlength=PROBE_CLASSES)
+        for s, scale in enumerate(model._scales):
+            if not (scale.seen == per_class).all():
+                problems.append(f"scale {s}: a bank saw its class's samples other than once")
+            if not (scale.hits.sum(axis=2) == scale.seen).all():
+                problems.append(f"scale {s}: a bank absorbed other than the samples it saw")
+    facts = [
+        f"{len(runs)} local runs record one pass",
+        f"{n_probes} probe fits (each parameter set of the runs): every bank saw and absorbed "
+        f"each of its class's {PROBE_SAMPLES // PROBE_CLASSES} samples once",
+    ]
     return _structural(claim, problems, facts)
 
 

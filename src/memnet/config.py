@@ -52,7 +52,7 @@ def schema_error(
     if err.validator == "not" and err.validator_value == {}:  # a key forbidden here
         why = f" ({err.schema['description']})" if "description" in err.schema else ""
         return f"{where} '{key}': not allowed here{why}"
-    if err.validator == "pattern" and "description" in err.schema:
+    if err.validator in ("pattern", "oneOf") and "description" in err.schema:
         return (
             f"{where} '{key}': {err.instance!r} is not allowed here; "
             f"expected {err.schema['description']}"

@@ -61,12 +61,17 @@ def _params(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k not in SELECTORS}
 
 
-def _model_variants(config: dict, models: dict, dataset: str):
-    """Yield (model, variant, params) for a `models:` block of an experiment."""
+def _model_variants(config: dict, models: dict, dataset: str, key: str = "experiments"):
+    """Yield (model, variant, params) for a `models:` block of an experiment (config key ``key``)."""
     for model, variants in models.items():
         for variant in variants:
             if model == MEMNET:
                 yield model, variant, paper_params(config)
+                continue
+            if model == LOCAL:
+                entry = local_entry(config, variant, f"{key}.local")
+                if _applies(entry, dataset):
+                    yield model, variant, _params(entry)
                 continue
             try:
                 entry = config["baselines"][model][variant]
@@ -109,6 +114,22 @@ def clipped_sweep_points(config: dict) -> list[str]:
     ]
 
 
+# The variant of the config's `local:` entry that `local_banks` sweeps and `local_ablations` vary.
+LOCAL_REFERENCE = "default"
+
+
+def local_entry(config: dict, variant: str, key: str) -> dict:
+    """The `local:` entry of ``variant`` (LocalMemoryNetwork parameters); ``key`` is the config key
+    that asks for it, named in the error when the entry is missing."""
+    try:
+        return config["local"][variant]
+    except KeyError:
+        raise ValueError(
+            f"config key '{key}': uses the local model's variant '{variant}', but the config key "
+            f"'local' defines no '{variant}'; add it under local"
+        ) from None
+
+
 def paper_params(config: dict) -> dict:
     """The Memory Network's `paper` parameters of ``config`` (its `memnet` entry)."""
     return _params(config["memnet"])
@@ -122,7 +143,9 @@ def plan(config: dict) -> list[Run]:
     for dataset in config["datasets"]:
         main = experiments.get("main")
         if main:
-            for model, variant, params in _model_variants(config, main["models"], dataset):
+            for model, variant, params in _model_variants(
+                config, main["models"], dataset, "experiments.main.models"
+            ):
                 runs.append(Run(dataset, "main", model, variant, variant, params))
 
         neurons = experiments.get("neurons")
@@ -134,7 +157,9 @@ def plan(config: dict) -> list[Run]:
         samples = experiments.get("samples")
         if samples:
             sizes = sorted({n for n, _ in sweep_sizes(config, dataset)})
-            for model, variant, params in _model_variants(config, samples["models"], dataset):
+            for model, variant, params in _model_variants(
+                config, samples["models"], dataset, "experiments.samples.models"
+            ):
                 for n in sizes:
                     name = f"{variant}-t{n}"
                     runs.append(
@@ -145,6 +170,21 @@ def plan(config: dict) -> list[Run]:
             if _applies(overrides, dataset):
                 params = {**paper, **_params(overrides)}
                 runs.append(Run(dataset, "ablations", MEMNET, name, name, params))
+
+        banks = experiments.get("local_banks")
+        if banks:
+            entry = local_entry(config, LOCAL_REFERENCE, "experiments.local_banks")
+            for n in banks["n_per_bank"] if _applies(entry, dataset) else ():
+                params = {**_params(entry), "n_per_bank": n}
+                runs.append(Run(dataset, "local_banks", LOCAL, f"b{n}", f"b{n}", params, x=n))
+
+        local_ablations = experiments.get("local_ablations", {})
+        if local_ablations:
+            entry = local_entry(config, LOCAL_REFERENCE, "experiments.local_ablations")
+            for name, overrides in local_ablations.items():
+                if _applies(entry, dataset) and _applies(overrides, dataset):
+                    params = {**_params(entry), **_params(overrides)}
+                    runs.append(Run(dataset, "local_ablations", LOCAL, name, name, params))
 
         incremental = experiments.get("incremental")
         if incremental and _applies(incremental, dataset):
@@ -164,7 +204,9 @@ def _incremental_runs(config: dict, incremental: dict, dataset: str) -> list[Run
     except ValueError as exc:
         raise ValueError(f"config key 'experiments.incremental.tasks' ({dataset}): {exc}") from None
     runs = []
-    for model, variant, params in _model_variants(config, incremental["models"], dataset):
+    for model, variant, params in _model_variants(
+        config, incremental["models"], dataset, "experiments.incremental.models"
+    ):
         if model != MEMNET:
             runs.append(Run(dataset, "incremental", model, variant, variant, params, tasks=tasks))
             continue

@@ -1,8 +1,9 @@
-"""The report's figures F1-F6 (PDF + PNG), from the result tables, the run files and a saved model.
+"""The report's figures F1-F8 (PDF + PNG), from the result tables, the run files and a saved model.
 
 F1 accuracy vs neurons, F2 accuracy vs training samples, F3 ablations (one file per dataset),
 F4 memories gallery and hits histogram (one file per dataset), F5 confusion matrices, F6 accuracy vs
-training time. A missing experiment or dataset gives a figure that says so, so the pipeline's outputs
+training time; ours, beyond the paper: F7 accuracy vs model memory, F8 class-incremental
+learning. A missing experiment or dataset gives a figure that says so, so the pipeline's outputs
 always exist. Every figure is WIDTH inches wide at DPI dots per inch, with a colour-blind-safe palette
 and markers/line styles that also separate the models in greyscale print. The run files (F5) and the
 saved models (F4) are the files given, never a search of a directory.
@@ -35,6 +36,7 @@ from memnet.outputs import figure_names
 from memnet.results import (
     ANY,
     MAIN_MEMNET,
+    MEMORY_SWEEPS,
     MODEL_NAMES,
     MODEL_ORDER,
     dataset_label,
@@ -54,9 +56,17 @@ MAX_COLUMNS = 4  # panels per row before wrapping (F3)
 GALLERY_PER_CLASS = 8  # memories shown per class (F4)
 
 COLOURS = sns.color_palette("colorblind", len(MODEL_ORDER))  # Okabe-Ito-like
-PALETTE = dict(zip(MODEL_ORDER, COLOURS, strict=True))
-MARKERS = {"memnet": "o", "mlp": "s", "cnn": "^", "knn": "D", "ncm": "v"}
-DASHES = {"memnet": "-", "mlp": "--", "cnn": "-.", "knn": ":", "ncm": (0, (5, 1, 1, 1))}
+# the paper's models first, so that adding ours (local) changes no colour of theirs
+PALETTE = dict(zip(["memnet", "mlp", "cnn", "knn", "ncm", "local"], COLOURS, strict=True))
+MARKERS = {"memnet": "o", "local": "P", "mlp": "s", "cnn": "^", "knn": "D", "ncm": "v"}
+DASHES = {
+    "memnet": "-",
+    "local": (0, (3, 1)),
+    "mlp": "--",
+    "cnn": "-.",
+    "knn": ":",
+    "ncm": (0, (5, 1, 1, 1)),
+}
 GREY = "0.55"
 
 
@@ -498,6 +508,48 @@ def fig_incremental(runs: pd.DataFrame, datasets: list[str] | None = None) -> Fi
     return fig
 
 
+# ---------------------------------------------------------------------------------------------
+# F7: accuracy vs model memory (ours)
+
+
+def fig_memory(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figure:
+    """F7: accuracy against stored floats (model bytes / 4, log x): a line along each memory
+    model's sweep (95% band), a marker for each baseline's main setting (T5's rows)."""
+    t5 = tables.table_memory(summary)
+    if t5.empty:
+        return placeholder(
+            "F7: accuracy vs model memory", "No memory sweep or main experiment in this run."
+        )
+    names = dataset_order(t5["dataset"], datasets)
+    fig, axes = _figure(len(names))
+    for ax, dataset in zip(axes, names, strict=True):
+        here = select(t5, dataset, x=ANY)
+        ax.set_xscale("log")
+        for i, row in enumerate(here.itertuples()):
+            if row.experiment != "main":
+                continue
+            acc = 100 * row.accuracy_mean
+            low, high = 100 * row.accuracy_ci_low, 100 * row.accuracy_ci_high
+            yerr = None if np.isnan(low) else [[acc - low], [high - acc]]
+            ax.errorbar(row.stored_floats, acc, yerr=yerr, color=PALETTE.get(row.model, GREY),
+                        marker=MARKERS.get(row.model, "o"), markersize=5, capsize=2,
+                        linestyle="none", markeredgecolor="black", markeredgewidth=0.5,
+                        label=row.label)  # fmt: skip
+            ax.annotate(row.variant, (row.stored_floats, acc), textcoords="offset points",
+                        xytext=(4, 3 if i % 2 == 0 else -9), fontsize=6)  # fmt: skip
+        for model in MEMORY_SWEEPS:
+            curve = select(here, model=model, x=ANY)
+            curve = curve[curve["experiment"] != "main"].sort_values("stored_floats")
+            if len(curve):
+                label = f"{curve['label'].iloc[0]}, {tables.SWEPT[curve['experiment'].iloc[0]]}"
+                _band(ax, curve["stored_floats"], curve, PALETTE[model], label, model)
+        ax.set_title(dataset_label(dataset))
+        ax.set_xlabel("Stored floats (model bytes / 4)")
+        ax.set_ylabel("Test accuracy (%)")
+        ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
 def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
     """``stem``.pdf and .png under ``out_dir``, each written atomically."""
     paths = []
@@ -531,6 +583,7 @@ def build_all(
         "F2_samples": lambda: fig_samples(summary, datasets),
         "F5_confusion": lambda: fig_confusion(confusion_runs, datasets),
         "F6_pareto": lambda: fig_pareto(summary, datasets),
+        "F7_memory": lambda: fig_memory(summary, datasets),
         "F8_incremental": lambda: fig_incremental(runs, datasets),
     }
     for d in datasets:

@@ -7,6 +7,10 @@ TABLES = {
     "T2_claims": "The paper's claims and their verdicts on this run.",
     "T3_ablations": "Ablations of the Memory Network: accuracy and paired difference to `paper`.",
     "T4_efficiency": "Efficiency at each model's main setting: time, throughput and memory.",
+    "T5_memory": (
+        "Ours, beyond the paper: test accuracy against the model's memory in stored floats "
+        "(model bytes / 4), along each memory model's sweep and for each baseline's main setting."
+    ),
     "T6_incremental": (
         "Ours, beyond the paper: class-incremental learning. Final accuracy on all classes and "
         "forgetting, beside each model's joint accuracy; published results of other methods, from "
@@ -25,5 +29,6 @@ def figure_names(datasets: list[str]) -> list[str]:
         *(f"F4_memories_{d}" for d in datasets),
         "F5_confusion",
         "F6_pareto",
+        "F7_memory",
         "F8_incremental",
     ]

@@ -40,6 +40,7 @@ FIGURE_TITLES = {
     "F4": "Memories and hits per neuron",
     "F5": "Confusion matrices",
     "F6": "Accuracy vs training time",
+    "F7": "Accuracy vs model memory (ours)",
     "F8": "Class-incremental learning (ours)",
 }
 TABLE_TITLES = {
@@ -47,6 +48,7 @@ TABLE_TITLES = {
     "T2_claims": "Claims and verdicts",
     "T3_ablations": "Ablations",
     "T4_efficiency": "Efficiency",
+    "T5_memory": "Accuracy vs model memory (ours)",
     "T6_incremental": "Class-incremental learning (ours)",
     "T7_findings": "Our findings and their verdicts",
 }

@@ -213,8 +213,18 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------
 # Names and display order
 
-MODEL_ORDER = ["memnet", "mlp", "cnn", "knn", "ncm"]
-MODEL_NAMES = {"memnet": "Memory Network", "mlp": "MLP", "cnn": "CNN", "knn": "kNN", "ncm": "NCM"}
+MODEL_ORDER = ["memnet", "local", "mlp", "cnn", "knn", "ncm"]
+MODEL_NAMES = {
+    "memnet": "Memory Network",
+    "local": "Local Memory Network (ours)",
+    "mlp": "MLP",
+    "cnn": "CNN",
+    "knn": "kNN",
+    "ncm": "NCM",
+}
+# The memory models and the experiment that sweeps each one's memory: neurons, or neurons per bank
+MEMORY_SWEEPS = {"memnet": "neurons", "local": "local_banks"}
+BYTES_PER_FLOAT = 4  # model_bytes / 4: the learnt state counted in stored (float32-sized) numbers
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 
 

@@ -1,6 +1,7 @@
-"""The report's tables T1-T4, each as CSV (raw numbers), Markdown and LaTeX (booktabs), from the results.
+"""The report's tables T1-T7, each as CSV (raw numbers), Markdown and LaTeX (booktabs), from the results.
 
-T1 main results, T2 the claims' verdicts, T3 ablations, T4 efficiency. Every cell is computed from
+T1 main results, T2 the claims' verdicts, T3 ablations, T4 efficiency; ours, beyond the paper: T5
+accuracy against model memory, T6 class-incremental learning, T7 our findings. Every cell is computed from
 results/tables/runs.csv and summary.csv (and paper/claims.yaml for the reported values); nothing is
 cached or typed in; the saved models the claims' checks read are the files given, never a search.
 
@@ -21,7 +22,11 @@ from memnet import claims as claims_mod
 from memnet.io import atomic_path, write_text
 from memnet.outputs import TABLES
 from memnet.results import (
+    ANY,
+    BYTES_PER_FLOAT,
     MAIN_MEMNET,
+    MEMORY_SWEEPS,
+    MODEL_NAMES,
     dataset_label,
     datasets_in,
     model_label,
@@ -205,6 +210,35 @@ def table_efficiency(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return ordered(table)[columns]
 
 
+SWEPT = {"neurons": "neurons", "local_banks": "per bank"}  # what a memory sweep's x counts
+
+
+def table_memory(summary: pd.DataFrame) -> pd.DataFrame:
+    """T5 (ours): accuracy against the learnt state in stored floats (model_bytes / 4), at each
+    point of each memory model's sweep (MEMORY_SWEEPS) and at each baseline's main setting."""
+    columns = """
+        dataset model variant label setting experiment x n_seeds accuracy_mean accuracy_ci_low
+        accuracy_ci_high model_bytes_mean stored_floats
+    """.split()
+    parts = [
+        select(summary, experiment=experiment, model=model, x=ANY)
+        for model, experiment in MEMORY_SWEEPS.items()
+    ]
+    main = select(summary, experiment="main")
+    parts.append(main[~main["model"].isin(list(MEMORY_SWEEPS))])
+    rows = pd.concat(parts, ignore_index=True)
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows["label"] = [MODEL_NAMES.get(m, m) if m in MEMORY_SWEEPS else model_label(m, v)
+                     for m, v in zip(rows["model"], rows["variant"], strict=True)]  # fmt: skip
+    rows["setting"] = [
+        f"{x:,.0f} {SWEPT[e]}" if e in SWEPT else "main setting"
+        for e, x in zip(rows["experiment"], rows["x"], strict=True)
+    ]
+    rows["stored_floats"] = rows["model_bytes_mean"] / BYTES_PER_FLOAT
+    return ordered(rows)[columns]
+
+
 def joint_variant(model: str, variant: str) -> str:
     """The main experiment's variant that a class-incremental run learns jointly: for the Memory
     Network 'paper-known' -> 'paper' (the horizon only matters in a stream); others unchanged."""
@@ -381,6 +415,23 @@ def display_incremental(t6: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def display_memory(t5: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Dataset": t5["dataset"].map(dataset_label),
+            "Model": t5["label"],
+            "Setting": t5["setting"],
+            "Stored floats": t5["stored_floats"].map(count),
+            "Accuracy (%)": t5["accuracy_mean"].map(pct),
+            "95% CI (%)": [
+                pct_interval(lo, hi)
+                for lo, hi in zip(t5["accuracy_ci_low"], t5["accuracy_ci_high"], strict=True)
+            ],
+            "Seeds": t5["n_seeds"].map(count),
+        }
+    )
+
+
 def display_ablations(t3: pd.DataFrame) -> pd.DataFrame:
     def value(row) -> str:
         if row["is_paper"]:
@@ -541,6 +592,7 @@ def build_all(
     t2 = table_claims(paper, verdicts)
     t3 = table_ablations(summary, runs)
     t4 = table_efficiency(summary, runs)
+    t5 = table_memory(summary)
     t6 = table_incremental(summary, runs, anchors)
     t7 = table_claims([c for c in claims if c.ours], verdicts)
     wide = {"Claim": "4.5cm", "Why": "5.5cm"}
@@ -549,6 +601,7 @@ def build_all(
     written += write_table(t2, display_claims(t2), "T2_claims", out_dir, wide)
     written += write_table(t3, display_ablations(t3), "T3_ablations", out_dir)
     written += write_table(t4, display_efficiency(t4), "T4_efficiency", out_dir)
+    written += write_table(t5, display_memory(t5), "T5_memory", out_dir)
     written += write_table(
         t6, display_incremental(t6), "T6_incremental", out_dir, {"Source": "4cm"}
     )
