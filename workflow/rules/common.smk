@@ -107,3 +107,12 @@ def declaration_arg(w):
     return (
         f"--declaration {shlex.quote(json.dumps(spec.declaration(), sort_keys=True))}"
     )
+
+
+# Each notebook's papermill parameters: the files it reads, all of them declared inputs of its job.
+def notebook_params(wildcards, input):
+    params = {
+        "results": {"results_dir": RESULTS},
+        "memories": {"model_path": input.model, "data_path": input.data},
+    }[wildcards.name]
+    return " ".join(f"-p {shlex.quote(f'{k}={v}')}" for k, v in params.items())
