@@ -213,7 +213,7 @@ def test_banks_move_inside_the_one_pool_of_a_fit_and_stay_exact(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("dist", "competition"), itertools.product(["l2", "cosine"], ["label", "all"])
+    ("dist", "competition"), list(itertools.product(["l2", "cosine"], ["label", "all"]))
 )
 def test_open_birth_schedule_equals_reference(dist, competition):
     """birth_schedule='open' (no T): the kernels equal the reference, and partial_fit in pieces

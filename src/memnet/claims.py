@@ -236,6 +236,7 @@ CHECK_UNITS = {
     "faster_than_backprop": "seconds",
     "little_data": "accuracy",
     "close_to_reference": "accuracy",
+    "forgetting": "forgetting",  # close_to_reference on forgetting: a difference in points
 }  # of `measured`
 
 
