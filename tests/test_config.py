@@ -87,3 +87,11 @@ def test_undefined_baseline_variant_is_named(config, repo):
     config["experiments"]["main"]["models"]["mlp"] = ["epochs99"]
     with pytest.raises(ConfigError, match=r"baselines\.mlp defines no 'epochs99'"):
         validate(config, repo / SCHEMA)
+
+
+def test_the_incremental_measurement_config_is_valid_and_runs_only_its_experiments(repo):
+    from memnet.experiments import plan
+
+    config = yaml.safe_load((repo / "config/incremental-mnist.yaml").read_text())
+    validate(copy.deepcopy(config), repo / SCHEMA)
+    assert {r.experiment for r in plan(config)} == {"main", "incremental"}
