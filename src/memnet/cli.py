@@ -192,28 +192,7 @@ def cmd_run(args) -> None:
     if args.tuning and args.model == experiments.MEMNET and params.get("tau") is None:
         params["tau"] = _tuned_tau(read_json(args.tuning), args.tuning, params)
     data = experiments.load_data(args.data, args.subset)
-    if args.tasks is not None:
-        if args.model_out or args.n_train or args.x is not None:
-            raise ValueError(
-                "--tasks (a class-incremental stream) takes no --model-out, --n-train or --x"
-            )
-        metrics = experiments.execute_stream(
-            data=data,
-            dataset=args.dataset or data.name,
-            experiment=args.experiment,
-            model=args.model,
-            variant=args.variant,
-            params=params,
-            seed=args.seed,
-            tasks=args.tasks,
-            threads=args.threads,
-        )
-        write_json(args.out, metrics)
-        print(
-            f"{args.model}/{args.variant} seed {args.seed}: final accuracy {metrics['accuracy']:.4f}"
-        )
-        return
-    metrics = experiments.execute(
+    common = dict(
         data=data,
         dataset=args.dataset or data.name,
         experiment=args.experiment,
@@ -222,12 +201,20 @@ def cmd_run(args) -> None:
         params=params,
         seed=args.seed,
         threads=args.threads,
-        x=args.x,
-        n_train=args.n_train,
-        model_out=args.model_out,
     )
+    if args.tasks is not None:
+        if args.model_out or args.n_train or args.x is not None:
+            raise ValueError(
+                "--tasks (a class-incremental stream) takes no --model-out, --n-train or --x"
+            )
+        metrics = experiments.execute_stream(**common, tasks=args.tasks)
+    else:
+        metrics = experiments.execute(
+            **common, x=args.x, n_train=args.n_train, model_out=args.model_out
+        )
     write_json(args.out, metrics)
-    print(f"{args.model}/{args.variant} seed {args.seed}: accuracy {metrics['accuracy']:.4f}")
+    what = "final accuracy" if args.tasks is not None else "accuracy"
+    print(f"{args.model}/{args.variant} seed {args.seed}: {what} {metrics['accuracy']:.4f}")
 
 
 def _tuned_tau(tuning, path, params) -> float:

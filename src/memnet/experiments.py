@@ -317,7 +317,7 @@ def execute(
             x=x,
             seed=seed,
             params=params,
-        ),  # fmt: skip
+        ),
     )
 
 
@@ -361,7 +361,7 @@ def execute_stream(
             x=None,
             seed=seed,
             params=params,
-        ),  # fmt: skip
+        ),
     )
     stream_measures = ("tasks", "task_sizes", "accuracy_per_task", "seen_accuracy", "forgetting")
     return {**metrics, **{key: out[key] for key in stream_measures}}
