@@ -67,6 +67,16 @@ def load_mnist(directory: Path, test_as_float: bool = True):
     )
 
 
+def machine(load_before: list[float]) -> dict:
+    """The machine a benchmark ran on, with its load before and after (the runs are shared)."""
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -342,12 +352,7 @@ def main(argv=None) -> int:
         runs.append(run)
         print(json.dumps(run), flush=True)
     report = {
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "load_before": load_before,
-            "load_after": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "threads": args.threads,
         "repeats": args.repeats,
         "runs": runs,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memnet.bench import cpu_name, find_mnist, load_mnist, matmul_seconds, timed
+from memnet.bench import find_mnist, load_mnist, machine, matmul_seconds, timed
 from memnet.experiments import peak_rss_bytes
 from memnet.io import write_json, write_text
 
@@ -141,12 +141,7 @@ def main(argv=None) -> int:
     run = bench_local(data, args.threads, args.repeats)
     print(json.dumps(run), flush=True)
     report = {
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "load_before": load_before,
-            "load_after": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "threads": args.threads,
         "repeats": args.repeats,
         "run": run,
