@@ -1,6 +1,8 @@
 """The config schema accepts both shipped configs and rejects bad ones with a message naming the key."""
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -56,7 +58,7 @@ def test_shipped_configs_are_valid(config, repo):
         ),
         (lambda c: c["local"]["default"].update(patch=0), "local.default.patch",
          "0 is not allowed here; expected a positive integer, or one per scale"),
-        (lambda c: c["local"]["default"].update(stride=[3, "4"]), "local.default.stride",
+        (lambda c: c["local"]["default"].update(stride=[3, "four"]), "local.default.stride",
          "expected a positive integer, or one per scale"),
         (lambda c: c["local"]["default"].update(scoring="max"), "local.default.scoring",
          "is not one of"),
@@ -95,3 +97,48 @@ def test_the_incremental_measurement_config_is_valid_and_runs_only_its_experimen
     config = yaml.safe_load((repo / "config/incremental-mnist.yaml").read_text())
     validate(copy.deepcopy(config), repo / SCHEMA)
     assert {r.experiment for r in plan(config)} == {"main", "incremental"}
+
+
+def test_command_line_strings_become_the_numbers_the_schema_expects(config, repo):
+    """Snakemake reads `--config seeds=[0,1]` as strings; they validate as the integers they spell."""
+    config["seeds"] = ["0", "1"]
+    config["memnet"]["n_neurons"] = "300"
+    config["memnet"]["beta"] = "0.5"
+    config["local"]["default"]["preprocess"] = "null"
+    validate(config, repo / "workflow/schemas/config.schema.yaml")
+    assert config["seeds"] == [0, 1]
+    assert config["memnet"]["n_neurons"] == 300 and config["memnet"]["beta"] == 0.5
+    assert config["local"]["default"]["preprocess"] is None
+
+
+def test_command_line_strings_that_spell_no_number_are_still_rejected(config, repo):
+    config["seeds"] = ["zero"]
+    with pytest.raises(ConfigError, match=r"seeds\[0\]"):
+        validate(config, repo / "workflow/schemas/config.schema.yaml")
+
+
+def test_strings_the_schema_expects_stay_strings(config, repo):
+    """A class name that spells a number is a string where the schema wants one, and stays one."""
+    config["dataset_declarations"] = {
+        "digits": {"extends": "mnist", "classes": [str(i) for i in range(10)]}
+    }
+    validate(config, repo / "workflow/schemas/config.schema.yaml")
+    assert config["dataset_declarations"]["digits"]["classes"][0] == "0"
+
+
+def test_snakemake_command_line_config_with_numbers_plans(repo):
+    """The README's `snakemake --config 'seeds=[0,1]'` plans the runs of seeds 0 and 1 only."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--config",
+        "seeds=[0,1]",
+        "datasets=[mnist]",
+    ]
+    out = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    planned = out.stdout + out.stderr
+    assert "/seed1.json" in planned and "/seed0.json" in planned
+    assert "/seed2.json" not in planned

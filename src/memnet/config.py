@@ -60,8 +60,62 @@ def schema_error(
     return f"{where} '{key}': {err.message}"
 
 
+_NOT_A_SCALAR = object()
+
+
+def _scalar(text: str, expected) -> object:
+    """``text`` as the YAML scalar it spells, if that is one of the JSON-schema ``expected`` types."""
+    expected = {expected} if isinstance(expected, str) else set(expected)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return _NOT_A_SCALAR
+    kind = {bool: "boolean", int: "integer", float: "number", type(None): "null"}.get(type(value))
+    if kind in expected or (kind == "integer" and "number" in expected):
+        return value
+    return _NOT_A_SCALAR
+
+
+def coerce_command_line(config: dict, schema: dict) -> dict:
+    """Turn strings into the numbers, booleans and nulls the schema expects there, in place.
+
+    Snakemake reads every scalar of `--config key=value` as a string (`seeds=[0,1]` gives
+    ``['0', '1']``). Only a string the schema rejects for its type is converted, so the strings of
+    config files (class names such as "0") are left alone.
+    """
+    validator = jsonschema.Draft202012Validator(schema)
+    while True:
+        for error in validator.iter_errors(config):
+            found = _string_in_place_of_scalar(error)
+            if found is not None:
+                path, value = found
+                parent = config
+                for part in path[:-1]:
+                    parent = parent[part]
+                parent[path[-1]] = value
+                break
+        else:
+            return config
+
+
+def _string_in_place_of_scalar(error) -> tuple[list, object] | None:
+    """(path, value) of a string that ``error`` (or one of its oneOf/anyOf branches) rejects for its type."""
+    if error.validator == "type" and isinstance(error.instance, str) and error.absolute_path:
+        value = _scalar(error.instance, error.validator_value)
+        if value is not _NOT_A_SCALAR:
+            return list(error.absolute_path), value
+    for branch in error.context:
+        if (found := _string_in_place_of_scalar(branch)) is not None:
+            return found
+    return None
+
+
 def validate(config: dict, schema_path: str | Path = SCHEMA_FILE) -> dict:
-    """Raise ConfigError naming the first bad key (the most specific), else return ``config``."""
+    """Raise ConfigError naming the first bad key (the most specific), else return ``config``.
+
+    Strings from Snakemake's `--config` are first turned into the numbers the schema expects.
+    """
+    coerce_command_line(config, load_schema(schema_path))
     if message := schema_error(config, load_schema(schema_path)):
         raise ConfigError(message)
 
