@@ -87,6 +87,21 @@ def test_prepares_through_its_declaration(small, tmp_path):
     assert np.bincount(ds.y_train).tolist() == [50] * 10
 
 
+def test_arrays_are_the_archives_images(small, tmp_path):
+    """synthetic.arrays (what make bench uses) holds what the prepared archive holds."""
+    spec = datasets.REGISTRY["cifar10-synthetic"]
+    size, sha = datasets.file_digest(small[0])
+    small_spec = datasets.dataclasses.replace(
+        spec, files={synthetic.ARCHIVE: datasets.RemoteFile(size, sha)}, n_train=500, n_test=100
+    )
+    prepared = np.load(datasets.prepare(small_spec, small[0].parent, tmp_path / "s.npz"))
+    x_train, y_train, x_test, y_test = synthetic.arrays(seed=0, rows=100)
+    np.testing.assert_array_equal(x_train, prepared["x_train"])
+    np.testing.assert_array_equal(y_train, prepared["y_train"])
+    np.testing.assert_array_equal(x_test, prepared["x_test"])
+    np.testing.assert_array_equal(y_test, prepared["y_test"])
+
+
 def _one_nn(x_train, y_train, x_test):
     x_train = x_train.reshape(len(x_train), -1).astype(np.float64)
     x_test = x_test.reshape(len(x_test), -1).astype(np.float64)

@@ -10,6 +10,7 @@ Runs Snakemake in a fresh working directory (so nothing is reused), then reads t
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import subprocess
@@ -27,42 +28,71 @@ from memnet.io import write_json, write_text
 REPO = Path(__file__).resolve().parents[2]
 
 
-# The rule that writes each kind of benchmarked output.
+# The rule of a job's benchmark file: its first directory (memnet.paths.benchmark mirrors the output's
+# path; rules with no per-dataset output are named by their own directory or file).
 RULE_OF_OUTPUT = {"runs": "run", "tuning": "tune"}
+# The config's `resources` entry that sizes each rule's jobs.
+RESOURCES_OF_RULE = {"model": "run", "replication_report": "report"}
+# Jobs that run once whatever the number of seeds (everything else runs once per seed).
+SEED_FREE_RULES = {"download", "prepare", "tune", "aggregate", "tables", "figures",
+                   "replication_report", "notebook"}  # fmt: skip
 
 
-def results_dir_of(configfile: str | None, overrides: list[str]) -> str:
-    """The results directory the run writes to: its config's `results` key, or a --config override."""
-    for item in overrides:
-        if item.startswith("results="):
-            return item.split("=", 1)[1]
+def config_of(configfile: str | None, overrides: list[str]) -> dict:
+    """The config Snakemake runs: the config file (the default one if none), then each
+    `--config key=value` override (a YAML value, replacing the key)."""
     config = yaml.safe_load(Path(configfile or REPO / "config/config.yaml").read_text())
-    return paths.results_dir(config)
+    for item in overrides:
+        key, value = item.split("=", 1)
+        config[key] = yaml.safe_load(value)
+    return config
 
 
-def job_costs(benchmarks: Path) -> pd.DataFrame:
-    """One row per benchmarked job under ``benchmarks``: its rule, its name, seconds and peak RSS (MB).
+def declared_memory(config: dict) -> dict[str, float]:
+    """The mem_mb the config declares for each rule's jobs."""
+    resources = config.get("resources", {})
+    rules = {*RESOURCES_OF_RULE, *SEED_FREE_RULES, "run"}
+    return {
+        rule: float(resources[key]["mem_mb"])
+        for rule in rules
+        if "mem_mb" in resources.get(key := RESOURCES_OF_RULE.get(rule, rule), {})
+    }
 
-    A job's benchmark file mirrors its output's path (memnet.paths.benchmark), so the first part of
-    the path names the kind of output: runs, tuning.
-    """
+
+def job_costs(benchmarks: Path, declared: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per benchmarked job under ``benchmarks``: its rule, its name, seconds, CPU seconds,
+    peak RSS (MB) and the memory its rule declares (MB; NaN when unknown)."""
     rows = []
     for tsv in sorted(benchmarks.rglob("*.tsv")):
         stats = pd.read_csv(tsv, sep="\t").iloc[0]
         rel = tsv.relative_to(benchmarks)
+        rule = RULE_OF_OUTPUT.get(rel.parts[0], rel.parts[0]) if len(rel.parts) > 1 else rel.stem
         rows.append(
             {
-                "rule": RULE_OF_OUTPUT.get(rel.parts[0], rel.parts[0]),
+                "rule": rule,
                 "job": str(rel.with_suffix("")),
                 "seconds": float(stats["s"]),
-                "max_rss_mb": float(stats["max_rss"]) if stats["max_rss"] != "-" else None,
+                "cpu_seconds": _number(stats.get("cpu_time", "-")),
+                "max_rss_mb": _number(stats["max_rss"]),
+                "declared_mem_mb": (declared or {}).get(rule, math.nan),
             }
         )
-    return pd.DataFrame(rows, columns=["rule", "job", "seconds", "max_rss_mb"])
+    columns = ["rule", "job", "seconds", "cpu_seconds", "max_rss_mb", "declared_mem_mb"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _number(value) -> float:
+    return math.nan if value == "-" or pd.isna(value) else float(value)
+
+
+def over_memory(costs: pd.DataFrame) -> pd.DataFrame:
+    """The jobs whose peak RSS exceeded the memory their rule declares."""
+    return costs[costs["max_rss_mb"] > costs["declared_mem_mb"]]
 
 
 def summarize(costs: pd.DataFrame) -> pd.DataFrame:
-    """Per rule (and, for `run`, per model): jobs, total and largest seconds, largest RSS."""
+    """Per rule (and, for `run`, per model): jobs, total and largest seconds, largest RSS, and
+    the memory the rule declares."""
     costs = costs.copy()
     is_run = costs["rule"] == "run"
     model = costs.loc[is_run, "job"].str.split("/").str[3]
@@ -73,8 +103,34 @@ def summarize(costs: pd.DataFrame) -> pd.DataFrame:
         total_seconds=("seconds", "sum"),
         max_seconds=("seconds", "max"),
         max_rss_mb=("max_rss_mb", "max"),
+        declared_mem_mb=("declared_mem_mb", "max"),
     )
     return out.sort_values("total_seconds", ascending=False).reset_index()
+
+
+def predict(costs: pd.DataFrame, wall_seconds: float, seeds_run: int, seeds: int) -> dict:
+    """The wall time of ``seeds`` seeds, extrapolated from a run of ``seeds_run`` seeds.
+
+    Per-seed jobs (run, model) scale with the seeds, the others (download, prepare, tune, the
+    report stage) do not. On the same cores: the measured wall time less the seed-free jobs'
+    seconds, times seeds / seeds_run, plus those seconds again (the per-seed jobs kept the cores
+    as busy as they did here). On a cluster with a node free for every job: the seed-free jobs
+    run in turn, and the per-seed jobs all at once, so the slowest of them decides.
+    """
+    seed_free = costs["rule"].isin(SEED_FREE_RULES)
+    seed_free_seconds = float(costs.loc[seed_free, "seconds"].sum())
+    per_seed_wall = max(wall_seconds - seed_free_seconds, 0.0)
+    slowest = float(costs.loc[~seed_free, "seconds"].max()) if (~seed_free).any() else 0.0
+    return {
+        "seeds_run": seeds_run,
+        "seeds": seeds,
+        "same_cores_seconds": per_seed_wall * seeds / seeds_run + seed_free_seconds,
+        "cluster_seconds": seed_free_seconds + slowest,
+        "cluster_core_seconds": float(costs.loc[~seed_free, "cpu_seconds"].sum())
+        * seeds
+        / seeds_run
+        + float(costs.loc[seed_free, "cpu_seconds"].sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,25 +141,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", default="2")
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--workdir", default=None, help="default: a fresh temporary directory")
+    parser.add_argument("--predict-seeds", type=int, default=5,
+                        help="extrapolate the wall time to this many seeds")  # fmt: skip
+    parser.add_argument("--wall", type=float, default=None,
+                        help="do not run: read the benchmarks of the earlier run in --workdir, "
+                        "which took this many seconds")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.wall is not None and not args.workdir:
+        parser.error("--wall reads an earlier run: give its --workdir")
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"memnet-bench-{args.name}-"))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(workdir), "--cores", args.cores]  # the default target: everything
+    cmd += ["--directory", str(workdir), "--cores", args.cores, "--keep-going"]  # every target
     if args.configfile:
         cmd += ["--configfile", str(Path(args.configfile).resolve())]
     if args.config:
         cmd += ["--config", *args.config]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"snakemake failed:\n{proc.stderr[-4000:]}")
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    if args.wall is None:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"snakemake failed:\n{proc.stderr[-4000:]}")
+    else:
+        wall = args.wall
 
-    benchmarks = workdir / paths.under(results_dir_of(args.configfile, args.config), "benchmarks")
-    costs = job_costs(benchmarks)
+    config = config_of(args.configfile, args.config)
+    benchmarks = workdir / paths.under(paths.results_dir(config), "benchmarks")
+    costs = job_costs(benchmarks, declared_memory(config))
     rules = summarize(costs)
+    over = over_memory(costs)
+    forecast = predict(costs, wall, len(config["seeds"]), args.predict_seeds)
     slowest = costs.sort_values("seconds", ascending=False).head(10)
     result = {
         "name": args.name,
@@ -114,8 +184,12 @@ def main(argv: list[str] | None = None) -> None:
         "cores": args.cores,
         "cpu_count": os.cpu_count(),
         "machine": platform.platform(),
+        "load_before": load_before,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
         "rules": rules.to_dict(orient="records"),
         "slowest_jobs": slowest.to_dict(orient="records"),
+        "over_declared_memory": over.to_dict(orient="records"),
+        "prediction": forecast,
     }
     out = Path(args.out)
     write_json(out / f"pipeline-{args.name}.json", result)
@@ -125,10 +199,34 @@ def main(argv: list[str] | None = None) -> None:
         f"`{result['command']}`\n\n"
         f"Wall time: **{wall:.0f} s** on {args.cores} cores ({os.cpu_count()} CPUs seen); "
         f"{len(costs)} benchmarked jobs, {result['job_seconds_total']:.0f} job-seconds.\n\n"
+        f"Load average {load_before} before, {result['load_after']} after.\n\n"
         f"## Cost by rule\n\n{rules.to_markdown(index=False, floatfmt='.1f')}\n\n"
-        f"## Slowest jobs\n\n{slowest.to_markdown(index=False, floatfmt='.1f')}\n",
+        f"## Slowest jobs\n\n{slowest.to_markdown(index=False, floatfmt='.1f')}\n\n"
+        f"## Memory\n\n{_memory_lines(over)}\n\n"
+        f"## Predicted cost of {args.predict_seeds} seeds (extrapolated, not measured)\n\n"
+        f"{_prediction_lines(forecast, args.cores)}\n",
     )
+    if len(over):
+        sys.exit(f"{len(over)} jobs exceeded the memory their rule declares: see {out}")
     print(f"{args.name}: {wall:.0f} s wall; written to {out}/pipeline-{args.name}.md")
+
+
+def _memory_lines(over: pd.DataFrame) -> str:
+    if over.empty:
+        return "No job's peak RSS exceeded the memory (`mem_mb`) its rule declares."
+    table = over[["job", "max_rss_mb", "declared_mem_mb"]].to_markdown(index=False, floatfmt=".0f")
+    return f"Jobs whose peak RSS exceeded the memory their rule declares:\n\n{table}"
+
+
+def _prediction_lines(f: dict, cores) -> str:
+    return (
+        f"- on the same {cores} cores: {f['same_cores_seconds'] / 3600:.1f} h "
+        f"(the per-seed jobs' share of this run's wall time, times {f['seeds']}/{f['seeds_run']}, "
+        "plus the seed-free jobs once);\n"
+        f"- on a cluster with a node for every job: {f['cluster_seconds'] / 60:.0f} min (the "
+        "seed-free jobs in turn, then the slowest per-seed job), "
+        f"{f['cluster_core_seconds'] / 3600:.1f} CPU hours in all."
+    )
 
 
 if __name__ == "__main__":

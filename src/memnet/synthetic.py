@@ -110,6 +110,17 @@ def batch(index: int, seed: int, rows: int, protos: np.ndarray) -> tuple[np.ndar
     return data, labels.tolist()
 
 
+def arrays(seed: int = 0, rows: int = ROWS):
+    """The archive's images without the archive: uint8 (5 rows, 3, 32, 32) training images, their
+    int64 labels, then the (rows, 3, 32, 32) test images and labels (for benchmarks)."""
+    protos = prototypes(seed)
+    parts = [batch(index, seed, rows, protos) for index in range(N_TRAIN_BATCHES + 1)]
+    shape = (-1, 3, SIDE, SIDE)
+    x_train = np.concatenate([data for data, _ in parts[:-1]]).reshape(shape)
+    y_train = np.concatenate([labels for _, labels in parts[:-1]]).astype(np.int64)
+    return x_train, y_train, parts[-1][0].reshape(shape), np.asarray(parts[-1][1], np.int64)
+
+
 # ---------------------------------------------------------------------------------------------
 # Python 2 pickles, protocol 2, written opcode by opcode (what the canonical archive holds)
 

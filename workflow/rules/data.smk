@@ -21,6 +21,8 @@ rule download:
         ),
     log:
         logged(paths.RAW),
+    benchmark:
+        benchmarked(f"download/{paths.RAW}")
     cache: "omit-software"
     conda:
         ENV
@@ -48,6 +50,8 @@ rule prepare:
         data(paths.PREPARED),
     log:
         logged(paths.PREPARED),
+    benchmark:
+        benchmarked(f"prepare/{paths.PREPARED}")
     conda:
         ENV
     resources:

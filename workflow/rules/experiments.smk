@@ -68,6 +68,8 @@ rule model:
         metrics=results(paths.MODEL, ext="json"),
     log:
         logged(paths.MODEL),
+    benchmark:
+        benchmarked(f"model/{paths.MODEL}")
     conda:
         ENV
     threads: config["threads"]["run"]
@@ -88,6 +90,8 @@ rule aggregate:
         summary=results(paths.SUMMARY_CSV),
     log:
         logged(paths.RUNS_CSV),
+    benchmark:
+        benchmarked("aggregate")
     conda:
         ENV
     resources:

@@ -77,6 +77,8 @@ rule tables:
         tex=expand(results(paths.TABLE), table=REPORT_TABLE_STEMS, ext="tex"),
     log:
         results(paths.log("tables")),
+    benchmark:
+        benchmarked("tables")
     conda:
         ENV
     resources:
@@ -108,6 +110,8 @@ rule figures:
         pdf=REPORT_PDFS,
     log:
         results(paths.log("figures")),
+    benchmark:
+        benchmarked("figures")
     conda:
         ENV
     resources:
@@ -140,6 +144,8 @@ rule replication_report:
         ),
     log:
         results(paths.log(paths.REPLICATION)),
+    benchmark:
+        benchmarked("replication_report")
     conda:
         ENV
     resources:
@@ -173,6 +179,8 @@ rule notebook:
         ),
     log:
         logged(paths.NOTEBOOK),
+    benchmark:
+        benchmarked(f"notebook/{paths.NOTEBOOK}")
     wildcard_constraints:
         name="|".join(REPORT_NOTEBOOKS),
     conda:
