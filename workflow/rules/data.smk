@@ -21,8 +21,6 @@ rule download:
         ),
     log:
         logged(paths.RAW),
-    benchmark:
-        benchmarked(f"download/{paths.RAW}")
     cache: "omit-software"
     conda:
         ENV
