@@ -2,7 +2,7 @@
 
 import pytest
 
-from memnet.bench_pipeline import job_costs, summarize
+from memnet.bench_pipeline import declared_memory, job_costs, over_memory, predict, summarize
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -27,3 +27,44 @@ def test_costs_by_rule_and_model(tmp_path):
     assert rules.loc["run:cnn", "total_seconds"] == pytest.approx(62.0)
     assert rules.loc["run:cnn", "max_seconds"] == pytest.approx(32.0)
     assert rules.loc["run:memnet", "max_rss_mb"] == pytest.approx(900)
+
+
+def test_every_rule_is_named_and_held_to_its_declared_memory(tmp_path):
+    write_bench(tmp_path, "runs/cifar10/main/knn/k1-l1/seed0.tsv", 300.0, 5000)
+    write_bench(tmp_path, "model/models/cifar10/main/memnet/paper/seed0.tsv", 20.0, 900)
+    write_bench(tmp_path, "prepare/cifar10.tsv", 12.0, 1500)
+    write_bench(tmp_path, "notebook/notebooks/results.tsv", 30.0, 700)
+    write_bench(tmp_path, "tables.tsv", 3.0, 300)
+    write_bench(tmp_path, "replication_report.tsv", 2.0, 1200)
+    config = {
+        "resources": {
+            "run": {"mem_mb": 4000},
+            "prepare": {"mem_mb": 2000},
+            "notebook": {"mem_mb": 3000},
+            "tables": {"mem_mb": 2000},
+            "report": {"mem_mb": 1000},
+        }
+    }
+    declared = declared_memory(config)
+    assert declared["model"] == declared["run"] == 4000 and declared["replication_report"] == 1000
+    costs = job_costs(tmp_path, declared).set_index("job")
+    assert costs.loc["model/models/cifar10/main/memnet/paper/seed0", "rule"] == "model"
+    assert costs.loc["notebook/notebooks/results", "rule"] == "notebook"
+    assert costs.loc["tables", "rule"] == "tables"
+    over = over_memory(costs.reset_index())
+    assert sorted(over["job"]) == ["replication_report", "runs/cifar10/main/knn/k1-l1/seed0"]
+
+
+def test_prediction_scales_the_per_seed_jobs_only(tmp_path):
+    write_bench(tmp_path, "prepare/cifar10.tsv", 10.0, 100)
+    write_bench(tmp_path, "tuning/cifar10.tsv", 20.0, 100)
+    write_bench(tmp_path, "runs/cifar10/main/cnn/epochs10/seed0.tsv", 300.0, 100)
+    write_bench(tmp_path, "runs/cifar10/main/memnet/paper/seed0.tsv", 100.0, 100)
+    write_bench(tmp_path, "figures.tsv", 30.0, 100)
+    costs = job_costs(tmp_path)
+    # 2 cores: the run took 400 s, of which 60 s the seed-free jobs (prepare, tune, figures)
+    f = predict(costs, wall_seconds=400.0, seeds_run=1, seeds=5)
+    assert f["same_cores_seconds"] == pytest.approx(340 * 5 + 60)
+    assert f["cluster_seconds"] == pytest.approx(60 + 300)
+    # cpu_time is 1 s in every fixture file: 2 per-seed jobs x 5 seeds + 3 seed-free jobs
+    assert f["cluster_core_seconds"] == pytest.approx(2 * 5 + 3)
