@@ -45,6 +45,67 @@ def test_knn_matches_brute_force(metric, k, shape):
     assert knn.model_bytes == X_train.size * 4 + y_train.size * 8
 
 
+def eight_bit_task(rng, n, shape, labels, levels=256):
+    """Images as every prepared dataset has them: bytes (here ``levels`` of them, so that ties
+    are frequent) scaled to [0, 1] by datasets.to_unit_float."""
+    codes = rng.integers(0, levels, (n, *shape)).astype(np.uint8)
+    return datasets.to_unit_float(codes), rng.choice(labels, size=n)
+
+
+@pytest.mark.parametrize("k", [1, 3, 4])
+@pytest.mark.parametrize("levels", [256, 3])
+def test_knn_l1_on_8_bit_images_matches_exact_integer_brute_force(k, levels):
+    """The byte kernel: exact integer distances, ties to the earlier training image, any threads."""
+    rng = np.random.default_rng(levels + k)
+    X_train, y_train = eight_bit_task(rng, 301, (3, 5, 5), [0, 4, 6], levels)
+    X_test, _ = eight_bit_task(rng, 83, (3, 5, 5), [0, 4, 6], levels)  # not a multiple of 4
+    a = np.rint(X_train.reshape(301, -1) * 255).astype(np.int64)
+    b = np.rint(X_test.reshape(83, -1) * 255).astype(np.int64)
+    distances = np.abs(b[:, None] - a[None]).sum(-1)
+    for n_threads in (1, 2, 3):
+        knn = make_baseline("knn", random_state=0, n_threads=n_threads, k=k, metric="l1")
+        predicted = knn.fit(X_train, y_train).predict(X_test)
+        assert knn.index_ is None and knn.bytes_.dtype == np.uint8  # the byte path was taken
+        expected = []
+        for row in distances:
+            nearest = y_train[np.argsort(row, kind="stable")[:k]]
+            counts = {label: int((nearest == label).sum()) for label in nearest}
+            expected.append(next(lab for lab in nearest if counts[lab] == max(counts.values())))
+        np.testing.assert_array_equal(predicted, expected)
+    assert knn.model_bytes == X_train.size * 4 + y_train.size * 8
+
+
+def test_knn_l1_byte_path_agrees_with_faiss_and_falls_back_on_other_inputs():
+    rng = np.random.default_rng(5)
+    X_train, y_train = eight_bit_task(rng, 400, (48,), [1, 2, 3, 4, 5])
+    X_test, _ = eight_bit_task(rng, 50, (48,), [1, 2, 3, 4, 5])
+    on_bytes = make_baseline("knn", random_state=0, k=3, metric="l1").fit(X_train, y_train)
+    # a value that no byte gives: the whole batch goes to faiss, on the same samples
+    nudged = X_train.copy()
+    nudged[0, 0] = np.nextafter(nudged[0, 0], np.float32(2))
+    on_floats = make_baseline("knn", random_state=0, k=3, metric="l1").fit(nudged, y_train)
+    assert on_floats.index_ is not None and on_floats.index_.ntotal == 400
+    np.testing.assert_array_equal(on_bytes.predict(X_test), on_floats.predict(X_test))
+    # queries that are not 8-bit against samples kept as bytes
+    queries = X_test + np.float32(1e-3)
+    np.testing.assert_array_equal(
+        on_bytes.predict(queries), reference_knn(X_train, y_train, queries, 3, "l1")
+    )
+
+
+def test_knn_l1_partial_fit_moves_to_faiss_when_a_batch_is_not_8_bit():
+    rng = np.random.default_rng(6)
+    X1, y1 = eight_bit_task(rng, 100, (20,), [0, 1])
+    X2, y2 = random_task(rng, 100, (20,), [0, 1])
+    X_test, _ = random_task(rng, 40, (20,), [0, 1])
+    knn = make_baseline("knn", random_state=0, metric="l1").partial_fit(X1, y1, classes=[0, 1])
+    assert knn.index_ is None
+    knn.partial_fit(X2, y2)
+    assert knn.index_ is not None and knn.index_.ntotal == 200
+    X, y = np.concatenate([X1, X2]), np.concatenate([y1, y2])
+    np.testing.assert_array_equal(knn.predict(X_test), reference_knn(X, y, X_test, 1, "l1"))
+
+
 # One query at 0 on a line; neighbours listed nearest first as (position, label).
 VOTE_CASES = [
     ("majority beats the nearest", 3, [(0.1, 0), (0.2, 1), (0.3, 1)], 1),
