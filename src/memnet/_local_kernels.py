@@ -235,7 +235,6 @@ def train_location(
     filtered = dist == L2
     xb = np.empty((BLOCK_MAX, n_feat), np.float32)
     prod = np.empty(BLOCK_MAX * cap, np.float32)
-    dots = np.empty((BLOCK_MAX, cap + BLOCK_MAX), np.float32)
     xn = np.empty(BLOCK_MAX)
     half = np.empty(cap, np.float32)
     cand = np.empty(cap, np.int64)
@@ -260,11 +259,12 @@ def train_location(
             for r in range(n0):
                 half[r] = np.float32(0.5 * norm[c, r])
                 pn_max = max(pn_max, norm[c, r])
+            # One product against the bank's first n0 + size rows: the columns of rows not born
+            # yet are garbage until a birth's refresh writes them, before any sample reads them.
+            width = min(n0 + size, cap)
+            dots = prod[: size * width].reshape((size, width))
             if filtered and n0 > 0:
-                out = prod[: size * n0].reshape((size, n0))
-                np.dot(xb[:size], bank[:n0].T, out)
-                for j in range(size):
-                    dots[j, :n0] = out[j]
+                np.dot(xb[:size], bank[:width].T, dots)
             for j in range(size):
                 x = xb[j]
                 n = count[c]

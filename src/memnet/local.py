@@ -232,14 +232,20 @@ class LocalMemoryNetwork(Estimator):
         return self
 
     def _transform(self, X):
-        if len(X) <= PREPROCESS_CHUNK:
+        """The preprocessed images, in chunks (memory) shared by the threads (each image is
+        transformed on its own, so the result does not depend on the split)."""
+        threads = numba.get_num_threads() if self.n_threads is None else int(self.n_threads)
+        n_parts = max(1, min(threads, -(-len(X) // 256)))
+        if len(X) <= PREPROCESS_CHUNK and n_parts == 1:
             return self._preprocessor.transform(X)
         first = self._preprocessor.transform(X[:1])
         out = np.empty((len(X), *first.shape[1:]), np.float32)
-        for s in range(0, len(X), PREPROCESS_CHUNK):
-            out[s : s + PREPROCESS_CHUNK] = self._preprocessor.transform(
-                X[s : s + PREPROCESS_CHUNK]
-            )
+        step = min(PREPROCESS_CHUNK, -(-len(X) // n_parts))
+
+        def part(s):
+            out[s : s + step] = self._preprocessor.transform(X[s : s + step])
+
+        _run([lambda s=s: part(s) for s in range(0, len(X), step)], self.n_threads)
         return out
 
     def _reset(self, image_shape, work_shape, n_classes, scales):
@@ -336,7 +342,7 @@ class LocalMemoryNetwork(Estimator):
         self._predict_stats = np.zeros(2, np.int64)
         self._predict_macs = 0
         for s in range(0, n, PREPROCESS_CHUNK):
-            Xp = np.ascontiguousarray(self._preprocessor.transform(X[s : s + PREPROCESS_CHUNK]))
+            Xp = np.ascontiguousarray(self._transform(X[s : s + PREPROCESS_CHUNK]))
             for sc in self._scales:
                 D = self._location_distances(Xp, sc)
                 sl = slice(s, s + len(Xp))
