@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv reproduce quick test test-fast bench bench-paper lint format clean
+.PHONY: venv reproduce quick test test-fast bench bench-paper bench-rehearsal lint format clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,17 @@ bench: venv
 # The full paper config on MNIST alone (long: see results/bench/pipeline-paper-mnist.md).
 bench-paper: venv
 	$(BIN)/python -m memnet.bench_pipeline --name paper-mnist --config 'datasets=[mnist]' --out results/bench
+
+# The paper config on a full-size synthetic CIFAR-10 standing in for the real one, one seed: each rule's time
+# and peak memory, checked against its declared memory, and the 5-seed cost extrapolated
+# (results/bench/pipeline-rehearsal-cifar10.md; long, see the README).
+REHEARSAL := $(CURDIR)/results/rehearsal
+bench-rehearsal: venv
+	$(BIN)/python -m memnet.synthetic cifar10 --out $(REHEARSAL)/mirror/cifar10
+	$(BIN)/python -m memnet.bench_pipeline --name rehearsal-cifar10 --workdir $(REHEARSAL)/run --out results/bench \
+	  --config 'datasets=[cifar10]' 'seeds=[0]' 'results=results/rehearsal' \
+	  'dataset_declarations={cifar10: {extends: cifar10-synthetic}}' \
+	  'data={dir: results/data, mirror: $(REHEARSAL)/mirror, subset: {}}'
 
 lint: venv
 	$(BIN)/ruff check .

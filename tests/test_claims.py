@@ -78,6 +78,16 @@ def test_claim_on_a_dataset_the_run_lacks_is_not_measurable_with_the_reason():
     assert v.detail == "cifar10 is not among this run's datasets (mnist)"
 
 
+def test_paper_claim_on_stand_in_data_is_not_measurable_but_our_findings_are():
+    """A synthetic stand-in for a dataset (the CIFAR-10 rehearsal) says nothing of the paper."""
+    why = "this run's mnist was not made from the published files of mnist"
+    ev = evidence([summary_row(acc=0.97)], [run_row()], stand_ins={"mnist": why})
+    v = C.evaluate(ACCURACY, ev)
+    assert v.verdict == C.NOT_MEASURABLE and v.detail == why and v.measured is None
+    ours = C.Claim(**{**ACCURACY.__dict__, "ours": True})
+    assert C.evaluate(ours, ev).verdict == C.REPRODUCED
+
+
 def test_claim_whose_setting_did_not_run_is_not_measurable():
     only_knn = [summary_row(model="knn", variant="k1-l2")]
     v = C.evaluate(ACCURACY, evidence(only_knn, [run_row(model="knn", variant="k1-l2")]))

@@ -459,3 +459,17 @@ def test_cifar_archive_is_verified_before_anything_is_unpickled(tmp_path):
     ):
         read_cifar10_archive(path, remote_file(path))
     assert not target.exists()
+
+
+def test_a_prepared_file_stands_in_unless_made_from_the_published_files(tmp_path):
+    x, y = np.zeros((2, 3, 32, 32), np.uint8), np.array([0, 1])
+    classes = datasets.REGISTRY["cifar10"].classes
+    published = {n: f.sha256 for n, f in datasets.REGISTRY["cifar10"].files.items()}
+    synthetic = {n: f.sha256 for n, f in datasets.REGISTRY["cifar10-synthetic"].files.items()}
+    real = datasets.write_npz(tmp_path / "a.npz", "cifar10", x, y, x, y, classes, published)
+    assert datasets.stand_in_reason(real) == ("cifar10", None)
+    fake = datasets.write_npz(tmp_path / "b.npz", "cifar10", x, y, x, y, classes, synthetic)
+    name, why = datasets.stand_in_reason(fake)
+    assert name == "cifar10" and "not made from the published files of cifar10" in why
+    own = datasets.write_npz(tmp_path / "c.npz", "shapes", x, y, x, y, classes, synthetic)
+    assert datasets.stand_in_reason(own) == ("shapes", None)  # not shipped: nothing to stand in for

@@ -70,6 +70,8 @@ class Evidence:
     model_source: Path | None = None  # memnet/model.py unless given (tests point elsewhere)
     local_source: Path | None = None  # memnet/local.py unless given
     local_model: type | None = None  # the class the local checks probe (LocalMemoryNetwork)
+    # datasets whose data only stands in for the real one (datasets.stand_in_reason): why
+    stand_ins: dict[str, str] = field(default_factory=dict)
 
     @property
     def datasets(self) -> list[str]:
@@ -171,6 +173,8 @@ def evaluate(claim: Claim, evidence: Evidence) -> Verdict:
         have = ", ".join(evidence.datasets) or "none"
         reason = f"{claim.dataset} is not among this run's datasets ({have})"
         return Verdict(claim.id, NOT_MEASURABLE, None, reason)
+    if not claim.ours and claim.dataset in evidence.stand_ins:
+        return Verdict(claim.id, NOT_MEASURABLE, None, evidence.stand_ins[claim.dataset])
     if claim.kind == "numeric":
         return _numeric(claim, evidence)
     return CHECKS[claim.check](claim, evidence)

@@ -256,9 +256,12 @@ def _load_results(args) -> tuple:
 def cmd_tables(args) -> None:
     from memnet import tables
     from memnet.claims import load_anchors
+    from memnet.datasets import stand_in_reason
 
     anchors = load_anchors(args.claims)
-    _print_written(tables.build_all(*_load_results(args), args.models, args.out, anchors))
+    stand_ins = {name: why for name, why in map(stand_in_reason, args.data) if why}
+    written = tables.build_all(*_load_results(args), args.models, args.out, anchors, stand_ins)
+    _print_written(written)
 
 
 def cmd_figures(args) -> None:
@@ -378,8 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metrics", nargs="+", help="the per-run metrics JSON files")
     p.set_defaults(func=cmd_aggregate)
 
-    p = sub.add_parser("tables", help="tables T1-T4 (CSV, Markdown, LaTeX) from the results")
+    p = sub.add_parser("tables", help="tables T1-T7 (CSV, Markdown, LaTeX) from the results")
     _add_results_args(p)
+    p.add_argument(
+        "--data",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="NPZ",
+        help="the prepared datasets: a paper claim on one not made from its published files "
+        "is not measurable",
+    )
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("figures", help="figures F1-F6 (PDF, PNG) from the results")

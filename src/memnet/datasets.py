@@ -1059,6 +1059,26 @@ class DatasetInfo:
     n_test: int
 
 
+def stand_in_reason(npz_path: str | os.PathLike) -> tuple[str, str | None]:
+    """(dataset, why) for a prepared file: why is None when it was made from the files that
+    config/datasets.yaml publishes for its name (or the name is not shipped there), else says
+    that the data only stands in for that dataset (the synthetic CIFAR-10 rehearsal, say)."""
+    arrays = _read_npz(Path(npz_path), ["name", "sources"])
+    name = str(arrays["name"])
+    shipped = REGISTRY.get(name)
+    if shipped is None:
+        return name, None
+    made_from = json.loads(str(arrays["sources"]))
+    published = {file: f.sha256 for file, f in shipped.files.items()}
+    if made_from == published:
+        return name, None
+    return name, (
+        f"this run's {name} was not made from the published files of {name} (their sha256 in "
+        f"config/datasets.yaml); it stands in for {name}, as the synthetic rehearsal does, so "
+        "its results say nothing of the paper's figure"
+    )
+
+
 def read_info(npz_path: str | os.PathLike) -> DatasetInfo:
     """Name, class names, image shape (C, H, W) and split sizes of a prepared .npz (cheap)."""
     npz_path = Path(npz_path)

@@ -582,10 +582,14 @@ def build_all(
     models: list[Path],
     out_dir: str | Path,
     anchors: list[dict] = (),
+    stand_ins: dict[str, str] | None = None,
 ) -> list[Path]:
     """Every table of TABLES under ``out_dir``; ``models`` are the saved-model files the claims'
-    checks read, ``anchors`` the published results that T6 shows beside ours."""
-    evidence = claims_mod.Evidence(summary=summary, runs=runs, models=list(models))
+    checks read, ``anchors`` the published results that T6 shows beside ours, ``stand_ins`` the
+    datasets whose data only stands in for the real one (their paper claims are not measurable)."""
+    evidence = claims_mod.Evidence(
+        summary=summary, runs=runs, models=list(models), stand_ins=dict(stand_ins or {})
+    )
     verdicts = claims_mod.evaluate_all(claims, evidence)
     paper = [c for c in claims if not c.ours]
     t1 = table_main(summary, paper)

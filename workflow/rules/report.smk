@@ -64,6 +64,7 @@ rule tables:
         runs=results(paths.RUNS_CSV),
         claims=REPORT_REPO / "paper/claims.yaml",
         models=REPORT_MODELS,
+        data=[data(paths.PREPARED, dataset=d) for d in config["datasets"]],
     output:
         csv=[
             report(
@@ -87,8 +88,8 @@ rule tables:
         out=lambda wildcards, output: os.path.dirname(output.csv[0]),
     shell:
         "memnet tables --summary {input.summary:q} --runs {input.runs:q} "
-        "--claims {input.claims:q} --models {input.models:q} --out {params.out:q} "
-        "> {log:q} 2>&1"
+        "--claims {input.claims:q} --models {input.models:q} --data {input.data:q} "
+        "--out {params.out:q} > {log:q} 2>&1"
 
 
 rule figures:
