@@ -35,7 +35,7 @@ def test_every_rule_is_named_and_held_to_its_declared_memory(tmp_path):
     write_bench(tmp_path, "prepare/cifar10.tsv", 12.0, 1500)
     write_bench(tmp_path, "notebook/notebooks/results.tsv", 30.0, 700)
     write_bench(tmp_path, "tables.tsv", 3.0, 300)
-    write_bench(tmp_path, "replication_report.tsv", 2.0, 1200)
+    write_bench(tmp_path, "replication_report.tsv", 2.0, 960)  # 960 MiB: 1006.6 MB
     config = {
         "resources": {
             "run": {"mem_mb": 4000},
@@ -58,13 +58,15 @@ def test_every_rule_is_named_and_held_to_its_declared_memory(tmp_path):
 def test_prediction_scales_the_per_seed_jobs_only(tmp_path):
     write_bench(tmp_path, "prepare/cifar10.tsv", 10.0, 100)
     write_bench(tmp_path, "tuning/cifar10.tsv", 20.0, 100)
+    write_bench(tmp_path, "model/models/cifar10/main/memnet/paper/seed0.tsv", 10.0, 100)
     write_bench(tmp_path, "runs/cifar10/main/cnn/epochs10/seed0.tsv", 300.0, 100)
     write_bench(tmp_path, "runs/cifar10/main/memnet/paper/seed0.tsv", 100.0, 100)
     write_bench(tmp_path, "figures.tsv", 30.0, 100)
     costs = job_costs(tmp_path)
-    # 2 cores: the run took 400 s, of which 60 s the seed-free jobs (prepare, tune, figures)
-    f = predict(costs, wall_seconds=400.0, seeds_run=1, seeds=5)
-    assert f["same_cores_seconds"] == pytest.approx(340 * 5 + 60)
-    assert f["cluster_seconds"] == pytest.approx(60 + 300)
-    # cpu_time is 1 s in every fixture file: 2 per-seed jobs x 5 seeds + 3 seed-free jobs
-    assert f["cluster_core_seconds"] == pytest.approx(2 * 5 + 3)
+    # job-seconds: 400 per seed (the runs), 70 seed-free (prepare, tune, the one saved model,
+    # figures); the run took 300 s of wall time on its cores
+    f = predict(costs, wall_seconds=300.0, seeds_run=1, seeds=5)
+    assert f["same_cores_seconds"] == pytest.approx(300 * (400 * 5 + 70) / (400 + 70))
+    assert f["cluster_seconds"] == pytest.approx(70 + 300)
+    # cpu_time is 1 s in every fixture file: 2 per-seed jobs x 5 seeds + 4 seed-free jobs
+    assert f["cluster_core_seconds"] == pytest.approx(2 * 5 + 4)

@@ -104,10 +104,12 @@ def test_command_line_strings_become_the_numbers_the_schema_expects(config, repo
     config["seeds"] = ["0", "1"]
     config["memnet"]["n_neurons"] = "300"
     config["memnet"]["beta"] = "0.5"
+    config["memnet"]["eta"] = "1e-3"  # a string to YAML 1.1, a number to Python
     config["local"]["default"]["preprocess"] = "null"
     validate(config, repo / "workflow/schemas/config.schema.yaml")
     assert config["seeds"] == [0, 1]
     assert config["memnet"]["n_neurons"] == 300 and config["memnet"]["beta"] == 0.5
+    assert config["memnet"]["eta"] == 0.001
     assert config["local"]["default"]["preprocess"] is None
 
 
@@ -126,17 +128,10 @@ def test_strings_the_schema_expects_stay_strings(config, repo):
     assert config["dataset_declarations"]["digits"]["classes"][0] == "0"
 
 
-def test_snakemake_command_line_config_with_numbers_plans(repo):
+def test_snakemake_command_line_config_with_numbers_plans(repo, tmp_path):
     """The README's `snakemake --config 'seeds=[0,1]'` plans the runs of seeds 0 and 1 only."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-n",
-        "--config",
-        "seeds=[0,1]",
-        "datasets=[mnist]",
-    ]
+    command = [sys.executable, "-m", "snakemake", "-n", "-s", str(repo / "Snakefile"),
+               "--directory", str(tmp_path), "--config", "seeds=[0,1]", "datasets=[mnist]"]  # fmt: skip
     out = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     planned = out.stdout + out.stderr

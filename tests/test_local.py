@@ -244,6 +244,16 @@ def test_identical_results_on_one_and_two_threads_and_any_query_chunk(monkeypatc
     np.testing.assert_array_equal(scores, two.decision_scores(X_test))
 
 
+def test_colour_preprocessing_is_the_same_on_any_number_of_threads():
+    """opponent + ZCA (float64 products per chunk) on more images than a thread's chunk."""
+    X, y = blobs(1100, n_channels=3, n_classes=3, size=8)
+    params = dict(patch=4, stride=2, n_per_bank=40, preprocess="opponent+zca", random_state=0)
+    one = LocalMemoryNetwork(n_threads=1, **params).fit(X, y)
+    three = LocalMemoryNetwork(n_threads=3, **params).fit(X, y)
+    np.testing.assert_array_equal(one._transform(X), three._transform(X))
+    np.testing.assert_array_equal(one.decision_scores(X[:200]), three.decision_scores(X[:200]))
+
+
 def test_default_tau_is_a_quarter_of_the_mean_patch_pair_distance():
     X, _ = blobs(60, n_channels=2, size=6)
     positions = np.array([(0, 0), (2, 3), (3, 1)])

@@ -3,7 +3,8 @@
 - ``"mlp"``: a PyTorch multilayer perceptron, d -> 1000 -> K with ReLU, trained with Adam.
 - ``"cnn"``: a small PyTorch CNN (two 3x3 conv layers with 32 and 64 channels, ReLU, 2x2 max-pool,
   then one linear layer), trained with Adam.
-- ``"knn"``: k-nearest neighbours on raw pixels (exact search with faiss), L2 or L1.
+- ``"knn"``: k-nearest neighbours on raw pixels (exact search: faiss, or for L1 on 8-bit images
+  memnet._l1_kernels), L2 or L1.
 - ``"ncm"``: nearest class mean, one prototype per class, L2.
 
 Build one with :func:`make_baseline` (or its class). Every baseline is a
@@ -237,8 +238,9 @@ class KNearestNeighbours(Baseline):
     on other inputs it searches with faiss.
 
     Voting: the class with most of the k neighbours wins. A tie between classes goes to the tied
-    class whose nearest member is closest, i.e. the tied class that appears first in faiss's
-    neighbour list (sorted by ascending distance).
+    class whose nearest member is closest, i.e. the tied class that appears first in the
+    neighbour list (sorted by ascending distance; equal distances by training order in the byte
+    kernel).
 
     Parameters
     ----------
@@ -249,7 +251,7 @@ class KNearestNeighbours(Baseline):
     random_state : int, default 0
         Unused (exact search); accepted as by every baseline.
     n_threads : int, default 1
-        faiss's threads (neighbours and distances are identical for any count).
+        Search threads, faiss's or the byte kernel's (neighbours are identical for any count).
 
     Attributes
     ----------
@@ -306,6 +308,7 @@ class KNearestNeighbours(Baseline):
 
         X = np.ascontiguousarray(X.reshape(len(X), -1))
         codes = _l1.as_bytes(X) if self.metric == "l1" and self.index_ is None else None
+        self._float_index = None  # the float copy of samples kept as bytes is stale now
         if codes is not None:
             self.bytes_ = np.concatenate([self.bytes_, codes])
         else:
@@ -331,8 +334,12 @@ class KNearestNeighbours(Baseline):
         codes = _l1.as_bytes(queries) if self.index_ is None else None
         if codes is not None:
             neighbours = _l1.nearest(self.bytes_, codes, self.k, self.n_threads)
-        else:
-            index = self.index_ if self.index_ is not None else self._new_index()
+        else:  # queries that are not 8-bit against samples kept as bytes: a float index, once
+            index = self.index_
+            if index is None:
+                if getattr(self, "_float_index", None) is None:
+                    self._float_index = self._new_index()
+                index = self._float_index
             with _faiss_threads(self.n_threads):
                 _, neighbours = index.search(queries, self.k)
         return vote(self.labels_[neighbours], len(self.classes_))

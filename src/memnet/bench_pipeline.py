@@ -34,8 +34,17 @@ RULE_OF_OUTPUT = {"runs": "run", "tuning": "tune"}
 # The config's `resources` entry that sizes each rule's jobs.
 RESOURCES_OF_RULE = {"model": "run", "replication_report": "report"}
 # Jobs that run once whatever the number of seeds (everything else runs once per seed).
-SEED_FREE_RULES = {"download", "prepare", "tune", "aggregate", "tables", "figures",
-                   "replication_report", "notebook"}  # fmt: skip
+SEED_FREE_RULES = {
+    "download",
+    "prepare",
+    "tune",
+    "model",
+    "aggregate",
+    "tables",
+    "figures",
+    "replication_report",
+    "notebook",
+}  # fmt: skip  (model: the first seed's only)
 
 
 def config_of(configfile: str | None, overrides: list[str]) -> dict:
@@ -86,8 +95,9 @@ def _number(value) -> float:
 
 
 def over_memory(costs: pd.DataFrame) -> pd.DataFrame:
-    """The jobs whose peak RSS exceeded the memory their rule declares."""
-    return costs[costs["max_rss_mb"] > costs["declared_mem_mb"]]
+    """The jobs whose peak RSS exceeded the memory their rule declares (Snakemake's max_rss is in
+    MiB, mem_mb in MB)."""
+    return costs[costs["max_rss_mb"] * 2**20 > costs["declared_mem_mb"] * 1e6]
 
 
 def summarize(costs: pd.DataFrame) -> pd.DataFrame:
@@ -111,24 +121,26 @@ def summarize(costs: pd.DataFrame) -> pd.DataFrame:
 def predict(costs: pd.DataFrame, wall_seconds: float, seeds_run: int, seeds: int) -> dict:
     """The wall time of ``seeds`` seeds, extrapolated from a run of ``seeds_run`` seeds.
 
-    Per-seed jobs (run, model) scale with the seeds, the others (download, prepare, tune, the
-    report stage) do not. On the same cores: the measured wall time less the seed-free jobs'
-    seconds, times seeds / seeds_run, plus those seconds again (the per-seed jobs kept the cores
-    as busy as they did here). On a cluster with a node free for every job: the seed-free jobs
-    run in turn, and the per-seed jobs all at once, so the slowest of them decides.
+    Per-seed jobs (`run`) scale with the seeds; the others (download, prepare, tune, the saved
+    model, the report stage) do not. On the same cores, the measured wall time is shared out in
+    proportion to job-seconds, and the per-seed share scales: W (P r + S) / (P + S), with P and S
+    the per-seed and seed-free job-seconds and r = seeds / seeds_run. On a cluster with a node
+    free for every job: the seed-free jobs in turn, then the slowest per-seed job.
     """
     seed_free = costs["rule"].isin(SEED_FREE_RULES)
-    seed_free_seconds = float(costs.loc[seed_free, "seconds"].sum())
-    per_seed_wall = max(wall_seconds - seed_free_seconds, 0.0)
+    per_seed_s = float(costs.loc[~seed_free, "seconds"].sum())
+    seed_free_s = float(costs.loc[seed_free, "seconds"].sum())
+    r = seeds / seeds_run
+    total = per_seed_s + seed_free_s
     slowest = float(costs.loc[~seed_free, "seconds"].max()) if (~seed_free).any() else 0.0
     return {
         "seeds_run": seeds_run,
         "seeds": seeds,
-        "same_cores_seconds": per_seed_wall * seeds / seeds_run + seed_free_seconds,
-        "cluster_seconds": seed_free_seconds + slowest,
-        "cluster_core_seconds": float(costs.loc[~seed_free, "cpu_seconds"].sum())
-        * seeds
-        / seeds_run
+        "same_cores_seconds": wall_seconds * (per_seed_s * r + seed_free_s) / total
+        if total
+        else 0.0,
+        "cluster_seconds": seed_free_s + slowest,
+        "cluster_core_seconds": float(costs.loc[~seed_free, "cpu_seconds"].sum()) * r
         + float(costs.loc[seed_free, "cpu_seconds"].sum()),
     }
 
@@ -221,8 +233,8 @@ def _memory_lines(over: pd.DataFrame) -> str:
 def _prediction_lines(f: dict, cores) -> str:
     return (
         f"- on the same {cores} cores: {f['same_cores_seconds'] / 3600:.1f} h "
-        f"(the per-seed jobs' share of this run's wall time, times {f['seeds']}/{f['seeds_run']}, "
-        "plus the seed-free jobs once);\n"
+        f"(this run's wall time shared out by job-seconds, the per-seed jobs' share times "
+        f"{f['seeds']}/{f['seeds_run']});\n"
         f"- on a cluster with a node for every job: {f['cluster_seconds'] / 60:.0f} min (the "
         "seed-free jobs in turn, then the slowest per-seed job), "
         f"{f['cluster_core_seconds'] / 3600:.1f} CPU hours in all."

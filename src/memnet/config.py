@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,15 +65,27 @@ _NOT_A_SCALAR = object()
 
 
 def _scalar(text: str, expected) -> object:
-    """``text`` as the YAML scalar it spells, if that is one of the JSON-schema ``expected`` types."""
+    """``text`` as the number, boolean or null it spells, if that is one of the JSON-schema
+    ``expected`` types ("1e-3" is a number, as in YAML 1.2 and Python; "010" is ten)."""
     expected = {expected} if isinstance(expected, str) else set(expected)
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return _NOT_A_SCALAR
-    kind = {bool: "boolean", int: "integer", float: "number", type(None): "null"}.get(type(value))
-    if kind in expected or (kind == "integer" and "number" in expected):
-        return value
+    word = text.strip()
+    if expected & {"integer", "number"}:
+        try:
+            return int(word)
+        except ValueError:
+            pass
+    if "number" in expected:
+        try:
+            value = float(word)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(value):
+                return value
+    if "boolean" in expected and word.lower() in ("true", "false"):
+        return word.lower() == "true"
+    if "null" in expected and word.lower() in ("null", "~", "none", ""):
+        return None
     return _NOT_A_SCALAR
 
 
@@ -80,8 +93,9 @@ def coerce_command_line(config: dict, schema: dict) -> dict:
     """Turn strings into the numbers, booleans and nulls the schema expects there, in place.
 
     Snakemake reads every scalar of `--config key=value` as a string (`seeds=[0,1]` gives
-    ``['0', '1']``). Only a string the schema rejects for its type is converted, so the strings of
-    config files (class names such as "0") are left alone.
+    ``['0', '1']``). Only a string the schema rejects for its type is converted, so strings the
+    schema expects (class names such as "0") are left alone; a number quoted in a config file is
+    read as the number too.
     """
     validator = jsonschema.Draft202012Validator(schema)
     while True:

@@ -53,6 +53,7 @@ TAU_FRACTION = 0.25  # default initial tau: this fraction of the mean patch pair
 L1_TAU_SUBSAMPLE = 2048
 QUERY_CHUNK = 256  # queries per inference task (a location's products stay in cache)
 PREPROCESS_CHUNK = 4096
+TRANSFORM_CHUNK = 512  # images a thread preprocesses at once
 
 
 class LocalMemoryNetwork(Estimator):
@@ -232,20 +233,15 @@ class LocalMemoryNetwork(Estimator):
         return self
 
     def _transform(self, X):
-        """The preprocessed images, in chunks (memory) shared by the threads (each image is
-        transformed on its own, so the result does not depend on the split)."""
-        threads = numba.get_num_threads() if self.n_threads is None else int(self.n_threads)
-        n_parts = max(1, min(threads, -(-len(X) // 256)))
-        if len(X) <= PREPROCESS_CHUNK and n_parts == 1:
-            return self._preprocessor.transform(X)
+        """The preprocessed images, in chunks of TRANSFORM_CHUNK shared by the threads (the
+        chunks do not depend on the thread count, so neither do the results)."""
         first = self._preprocessor.transform(X[:1])
         out = np.empty((len(X), *first.shape[1:]), np.float32)
-        step = min(PREPROCESS_CHUNK, -(-len(X) // n_parts))
 
         def part(s):
-            out[s : s + step] = self._preprocessor.transform(X[s : s + step])
+            out[s : s + TRANSFORM_CHUNK] = self._preprocessor.transform(X[s : s + TRANSFORM_CHUNK])
 
-        _run([lambda s=s: part(s) for s in range(0, len(X), step)], self.n_threads)
+        _run([lambda s=s: part(s) for s in range(0, len(X), TRANSFORM_CHUNK)], self.n_threads)
         return out
 
     def _reset(self, image_shape, work_shape, n_classes, scales):
