@@ -316,3 +316,34 @@ def test_t5_sets_accuracy_beside_stored_floats_along_each_memory_sweep(full_tabl
     md = (full_tables / "T5_memory.md").read_text()
     assert "| MNIST | Local Memory Network (ours) | 1,600 per bank | 52,224,000 | 99.20 |" in md
     assert "| MNIST | Memory Network | 1,000 neurons | 784,000 | 92.20 |" in md
+
+
+def test_stand_in_data_gets_no_paper_figure_and_no_paper_verdict(tmp_path_factory, tmp_path):
+    """cifar10 made from the synthetic archive (the rehearsal): its paper claims are not
+    measurable and T1 shows no paper figure beside it; mnist, made from its published files,
+    is judged as before."""
+    from memnet import datasets
+
+    results = full_tree(tmp_path_factory)
+    x, y = np.zeros((2, 3, 32, 32), np.uint8), np.array([0, 1])
+    files = {
+        name: {n: f.sha256 for n, f in datasets.REGISTRY[name].files.items()}
+        for name in ("cifar10-synthetic", "mnist")
+    }
+    cifar = datasets.write_npz(tmp_path / "cifar10.npz", "cifar10", x, y, x, y,
+                               datasets.REGISTRY["cifar10"].classes, files["cifar10-synthetic"])  # fmt: skip
+    mnist = datasets.write_npz(tmp_path / "mnist.npz", "mnist", x[:, :1, :28, :28], y,
+                               x[:, :1, :28, :28], y, list("0123456789"), files["mnist"])  # fmt: skip
+    out = tmp_path / "tables"
+    fixtures_runs.memnet(
+        "tables", "--summary", results / "tables" / "summary.csv",
+        "--runs", results / "tables" / "runs.csv", "--claims", fixtures_runs.REPO / "paper" / "claims.yaml",
+        "--models", *fixtures_runs.model_files(results), "--data", cifar, mnist, "--out", out,
+    )  # fmt: skip
+    t1 = pd.read_csv(out / "T1_main.csv")
+    assert select(t1, "cifar10", model="memnet")["paper_reported"].isna().all()
+    assert select(t1, "mnist", model="memnet").iloc[0].paper_reported == 0.97
+    t2 = pd.read_csv(out / "T2_claims.csv").set_index("id")
+    assert t2.loc["cifar10-accuracy", "verdict"] == "not measurable here"
+    assert "stands in for cifar10" in t2.loc["cifar10-accuracy", "detail"]
+    assert t2.loc["mnist-accuracy", "verdict"] != "not measurable here"

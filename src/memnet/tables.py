@@ -42,12 +42,18 @@ NO_RESULTS = "No results for this table in this run."
 # The tables, as raw numbers
 
 
-def table_main(summary: pd.DataFrame, claims: list[claims_mod.Claim]) -> pd.DataFrame:
-    """T1: one row per (dataset, model, variant) of the main experiment."""
+def table_main(
+    summary: pd.DataFrame, claims: list[claims_mod.Claim], stand_ins: dict | None = None
+) -> pd.DataFrame:
+    """T1: one row per (dataset, model, variant) of the main experiment. A dataset whose data
+    only stands in for the real one (``stand_ins``) gets no paper figure beside it."""
     rows = select(summary, experiment="main").copy()
     rows["label"] = [model_label(m, v) for m, v in zip(rows["model"], rows["variant"], strict=True)]
     rows["paper_reported"] = [
-        _reported(claims, r.dataset, r.model, r.variant) for r in rows.itertuples()
+        math.nan
+        if r.dataset in (stand_ins or {})
+        else _reported(claims, r.dataset, r.model, r.variant)
+        for r in rows.itertuples()
     ]
     columns = """
         dataset model variant label n_seeds accuracy_mean accuracy_std accuracy_ci_low
@@ -592,7 +598,7 @@ def build_all(
     )
     verdicts = claims_mod.evaluate_all(claims, evidence)
     paper = [c for c in claims if not c.ours]
-    t1 = table_main(summary, paper)
+    t1 = table_main(summary, paper, evidence.stand_ins)
     t2 = table_claims(paper, verdicts)
     t3 = table_ablations(summary, runs)
     t4 = table_efficiency(summary, runs)
