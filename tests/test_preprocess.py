@@ -100,3 +100,17 @@ def test_chains_state_round_trip_and_errors():
         make_preprocessor("zca").transform(x)
     with pytest.raises(ValueError, match="unknown preprocessing step"):
         make_preprocessor("sharpen")
+
+
+def test_transform_in_chunks_is_transform_piece_by_piece():
+    rng = np.random.default_rng(4)
+    X = rng.random((70, 3, 6, 6), dtype=np.float32)
+    for steps in ("deskew", "opponent+standardise", "zca"):
+        pre = make_preprocessor(steps)
+        if pre.stateful:
+            pre.fit(X)
+        chunked = pre.transform_in_chunks(X, chunk=16)
+        expected = np.concatenate([pre.transform(X[s : s + 16]) for s in range(0, 70, 16)])
+        assert chunked.dtype == np.float32 and chunked.shape == expected.shape
+        np.testing.assert_array_equal(chunked, expected)
+        np.testing.assert_allclose(chunked, pre.transform(X), rtol=1e-5, atol=1e-6)

@@ -285,7 +285,7 @@ class MemoryNetwork(Estimator):
             self._preprocessor = make_preprocessor(self.preprocess)
             if self._preprocessor.stateful:
                 self._preprocessor.fit(X)
-        return self._preprocessor.transform(X) if self._preprocessor.steps else X
+        return self._preprocessor.transform_in_chunks(X) if self._preprocessor.steps else X
 
     def _horizon(self, n_samples) -> int:
         """T for the kernels: the pass's length, or 0 for the open schedule (which needs none)."""

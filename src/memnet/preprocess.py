@@ -225,6 +225,17 @@ class Preprocessor:
             inv[lam > 0] = 1.0 / np.sqrt(lam[lam > 0])
             self._params[i] = {"mean": mom.mean, "matrix": (u * inv) @ u.T}
 
+    def transform_in_chunks(self, X, chunk=CHUNK) -> np.ndarray:
+        """transform, ``chunk`` images at a time into one float32 array: the float64 work of
+        the statistical steps stays the size of a chunk, not of X."""
+        if len(X) <= chunk:
+            return self.transform(X)
+        first = self.transform(X[:1])
+        out = np.empty((len(X), *first.shape[1:]), np.float32)
+        for s in range(0, len(X), chunk):
+            out[s : s + chunk] = self.transform(X[s : s + chunk])
+        return out
+
     def transform(self, X) -> np.ndarray:
         """The preprocessed images, float32 (n, C', H, W)."""
         if not self.fitted:
