@@ -76,25 +76,26 @@ def test_rows_hold_rgb_planes(small):
     assert within < shuffled
 
 
-def test_prepares_through_its_declaration(small, tmp_path):
-    spec = datasets.REGISTRY["cifar10-synthetic"]
-    size, sha = datasets.file_digest(small[0])
-    small_spec = datasets.dataclasses.replace(
-        spec, files={synthetic.ARCHIVE: datasets.RemoteFile(size, sha)}, n_train=500, n_test=100
+def small_spec(archive):
+    """cifar10-synthetic's declaration for the small archive (its size, sha256 and counts)."""
+    size, sha = datasets.file_digest(archive)
+    return datasets.dataclasses.replace(
+        datasets.REGISTRY["cifar10-synthetic"],
+        files={synthetic.ARCHIVE: datasets.RemoteFile(size, sha)},
+        n_train=500,
+        n_test=100,
     )
-    ds = datasets.load(datasets.prepare(small_spec, small[0].parent, tmp_path / "s.npz"))
+
+
+def test_prepares_through_its_declaration(small, tmp_path):
+    ds = datasets.load(datasets.prepare(small_spec(small[0]), small[0].parent, tmp_path / "s.npz"))
     assert ds.X_train.shape == (500, 3, 32, 32) and ds.classes[9] == "truck"
     assert np.bincount(ds.y_train).tolist() == [50] * 10
 
 
 def test_arrays_are_the_archives_images(small, tmp_path):
     """synthetic.arrays (what make bench uses) holds what the prepared archive holds."""
-    spec = datasets.REGISTRY["cifar10-synthetic"]
-    size, sha = datasets.file_digest(small[0])
-    small_spec = datasets.dataclasses.replace(
-        spec, files={synthetic.ARCHIVE: datasets.RemoteFile(size, sha)}, n_train=500, n_test=100
-    )
-    prepared = np.load(datasets.prepare(small_spec, small[0].parent, tmp_path / "s.npz"))
+    prepared = np.load(datasets.prepare(small_spec(small[0]), small[0].parent, tmp_path / "s.npz"))
     x_train, y_train, x_test, y_test = synthetic.arrays(seed=0, rows=100)
     np.testing.assert_array_equal(x_train, prepared["x_train"])
     np.testing.assert_array_equal(y_train, prepared["y_train"])

@@ -128,6 +128,25 @@ def multiply_adds(model, work) -> dict:
     return macs
 
 
+def speed_record(model, train, infer, pred, y_test, repeats) -> dict:
+    """A fitted model's accuracy, (wall, CPU) seconds of training and inference, its distance
+    multiply-adds, and the float32 matrix product with as many (its seconds and the ratio)."""
+    macs = multiply_adds(model, model.work_)
+    matmul_s = matmul_seconds(macs["total"], int(np.prod(model.memories_.shape[1:])), repeats)
+    return {
+        "n_neurons": model.n_neurons,
+        "accuracy": float(np.mean(pred == y_test)),
+        "n_born": model.n_born_,
+        "train_seconds": train[0],
+        "train_cpu_seconds": train[1],
+        "infer_seconds": infer[0],
+        "infer_cpu_seconds": infer[1],
+        "multiply_adds": macs,
+        "matmul_seconds_same_multiply_adds": matmul_s,
+        "ratio_to_matmul": (train[0] + infer[0]) / matmul_s,
+    }
+
+
 def bench_model(n_neurons, data, threads, repeats):
     """Train and test the paper configuration; compare inference with faiss and sklearn."""
     import faiss
@@ -154,19 +173,8 @@ def bench_model(n_neurons, data, threads, repeats):
     knn = KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(memories, labels)
     with threadpool_limits(threads):
         sk_s, sk_cpu, sk_pred = timed(lambda: knn.predict(queries), 1)
-    macs = multiply_adds(model, model.work_)
-    matmul_s = matmul_seconds(macs["total"], X_train[0].size, repeats)
     return {
-        "n_neurons": n_neurons,
-        "accuracy": float(np.mean(pred == y_test)),
-        "n_born": model.n_born_,
-        "train_seconds": train_s,
-        "train_cpu_seconds": train_cpu,
-        "infer_seconds": infer_s,
-        "infer_cpu_seconds": infer_cpu,
-        "multiply_adds": macs,
-        "matmul_seconds_same_multiply_adds": matmul_s,
-        "ratio_to_matmul": (train_s + infer_s) / matmul_s,
+        **speed_record(model, (train_s, train_cpu), (infer_s, infer_cpu), pred, y_test, repeats),
         "faiss_IndexFlatL2_search_seconds": faiss_s,
         "faiss_cpu_seconds": faiss_cpu,
         "faiss_agreement": float(np.mean(labels[nearest[:, 0]] == pred)),
@@ -195,21 +203,10 @@ def bench_cifar_sized(data, threads, repeats, n_neurons=20000):
     model = MemoryNetwork(n_neurons=n_neurons, random_state=0, n_threads=threads)
     train_s, train_cpu, _ = timed(lambda: model.fit(X_train, y_train), repeats)
     infer_s, infer_cpu, pred = timed(lambda: model.predict(X_test), repeats)
-    macs = multiply_adds(model, model.work_)
-    matmul_s = matmul_seconds(macs["total"], X_train[0].size, repeats)
     return {
-        "n_neurons": n_neurons,
+        **speed_record(model, (train_s, train_cpu), (infer_s, infer_cpu), pred, y_test, repeats),
         "input_shape": list(X_train.shape[1:]),
         "voting": model.voting,
-        "accuracy": float(np.mean(pred == y_test)),
-        "n_born": model.n_born_,
-        "train_seconds": train_s,
-        "train_cpu_seconds": train_cpu,
-        "infer_seconds": infer_s,
-        "infer_cpu_seconds": infer_cpu,
-        "multiply_adds": macs,
-        "matmul_seconds_same_multiply_adds": matmul_s,
-        "ratio_to_matmul": (train_s + infer_s) / matmul_s,
     }
 
 
