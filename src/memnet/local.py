@@ -30,6 +30,7 @@ import json
 import math
 import numbers
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numba
 import numpy as np
@@ -235,14 +236,8 @@ class LocalMemoryNetwork(Estimator):
     def _transform(self, X):
         """The preprocessed images, in chunks of TRANSFORM_CHUNK shared by the threads (the
         chunks do not depend on the thread count, so neither do the results)."""
-        first = self._preprocessor.transform(X[:1])
-        out = np.empty((len(X), *first.shape[1:]), np.float32)
-
-        def part(s):
-            out[s : s + TRANSFORM_CHUNK] = self._preprocessor.transform(X[s : s + TRANSFORM_CHUNK])
-
-        _run([lambda s=s: part(s) for s in range(0, len(X), TRANSFORM_CHUNK)], self.n_threads)
-        return out
+        run = partial(_run, n_threads=self.n_threads)
+        return self._preprocessor.transform_in_chunks(X, TRANSFORM_CHUNK, run=run)
 
     def _reset(self, image_shape, work_shape, n_classes, scales):
         self.image_shape_ = tuple(int(s) for s in image_shape)

@@ -225,15 +225,24 @@ class Preprocessor:
             inv[lam > 0] = 1.0 / np.sqrt(lam[lam > 0])
             self._params[i] = {"mean": mom.mean, "matrix": (u * inv) @ u.T}
 
-    def transform_in_chunks(self, X, chunk=CHUNK) -> np.ndarray:
+    def transform_in_chunks(self, X, chunk=CHUNK, run=None) -> np.ndarray:
         """transform, ``chunk`` images at a time into one float32 array: the float64 work of
-        the statistical steps stays the size of a chunk, not of X."""
-        if len(X) <= chunk:
+        the statistical steps stays the size of a chunk, not of X. ``run``: a function that
+        runs a list of tasks (each fills its chunk; threads may share them), else in turn."""
+        if run is None and len(X) <= chunk:
             return self.transform(X)
         first = self.transform(X[:1])
         out = np.empty((len(X), *first.shape[1:]), np.float32)
-        for s in range(0, len(X), chunk):
+
+        def fill(s):
             out[s : s + chunk] = self.transform(X[s : s + chunk])
+
+        tasks = [lambda s=s: fill(s) for s in range(0, len(X), chunk)]
+        if run is None:
+            for task in tasks:
+                task()
+        else:
+            run(tasks)
         return out
 
     def transform(self, X) -> np.ndarray:
