@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from memnet._simd import fmax, prefetch
+
 L2, L1 = 0, 1
 ADAPTIVE, FIXED, NO_THRESHOLD = 0, 1, 2
 MEAN, CONSTANT, NO_PLASTICITY = 0, 1, 2
@@ -102,82 +104,94 @@ def extract(X, idx, r0, c0, p, out):
                     f += 1
 
 
-@njit(cache=True, fastmath=SCAN)
-def _max_gap(row, half, tmp):
-    """max over r of the float32 gap row[r] - half[r]: a tree of elementwise maxima (each
-    level a loop without carried dependencies, which LLVM vectorises); tmp: scratch, n / 2."""
-    n = row.shape[0]
-    h = n // 2
-    best = np.float32(-3.0e38)
-    if n % 2:
-        best = row[n - 1] - half[n - 1]
-    a = row[:h]
-    b = row[h : 2 * h]
-    ha = half[:h]
-    hb = half[h : 2 * h]
-    t = tmp[:h]
-    for j in range(h):
-        x = a[j] - ha[j]
-        y = b[j] - hb[j]
-        t[j] = x if x > y else y
-    m = h
-    while m > 16:
-        h2 = m // 2
-        if m % 2:
-            v = tmp[m - 1]
-            best = v if v > best else best
-        lo = tmp[:h2]
-        hi = tmp[h2 : 2 * h2]
-        for j in range(h2):
-            x = lo[j]
-            y = hi[j]
-            lo[j] = x if x > y else y
-        m = h2
-    for j in range(m):
-        v = tmp[j]
-        best = v if v > best else best
-    return best
+@njit(cache=True)
+def _prefetch_patches(X, idx, r0, c0, p):
+    """Prefetch the lines of the patches extract will read next (images in random order)."""
+    n_ch, h, w = X.shape[1], X.shape[2], X.shape[3]
+    for t in range(idx.shape[0]):
+        for ch in range(n_ch):
+            base = ((idx[t] * n_ch + ch) * h + r0) * w + c0
+            for i in range(p):
+                prefetch(X, base + i * w)
+                prefetch(X, base + i * w + p - 1)
 
 
-SPAN = 64  # rows per chunk of the candidates' pass
+CHUNK = 64  # rows per chunk of the candidates' scan
+
+
+@njit(cache=True, inline="always")
+def _set_gap_terms(pn, r, c, half, slack):
+    """half[r] = float32(pn[r] / 2) and slack[r] = float32(4 c pn[r]) for _near_rows."""
+    half[r] = np.float32(0.5 * pn[r])
+    slack[r] = np.float32(4.0 * c * pn[r])
 
 
 @njit(cache=True, fastmath=SCAN)
-def _near_rows(row, half, pn, n, c, xn, pn_max, out, tmp):
+def _near_rows(row, half, slack, pn, n, c, xn, out, chunk_max):
     """The rows r < n that may be the nearest (l2): out[:count], returned count.
 
     With G_r = x.m_r - |m_r|^2 / 2 the exact distance is |x|^2 - 2 G_r, and the float32 gap
     g_r = fl(row[r] - half[r]) (row: the float32 dot, half: float32(pn[r] / 2), pn: the
     squared norms) is within e_r = c (|x|^2 + pn[r]) of G_r, c = gamma_P + 8u. A row r can only
-    tie or beat the row b of the largest gap if g_r + e_r >= g_b - e_b. A first pass takes
-    g_b (a vectorised tree), a second lists the rows over g_b - e_max - e_r with the largest
-    e_r (e_max: pn_max), counting each chunk of SPAN first (vectorised); the list then keeps
-    those with g_r + 2 e_r >= g_b - 2 e_b (the slack doubled for safety). tmp: n / 2 + 1.
+    tie or beat the row b of the largest gap if g_r + e_r >= g_b - e_b.
+
+    One vectorised pass takes, per chunk of CHUNK rows, the largest g_r (chunk_max[0]) and the
+    largest g_r + slack[r] (chunk_max[1]; slack[r] = float32(4 c pn[r])); b is the first row of
+    the largest gap. Then only the chunks with some g_r + slack[r] >= F = g_b - 4 e_b - 4 c
+    |x|^2 are listed row by row: with these slacks four times the bound, rounding cannot drop
+    a row the final test keeps. That test (float64) keeps those with g_r + 2 e_r >= g_b - 2 e_b
+    (the slack doubled for safety). Rows come out in ascending order; chunk_max: (2, n / CHUNK
+    + 1).
     """
-    row = row[:n]
-    half = half[:n]
-    gmax = _max_gap(row, half, tmp)
-    e_max = c * (xn + pn_max)
-    floor = np.float32(np.float64(gmax) - 4.0 * e_max - 4.0 * TINY)
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    n_full = n // CHUNK
+    gmax = np.float32(-3.0e38)
+    for k in range(n_full):
+        base = k * CHUNK
+        best = np.float32(-3.0e38)
+        best_slack = np.float32(-3.0e38)
+        for t in range(CHUNK):  # a fixed trip count: unrolled into packed maxima
+            g = row[base + t] - half[base + t]
+            best = fmax(best, g)
+            best_slack = fmax(best_slack, g + slack[base + t])
+        chunk_max[0, k] = best
+        chunk_max[1, k] = best_slack
+        gmax = fmax(gmax, best)
+    if n_chunks > n_full:
+        best = np.float32(-3.0e38)
+        best_slack = np.float32(-3.0e38)
+        for r in range(n_full * CHUNK, n):
+            g = row[r] - half[r]
+            best = fmax(best, g)
+            best_slack = fmax(best_slack, g + slack[r])
+        chunk_max[0, n_full] = best
+        chunk_max[1, n_full] = best_slack
+        gmax = fmax(gmax, best)
+    b = -1  # the first row of the largest gap
+    for k in range(n_chunks):
+        if chunk_max[0, k] == gmax:
+            for r in range(k * CHUNK, min((k + 1) * CHUNK, n)):
+                if row[r] - half[r] == gmax:
+                    b = r
+                    break
+            break
+    pn_b = pn[b] if b >= 0 else pn[:n].max()  # (b is always found)
+    floor = np.float32(np.float64(gmax) - 4.0 * c * (xn + pn_b) - 4.0 * c * xn - 4.0 * TINY)
     count = 0
-    for r0 in range(0, n, SPAN):
-        r1 = min(r0 + SPAN, n)
-        g = row[r0:r1]
-        h = half[r0:r1]
-        hits = 0
-        for r in range(r1 - r0):
-            hits += (g[r] - h[r]) >= floor
-        if hits:
-            for r in range(r1 - r0):
-                if g[r] - h[r] >= floor:
-                    out[count] = r0 + r
+    for k in range(n_chunks):
+        if chunk_max[1, k] >= floor:
+            for r in range(k * CHUNK, min((k + 1) * CHUNK, n)):
+                if (row[r] - half[r]) + slack[r] >= floor:
+                    out[count] = r
                     count += 1
-    if count > 1:
-        best = out[0]
+    if count > 1:  # keep those with g_r + 2 e_r >= g_b - 2 e_b (float64)
+        best_row = out[0]
         for t in range(1, count):
-            if row[out[t]] - half[out[t]] > row[best] - half[best]:
-                best = out[t]
-        limit = np.float64(row[best] - half[best]) - 2.0 * c * (xn + pn[best]) - 4.0 * TINY
+            if row[out[t]] - half[out[t]] > row[best_row] - half[best_row]:
+                best_row = out[t]
+        limit = (
+            np.float64(row[best_row] - half[best_row]) - 2.0 * c * (xn + pn[best_row]) - 4.0 * TINY
+        )
         kept = 0
         for t in range(count):
             r = out[t]
@@ -189,14 +203,14 @@ def _near_rows(row, half, pn, n, c, xn, pn_max, out, tmp):
 
 
 @njit(cache=True, inline="always")
-def _nearest(x, xn, dots_row, half, pn, pn_max, c, mem, n, dist, filtered, cand, spans):
+def _nearest(x, xn, dots_row, half, slack, pn, c, mem, n, dist, filtered, cand, chunk_max):
     """(row, exact distance, exact distances taken) of the nearest of mem[:n] to x; ties: the
     lowest row (see _near_rows for the filter)."""
     winner = -1
     d_win = np.inf
     n_exact = 0
     if filtered:
-        count = _near_rows(dots_row, half, pn, n, c, xn, pn_max, cand, spans)
+        count = _near_rows(dots_row, half, slack, pn, n, c, xn, cand, chunk_max)
         for t in range(count):
             r = cand[t]
             e = exact_distance(x, mem[r], dist, d_win)
@@ -237,10 +251,12 @@ def train_location(
     prod = np.empty(BLOCK_MAX * cap, np.float32)
     xn = np.empty(BLOCK_MAX)
     half = np.empty(cap, np.float32)
+    slack = np.empty(cap, np.float32)
     cand = np.empty(cap, np.int64)
-    spans = np.empty(cap // 2 + 1, np.float32)
+    chunk_max = np.empty((2, cap // CHUNK + 1), np.float32)
     xbt = np.empty((n_feat, BLOCK_MAX), np.float32)
     acc = np.empty(BLOCK_MAX, np.float32)
+    cf = 0.5 * kappa
     n_pairs = 0
     n_exact = 0
     for c in range(n_classes):
@@ -251,14 +267,13 @@ def train_location(
             n0 = count[c]
             size = min(BLOCK_MAX, max(BLOCK_MIN, n0 // BLOCK_DIVISOR), end - s)
             extract(X, order[s : s + size], r0, c0, p, xb)
+            _prefetch_patches(X, order[s + size : min(s + 2 * size, end)], r0, c0, p)
             for j in range(size):
                 xn[j] = sq_norm(xb[j])
             if filtered:
                 xbt[:, :size] = xb[:size].T
-            pn_max = 0.0
             for r in range(n0):
-                half[r] = np.float32(0.5 * norm[c, r])
-                pn_max = max(pn_max, norm[c, r])
+                _set_gap_terms(norm[c], r, cf, half, slack)
             # One product against the bank's first n0 + size rows: the columns of rows not born
             # yet are garbage until a birth's refresh writes them, before any sample reads them.
             width = min(n0 + size, cap)
@@ -276,15 +291,15 @@ def train_location(
                         xn[j],
                         dots[j],
                         half,
+                        slack,
                         norm[c],
-                        pn_max,
-                        0.5 * kappa,
+                        cf,
                         bank,
                         n,
                         dist,
                         filtered,
                         cand,
-                        spans,
+                        chunk_max,
                     )
                     n_pairs += n
                     n_exact += e
@@ -308,8 +323,7 @@ def train_location(
                         row = -1  # unchanged: nothing to refresh
                 if row >= 0:
                     norm[c, row] = sq_norm(bank[row])
-                    half[row] = np.float32(0.5 * norm[c, row])
-                    pn_max = max(pn_max, norm[c, row])
+                    _set_gap_terms(norm[c], row, cf, half, slack)
                     if filtered and j + 1 < size:
                         _refresh(xbt, bank[row], j + 1, size, acc)
                         for i in range(size - j - 1):
@@ -365,8 +379,9 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
     ids = np.empty(k, np.int64)
     ubuf = np.empty(k)
     half = np.empty(cap, np.float32)
+    slack = np.empty(cap, np.float32)
     cand = np.empty(cap, np.int64)
-    spans = np.empty(cap // 2 + 1, np.float32)
+    chunk_max = np.empty((2, cap // CHUNK + 1), np.float32)
     n_pairs = 0
     n_exact = 0
     for t in range(shifts.shape[0]):
@@ -388,17 +403,15 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
             if filtered:
                 np.dot(xq, bank[:n].T, dots)
             kk = min(k, n)
-            pn_max = 0.0
             for m in range(n):
-                half[m] = np.float32(0.5 * pn[m])
-                pn_max = max(pn_max, pn[m])
+                _set_gap_terms(pn, m, 0.5 * kappa, half, slack)
             for i in range(q):
                 x = xq[i]
                 vals[:] = np.inf
                 ids[:] = n
                 if filtered and kk == 1:
                     count_c = _near_rows(
-                        dots[i], half, pn, n, 0.5 * kappa, xn[i], pn_max, cand, spans
+                        dots[i], half, slack, pn, n, 0.5 * kappa, xn[i], cand, chunk_max
                     )
                     for t in range(count_c):
                         m = cand[t]
