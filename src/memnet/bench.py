@@ -98,9 +98,9 @@ def timed(fn, repeats):
     return best[0], best[1], result
 
 
-def matmul_seconds(macs: int, n_features: int, repeats: int) -> float:
-    """Seconds of float32 products (numpy, default BLAS threads) totalling ``macs``
-    multiply-adds, at the best rate of a few shapes (so the ratio is a conservative one)."""
+def matmul_rate(n_features: int, repeats: int) -> float:
+    """Multiply-adds per second of float32 products (numpy, default BLAS threads) with inner
+    dimension ``n_features``: the best rate of a few shapes (so a ratio to it is conservative)."""
     rng = np.random.default_rng(0)
     best_rate = 0.0
     for rows, cols in [(4096, 4096), (4096, 1024), (2048, 20000)]:
@@ -110,7 +110,12 @@ def matmul_seconds(macs: int, n_features: int, repeats: int) -> float:
         np.matmul(a, b.T, out=out)  # warm up
         wall, _, _ = timed(lambda a=a, b=b, out=out: np.matmul(a, b.T, out=out), repeats + 1)
         best_rate = max(best_rate, rows * cols * n_features / wall)
-    return macs / best_rate
+    return best_rate
+
+
+def matmul_seconds(macs: int, n_features: int, repeats: int) -> float:
+    """Seconds of float32 products totalling ``macs`` multiply-adds at matmul_rate."""
+    return macs / matmul_rate(n_features, repeats)
 
 
 def multiply_adds(model, work) -> dict:
