@@ -100,7 +100,8 @@ def test_kernels_equal_the_numpy_reference(variant):
 
 def test_reference_matches_in_larger_banks_where_blocks_and_filter_do_the_work():
     """One class, 700 samples, banks up to 300: training blocks of up to 256 samples whose
-    products are filtered and whose changed rows are refreshed inside the block."""
+    products are filtered and whose changed rows are refreshed inside the block; 300 queries,
+    more than one block of inference products."""
     X, _ = blobs(700, n_classes=1, size=6, noise=0.35)
     y = np.zeros(len(X), np.int64)
     model = LocalMemoryNetwork(patch=5, stride=1, n_per_bank=300, preprocess=None,
@@ -109,9 +110,10 @@ def test_reference_matches_in_larger_banks_where_blocks_and_filter_do_the_work()
     states = R.fit(X[order], y[order], n_classes=1, scales=[(5, 1, 300)],
                    tau=[model.initial_tau_()], expected=[len(X)])  # fmt: skip
     assert model.bank_counts_().min() > 64
-    assert model.work_()["train_exact"] < model.work_()["train_pairs"] / 5
-    X_test, _ = blobs(15, n_classes=1, size=6, seed=2)
+    assert 0 < model.work_()["train_exact"] < model.work_()["train_pairs"] / 5
+    X_test, _ = blobs(300, n_classes=1, size=6, seed=2)  # more than one block of queries
     assert_same_as_reference(model, states, X_test, [len(X)])
+    assert 0 < model.work_()["predict_exact"] < model.work_()["predict_pairs"] / 5
 
 
 def test_one_location_covering_the_image_is_memory_network_fixed_threshold():

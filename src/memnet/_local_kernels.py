@@ -117,6 +117,7 @@ def _prefetch_patches(X, idx, r0, c0, p):
 
 
 CHUNK = 64  # rows per chunk of the candidates' scan
+QUERY_BLOCK = 256  # queries per product at inference (its dots stay in cache)
 
 
 @njit(cache=True, inline="always")
@@ -241,7 +242,7 @@ def train_location(
     (K,) int64 and tau (K,) float64 are the banks' state, updated in place; cap >= the most
     neurons a bank may reach. Adaptive threshold of bank c: after each of its samples, tau[c]
     *= 1 + beta if count[c] * t_num[c] > budget * t_den * seen[c] (births / seen > budget /
-    T_c, T_c = t_num[c] / t_den), else *= 1 - beta. stats[0] += exact distances taken.
+    T_c, T_c = t_num[c] / t_den), else *= 1 - beta. stats[0] += pairs compared, stats[1] += exact distances taken.
     """
     n_classes = mem.shape[0]
     n_feat = mem.shape[2]
@@ -354,6 +355,64 @@ def _insert(vals, ids, v, r):
     ids[pos] = r
 
 
+@njit(cache=True)
+def _score_block(xq, xn, bank, pn, n, kk, dist, filtered, kappa, half, slack, prod, cand,
+                 chunk_max, vals, ids, ubuf, out, stats):  # fmt: skip
+    """out[i] = min(out[i], mean of the kk smallest exact distances of xq[i] to bank[:n]) for
+    one block of queries (see score_location); stats[1] += exact distances taken."""
+    q = xq.shape[0]
+    n_exact = 0
+    dots = prod[: q * n].reshape((q, n))
+    if filtered:
+        np.dot(xq, bank[:n].T, dots)
+    for i in range(q):
+        x = xq[i]
+        vals[:] = np.inf
+        ids[:] = n
+        if filtered and kk == 1:
+            count_c = _near_rows(dots[i], half, slack, pn, n, 0.5 * kappa, xn[i], cand, chunk_max)
+            for t in range(count_c):
+                m = cand[t]
+                e = exact_distance(x, bank[m], dist, vals[0])
+                n_exact += 1
+                if e < vals[0]:
+                    vals[0] = e
+        elif filtered:
+            row = dots[i]
+            # the kk-th smallest upper bound
+            ub = ubuf[:kk]
+            ub[:] = BIG
+            for m in range(n):
+                s = xn[i] + pn[m]
+                v = s - 2.0 * np.float64(row[m]) + kappa * s + TINY
+                if v < ub[kk - 1]:
+                    pos = kk - 1
+                    while pos > 0 and v < ub[pos - 1]:
+                        ub[pos] = ub[pos - 1]
+                        pos -= 1
+                    ub[pos] = v
+            limit = ub[kk - 1]
+            for m in range(n):
+                s = xn[i] + pn[m]
+                lo = s - 2.0 * np.float64(row[m]) - kappa * s - TINY
+                if lo <= limit and lo <= vals[kk - 1]:
+                    e = exact_distance(x, bank[m], dist, vals[kk - 1])
+                    n_exact += 1
+                    _insert(vals[:kk], ids[:kk], e, m)
+        else:
+            for m in range(n):
+                e = exact_distance(x, bank[m], dist, vals[kk - 1])
+                n_exact += 1
+                _insert(vals[:kk], ids[:kk], e, m)
+        total = 0.0
+        for u in range(kk):
+            total += vals[u]
+        mean = total / kk
+        if mean < out[i]:
+            out[i] = mean
+    stats[1] += n_exact
+
+
 @njit(cache=True, nogil=True)
 def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, stats):
     """out[i, c] = min over the shifts (dr, dc) that keep the patch inside the image of the
@@ -373,7 +432,7 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
     out[:, :] = np.inf
     xq = np.empty((q, n_feat), np.float32)
     xn = np.empty(q)
-    prod = np.empty(q * cap, np.float32)
+    prod = np.empty(min(q, QUERY_BLOCK) * cap, np.float32)
     idx = np.arange(q)
     vals = np.empty(k)
     ids = np.empty(k, np.int64)
@@ -383,7 +442,6 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
     cand = np.empty(cap, np.int64)
     chunk_max = np.empty((2, cap // CHUNK + 1), np.float32)
     n_pairs = 0
-    n_exact = 0
     for t in range(shifts.shape[0]):
         r = r0 + shifts[t, 0]
         cc = c0 + shifts[t, 1]
@@ -399,58 +457,13 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
             bank = mem[c]
             pn = norm[c]
             n_pairs += q * n
-            dots = prod[: q * n].reshape((q, n))
-            if filtered:
-                np.dot(xq, bank[:n].T, dots)
             kk = min(k, n)
             for m in range(n):
                 _set_gap_terms(pn, m, 0.5 * kappa, half, slack)
-            for i in range(q):
-                x = xq[i]
-                vals[:] = np.inf
-                ids[:] = n
-                if filtered and kk == 1:
-                    count_c = _near_rows(
-                        dots[i], half, slack, pn, n, 0.5 * kappa, xn[i], cand, chunk_max
-                    )
-                    for t in range(count_c):
-                        m = cand[t]
-                        e = exact_distance(x, bank[m], dist, vals[0])
-                        n_exact += 1
-                        if e < vals[0]:
-                            vals[0] = e
-                elif filtered:
-                    row = dots[i]
-                    # the kk-th smallest upper bound
-                    ub = ubuf[:kk]
-                    ub[:] = BIG
-                    for m in range(n):
-                        s = xn[i] + pn[m]
-                        v = s - 2.0 * np.float64(row[m]) + kappa * s + TINY
-                        if v < ub[kk - 1]:
-                            pos = kk - 1
-                            while pos > 0 and v < ub[pos - 1]:
-                                ub[pos] = ub[pos - 1]
-                                pos -= 1
-                            ub[pos] = v
-                    limit = ub[kk - 1]
-                    for m in range(n):
-                        s = xn[i] + pn[m]
-                        lo = s - 2.0 * np.float64(row[m]) - kappa * s - TINY
-                        if lo <= limit and lo <= vals[kk - 1]:
-                            e = exact_distance(x, bank[m], dist, vals[kk - 1])
-                            n_exact += 1
-                            _insert(vals[:kk], ids[:kk], e, m)
-                else:
-                    for m in range(n):
-                        e = exact_distance(x, bank[m], dist, vals[kk - 1])
-                        n_exact += 1
-                        _insert(vals[:kk], ids[:kk], e, m)
-                total = 0.0
-                for u in range(kk):
-                    total += vals[u]
-                mean = total / kk
-                if mean < out[i, c]:
-                    out[i, c] = mean
+            for q0 in range(0, q, QUERY_BLOCK):  # a bank stays in cache for all the queries
+                q1 = min(q0 + QUERY_BLOCK, q)
+                _score_block(
+                    xq[q0:q1], xn[q0:q1], bank, pn, n, kk, dist, filtered, kappa, half,
+                    slack, prod, cand, chunk_max, vals, ids, ubuf, out[q0:q1, c], stats,
+                )  # fmt: skip
     stats[0] += n_pairs
-    stats[1] += n_exact
