@@ -52,7 +52,7 @@ PLASTICITIES = {"mean": K.MEAN, "constant": K.CONSTANT, "none": K.NO_PLASTICITY}
 SCORINGS = ("sum", "vote", "sqrt")
 TAU_FRACTION = 0.25  # default initial tau: this fraction of the mean patch pair distance
 L1_TAU_SUBSAMPLE = 2048
-QUERY_CHUNK = 256  # queries per inference task (a location's products stay in cache)
+QUERY_CHUNK = 1024  # queries per inference task (it reads each bank once for all of them)
 PREPROCESS_CHUNK = 4096
 TRANSFORM_CHUNK = 512  # images a thread preprocesses at once
 
