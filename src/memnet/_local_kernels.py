@@ -72,15 +72,12 @@ def sq_norm(x):
 
 
 @njit(cache=True, fastmath=FAST)
-def _refresh(xbt, m, j0, j1, acc):
-    """acc[i - j0] = float32 dot of m with block sample i (columns of xbt), j0 <= i < j1."""
-    a = acc[: j1 - j0]
-    a[:] = 0.0
-    for f in range(xbt.shape[0]):
-        mf = m[f]
-        col = xbt[f, j0:j1]
-        for i in range(a.shape[0]):
-            a[i] += col[i] * mf
+def _dot32(a, b):
+    """float32 dot of two rows (any order of the sums: it only feeds the filter)."""
+    total = np.float32(0.0)
+    for i in range(a.shape[0]):
+        total += a[i] * b[i]
+    return total
 
 
 @njit(cache=True)
@@ -255,8 +252,6 @@ def train_location(
     slack = np.empty(cap, np.float32)
     cand = np.empty(cap, np.int64)
     chunk_max = np.empty((2, cap // CHUNK + 1), np.float32)
-    xbt = np.empty((n_feat, BLOCK_MAX), np.float32)
-    acc = np.empty(BLOCK_MAX, np.float32)
     cf = 0.5 * kappa
     n_pairs = 0
     n_exact = 0
@@ -271,8 +266,6 @@ def train_location(
             _prefetch_patches(X, order[s + size : min(s + 2 * size, end)], r0, c0, p)
             for j in range(size):
                 xn[j] = sq_norm(xb[j])
-            if filtered:
-                xbt[:, :size] = xb[:size].T
             for r in range(n0):
                 _set_gap_terms(norm[c], r, cf, half, slack)
             # One product against the bank's first n0 + size rows: the columns of rows not born
@@ -326,9 +319,8 @@ def train_location(
                     norm[c, row] = sq_norm(bank[row])
                     _set_gap_terms(norm[c], row, cf, half, slack)
                     if filtered and j + 1 < size:
-                        _refresh(xbt, bank[row], j + 1, size, acc)
-                        for i in range(size - j - 1):
-                            dots[j + 1 + i, row] = acc[i]
+                        for i in range(j + 1, size):
+                            dots[i, row] = _dot32(xb[i], bank[row])
                 seen[c] += 1
                 if threshold == ADAPTIVE:
                     if count[c] * t_num[c] > budget * t_den * seen[c]:
