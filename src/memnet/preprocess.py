@@ -73,6 +73,19 @@ def _deskew(X, out):
                 src_j = j - cj + c0 + alpha * (i - ci)
                 j0 = int(np.floor(src_j))
                 fj = src_j - j0
+                if 0 <= i0 and i0 + 1 < h and 0 <= j0 and j0 + 1 < w:
+                    # all four taps inside: the same sums in the same order (a zero weight's
+                    # term adds an exact 0, which the general loop below skips)
+                    w0 = 1.0 - fi
+                    v0 = 1.0 - fj
+                    for ch in range(n_ch):
+                        acc = 0.0
+                        acc += w0 * v0 * np.float64(X[s, ch, i0, j0])
+                        acc += w0 * fj * np.float64(X[s, ch, i0, j0 + 1])
+                        acc += fi * v0 * np.float64(X[s, ch, i0 + 1, j0])
+                        acc += fi * fj * np.float64(X[s, ch, i0 + 1, j0 + 1])
+                        out[s, ch, i, j] = acc
+                    continue
                 for ch in range(n_ch):
                     acc = 0.0
                     for di in range(2):
