@@ -59,7 +59,7 @@ def quick_results(tmp_path_factory):
 
 def test_every_table_in_three_formats_with_the_expected_columns(full_tables):
     expected = {"T1_main": T1_COLUMNS, "T2_claims": T2_COLUMNS, "T3_ablations": T3_COLUMNS,
-                "T4_efficiency": T4_COLUMNS}  # fmt: skip
+                "T4_efficiency": T4_COLUMNS, "T8_local_ablations": T3_COLUMNS}  # fmt: skip
     for stem, columns in expected.items():
         df = pd.read_csv(full_tables / f"{stem}.csv")
         assert list(df.columns) == columns, stem
@@ -152,6 +152,21 @@ def test_t3_paired_differences_match_the_fixture(full_tables):
     assert mnist.loc["k-3", "n_paired"] == 3
     md = (full_tables / "T3_ablations.md").read_text()
     assert "| MNIST | distance | l1 (paper: l2) | 96.20 |" in md
+
+
+def test_t8_pairs_each_local_ablation_with_the_default_variant(full_tables):
+    t8 = pd.read_csv(full_tables / "T8_local_ablations.csv", keep_default_na=False, na_values=[""])
+    mnist = select(t8, "mnist").set_index("variant")
+    assert mnist.loc["default", "is_paper"]  # the reference row
+    assert mnist.loc["scoring-vote", "diff_mean"] == pytest.approx(-0.003)
+    assert mnist.loc["preprocess-none", "diff_mean"] == pytest.approx(-0.004)
+    assert mnist.loc["preprocess-none", ["parameter", "value", "paper_value"]].tolist() == [
+        "preprocess", "none", "deskew",
+    ]  # fmt: skip
+    assert set(select(t8, "mnist")["variant"]) == {"default", "scoring-vote", "preprocess-none"}
+    md = (full_tables / "T8_local_ablations.md").read_text()
+    assert "Δ vs default (pp)" in md and "none (default: deskew)" in md
+    assert "paper" not in md  # the local model's ablations are ours, against its own default
 
 
 def test_paired_interval_is_the_t_interval_of_the_seed_differences():

@@ -17,6 +17,10 @@ TABLES = {
         "another setup, in rows of their own."
     ),
     "T7_findings": "Ours, beyond the paper: our own findings and their verdicts on this run.",
+    "T8_local_ablations": (
+        "Ours, beyond the paper: ablations of the locally connected Memory Network, each design "
+        "choice changed alone, with its paired difference to the `default` variant."
+    ),
 }
 
 

@@ -51,9 +51,10 @@ TABLE_TITLES = {
     "T5_memory": "Accuracy vs model memory (ours)",
     "T6_incremental": "Class-incremental learning (ours)",
     "T7_findings": "Our findings and their verdicts",
+    "T8_local_ablations": "Ablations of the locally connected model (ours)",
 }
 # The tables and figures of our own work beyond the paper: the report's "Beyond the paper" section
-BEYOND_THE_PAPER = ("T5", "T6", "T7", "F7", "F8")
+BEYOND_THE_PAPER = ("T5", "T6", "T7", "T8", "F7", "F8")
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
        line-height: 1.45; color: #111; }

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from memnet import claims as claims_mod
+from memnet.experiments import LOCAL_REFERENCE
 from memnet.io import atomic_path, write_text
 from memnet.outputs import TABLES
 from memnet.results import (
@@ -109,62 +110,74 @@ def split_variant(variant: str) -> tuple[str, str]:
     return param, value
 
 
-def _paper_reference(summary: pd.DataFrame, dataset: str) -> tuple[str, pd.Series] | None:
-    for experiment in ("ablations", "main"):
-        rows = select(summary, dataset, **{**MAIN_MEMNET, "experiment": experiment})
+LOCAL_MAIN = {"experiment": "main", "model": "local", "variant": LOCAL_REFERENCE}
+
+
+def _reference(summary, dataset, experiment, reference):
+    """(experiment, summary row) of ``reference`` (experiment, model, variant) on ``dataset``:
+    its run in the ablations' own experiment if there is one, else in its own."""
+    for exp in (experiment, reference["experiment"]):
+        rows = select(summary, dataset, **{**reference, "experiment": exp})
         if len(rows):
-            return experiment, rows.iloc[0]
+            return exp, rows.iloc[0]
     return None
 
 
-def _seed_accuracy(runs: pd.DataFrame, dataset: str, experiment: str, variant: str) -> pd.Series:
-    rows = select(runs, dataset, experiment=experiment, model="memnet", variant=variant)
+def _seed_accuracy(runs, dataset, experiment, model, variant) -> pd.Series:
+    rows = select(runs, dataset, experiment=experiment, model=model, variant=variant)
     return rows.groupby("seed")["accuracy"].mean()
 
 
-def _paper_params(runs: pd.DataFrame, dataset: str, experiment: str) -> dict:
-    rows = select(runs, dataset, **{**MAIN_MEMNET, "experiment": experiment})
+def _reference_params(runs, dataset, experiment, reference) -> dict:
+    rows = select(runs, dataset, **{**reference, "experiment": experiment})
     return json.loads(rows["params"].iloc[0]) if len(rows) else {}
 
 
-def table_ablations(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """T3: per dataset, the paper reference, then each ablation with its paired difference."""
+def table_ablations(
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    experiment: str = "ablations",
+    reference: dict = MAIN_MEMNET,
+) -> pd.DataFrame:
+    """T3 (and T8 for the local model): per dataset, the reference run, then each ablation of
+    ``experiment`` with its paired difference to it (seed by seed)."""
     columns = """
         dataset parameter value paper_value variant is_paper n_seeds accuracy_mean
         accuracy_ci_low accuracy_ci_high diff_mean diff_ci_low diff_ci_high n_paired
     """.split()
-    ablations = select(summary, experiment="ablations", model="memnet")
+    model, ref_variant = reference["model"], reference["variant"]
+    ablations = select(summary, experiment=experiment, model=model)
     rows = []
     for dataset in datasets_in(ablations):
-        reference = _paper_reference(summary, dataset)
-        if reference is None:
+        found = _reference(summary, dataset, experiment, reference)
+        if found is None:
             continue
-        ref_experiment, ref = reference
-        ref_seeds = _seed_accuracy(runs, dataset, ref_experiment, "paper")
-        paper_params = _paper_params(runs, dataset, ref_experiment)
+        ref_experiment, ref = found
+        ref_seeds = _seed_accuracy(runs, dataset, ref_experiment, model, ref_variant)
+        ref_params = _reference_params(runs, dataset, ref_experiment, reference)
         rows.append(
-            _ablation_row(dataset, "paper", "", "", "paper", True, ref, ref_seeds, ref_seeds)
+            _ablation_row(
+                dataset, ref_variant, "", "", ref_variant, True, ref, ref_seeds, ref_seeds
+            )  # fmt: skip
         )
         here = select(ablations, dataset)
-        for variant in sorted(set(here["variant"]) - {"paper"}, key=natural):
+        for variant in sorted(set(here["variant"]) - {ref_variant}, key=natural):
             row = select(here, variant=variant).iloc[0]
             param, value = split_variant(row["variant"])
-            seeds = _seed_accuracy(runs, dataset, "ablations", row["variant"])
-            paper_value = str(paper_params.get(param, ""))
+            seeds = _seed_accuracy(runs, dataset, experiment, model, row["variant"])
+            ref_value = str(ref_params.get(param, ""))
             rows.append(
                 _ablation_row(
-                    dataset,
-                    param,
-                    value,
-                    paper_value,
-                    row["variant"],
-                    False,
-                    row,
-                    seeds,
-                    ref_seeds,
-                )
+                    dataset, param, value, ref_value, row["variant"], False, row, seeds, ref_seeds
+                )  # fmt: skip
             )
     return pd.DataFrame(rows, columns=columns)
+
+
+def table_local_ablations(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """T8 (ours): the locally connected model's ablations, each against its `default` variant
+    in the main experiment (the columns of T3; paper_value holds the default's value)."""
+    return table_ablations(summary, runs, "local_ablations", LOCAL_MAIN)
 
 
 def _ablation_row(dataset, param, value, paper_value, variant, is_paper, row, seeds, ref_seeds):
@@ -438,13 +451,15 @@ def display_memory(t5: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def display_ablations(t3: pd.DataFrame) -> pd.DataFrame:
+def display_ablations(t3: pd.DataFrame, reference: str = "paper") -> pd.DataFrame:
+    """T3's display; T8's with ``reference="default"`` (the local model's reference variant)."""
+
     def value(row) -> str:
         if row["is_paper"]:
-            return "all `paper` defaults"
-        return (
-            f"{row['value']} (paper: {row['paper_value']})" if row["paper_value"] else row["value"]
-        )
+            return f"all `{reference}` defaults"
+        if row["paper_value"]:
+            return f"{row['value']} ({reference}: {row['paper_value']})"
+        return row["value"]
 
     def diff(row) -> str:
         if row["is_paper"]:
@@ -464,7 +479,7 @@ def display_ablations(t3: pd.DataFrame) -> pd.DataFrame:
                 pct_interval(lo, hi)
                 for lo, hi in zip(t3["accuracy_ci_low"], t3["accuracy_ci_high"], strict=True)
             ],
-            "Δ vs paper (pp) [95% CI]": [diff(r) for _, r in t3.iterrows()],
+            f"Δ vs {reference} (pp) [95% CI]": [diff(r) for _, r in t3.iterrows()],
             "Seeds": t3["n_paired"].map(count),
         }
     )
@@ -605,6 +620,7 @@ def build_all(
     t5 = table_memory(summary)
     t6 = table_incremental(summary, runs, anchors)
     t7 = table_claims([c for c in claims if c.ours], verdicts)
+    t8 = table_local_ablations(summary, runs)
     wide = {"Claim": "4.5cm", "Why": "5.5cm"}
     written = []
     written += write_table(t1, display_main(t1), "T1_main", out_dir)
@@ -616,4 +632,6 @@ def build_all(
         t6, display_incremental(t6), "T6_incremental", out_dir, {"Source": "4cm"}
     )
     written += write_table(t7, display_claims(t7), "T7_findings", out_dir, wide)
+    written += write_table(t8, display_ablations(t8, LOCAL_REFERENCE), "T8_local_ablations",
+                           out_dir)  # fmt: skip
     return written
