@@ -125,3 +125,20 @@ def test_scan_keeps_a_large_norm_row_alone_in_its_chunk():
     np.testing.assert_array_equal(half_used, half)
     np.testing.assert_array_equal(got, [5, 130])
     np.testing.assert_array_equal(got, kept_rows(row, half, pn, c, xn))
+
+
+def test_scan_bounds_the_best_rows_norm_from_its_distance():
+    """|x|^2 = 100; the best row b (gap 0, norm^2 400: |x - m_b| = 10) and a small row r whose
+    gap is just inside the pair's bound: listing r needs the floor to allow for b's own error,
+    4 c (|x|^2 + pn_b), which only a valid bound on pn_b gives (here (|x| + |x - m_b|)^2)."""
+    n, xn = 200, 100.0
+    c = 0.5 * K.kappa_l2(49)
+    pn = np.linspace(1.0, 2.0, n)
+    g = np.full(n, -100.0)
+    g[10], pn[10] = 0.0, 400.0
+    g[150], pn[150] = -2.0 * c * (xn + 400.0) - 2.0 * c * (xn + 1.0) + 10.0 * c, 1.0
+    half = (0.5 * pn).astype(np.float32)
+    row = (g + half).astype(np.float32)
+    got, _ = scan(row, pn, c, xn)
+    np.testing.assert_array_equal(got, kept_rows(row, half, pn, c, xn))
+    np.testing.assert_array_equal(got, [10, 150])

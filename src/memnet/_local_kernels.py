@@ -19,6 +19,8 @@ contraction (m + rate * (x - m), rate = float32(1) / float32(hits)), as in Memor
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -134,12 +136,14 @@ def _near_rows(row, half, slack, pn, n, c, xn, out, chunk_max):
     tie or beat the row b of the largest gap if g_r + e_r >= g_b - e_b.
 
     One vectorised pass takes, per chunk of CHUNK rows, the largest g_r (chunk_max[0]) and the
-    largest g_r + slack[r] (chunk_max[1]; slack[r] = float32(4 c pn[r])); b is the first row of
-    the largest gap. Then only the chunks with some g_r + slack[r] >= F = g_b - 4 e_b - 4 c
-    |x|^2 are listed row by row: with these slacks four times the bound, rounding cannot drop
-    a row the final test keeps. That test (float64) keeps those with g_r + 2 e_r >= g_b - 2 e_b
-    (the slack doubled for safety). Rows come out in ascending order; chunk_max: (2, n / CHUNK
-    + 1).
+    largest g_r + slack[r] (chunk_max[1]; slack[r] = float32(4 c pn[r])). Only the chunks with
+    some g_r + slack[r] >= F = g_b - 4 c (|x|^2 + P) - 4 c |x|^2 are listed row by row (16 rows
+    at a time, skipped when their packed maximum is under F), where P >= pn[b] is the smaller
+    of two bounds on the best row's norm: the largest norm of its chunk, and (|x| + |x - m_b|)^2
+    with |x - m_b|^2 <= |x|^2 - 2 g_b + 2 e_b solved for pn[b]. With these slacks four times the
+    bound, rounding cannot drop a row the final test keeps. That test (float64) keeps those
+    with g_r + 2 e_r >= g_b - 2 e_b (the slack doubled for safety), b the first row of the
+    largest gap. Rows come out in ascending order; chunk_max: (2, n / CHUNK + 1).
     """
     n_chunks = (n + CHUNK - 1) // CHUNK
     n_full = n // CHUNK
@@ -165,23 +169,33 @@ def _near_rows(row, half, slack, pn, n, c, xn, out, chunk_max):
         chunk_max[0, n_full] = best
         chunk_max[1, n_full] = best_slack
         gmax = fmax(gmax, best)
-    b = -1  # the first row of the largest gap
+    k_b = 0  # the first chunk that holds the largest gap
     for k in range(n_chunks):
         if chunk_max[0, k] == gmax:
-            for r in range(k * CHUNK, min((k + 1) * CHUNK, n)):
-                if row[r] - half[r] == gmax:
-                    b = r
-                    break
+            k_b = k
             break
-    pn_b = pn[b] if b >= 0 else pn[:n].max()  # (b is always found)
+    p_chunk = 0.0
+    for r in range(k_b * CHUNK, min((k_b + 1) * CHUNK, n)):
+        p_chunk = max(p_chunk, pn[r])
+    d = max(0.0, xn - 2.0 * np.float64(gmax) + 2.0 * c * xn)
+    root = (math.sqrt(xn) + math.sqrt(d)) / (1.0 - math.sqrt(2.0 * c))
+    pn_b = min(p_chunk, root * root * (1.0 + 1e-9) + TINY)
     floor = np.float32(np.float64(gmax) - 4.0 * c * (xn + pn_b) - 4.0 * c * xn - 4.0 * TINY)
     count = 0
     for k in range(n_chunks):
         if chunk_max[1, k] >= floor:
-            for r in range(k * CHUNK, min((k + 1) * CHUNK, n)):
-                if (row[r] - half[r]) + slack[r] >= floor:
-                    out[count] = r
-                    count += 1
+            for r0 in range(k * CHUNK, min((k + 1) * CHUNK, n), 16):
+                r1 = min(r0 + 16, n)
+                if r1 - r0 == 16:
+                    top = np.float32(-3.0e38)
+                    for t in range(16):
+                        top = fmax(top, (row[r0 + t] - half[r0 + t]) + slack[r0 + t])
+                    if top < floor:
+                        continue
+                for r in range(r0, r1):
+                    if (row[r] - half[r]) + slack[r] >= floor:
+                        out[count] = r
+                        count += 1
     if count > 1:  # keep those with g_r + 2 e_r >= g_b - 2 e_b (float64)
         best_row = out[0]
         for t in range(1, count):
