@@ -192,9 +192,13 @@ def test_local_runs_come_from_the_config_entries(config):
     assert sorted({int(r.x) for r in by_experiment["local_banks"]}) == sorted(banks)
     ablations = config["experiments"]["local_ablations"]
     for r in by_experiment["local_ablations"]:
-        assert r.params == {**default, **ablations[r.name]}
+        overrides = {k: v for k, v in ablations[r.name].items() if k != "only_datasets"}
+        assert r.params == {**default, **overrides}
         assert not r.needs_tuning
+        assert r.dataset in ablations[r.name].get("only_datasets", [r.dataset])
     assert {r.name for r in by_experiment["local_ablations"]} == set(ablations)
+    colour = {r.dataset for r in by_experiment["local_ablations"] if r.name == "preprocess-zca"}
+    assert colour == {"cifar10"} & set(config["datasets"])
 
 
 def test_a_local_entry_limited_to_one_dataset_runs_only_there(config):
