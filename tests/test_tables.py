@@ -166,6 +166,7 @@ def test_t8_pairs_each_local_ablation_with_the_default_variant(full_tables):
     assert set(select(t8, "mnist")["variant"]) == {"default", "scoring-vote", "preprocess-none"}
     md = (full_tables / "T8_local_ablations.md").read_text()
     assert "Δ vs default (pp)" in md and "none (default: deskew)" in md
+    assert "the `default` variant" in md
     assert "paper" not in md  # the local model's ablations are ours, against its own default
 
 

@@ -176,7 +176,8 @@ def table_ablations(
 
 def table_local_ablations(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """T8 (ours): the locally connected model's ablations, each against its `default` variant
-    in the main experiment (the columns of T3; paper_value holds the default's value)."""
+    (its run among the ablations, else in the main experiment; the columns of T3, paper_value
+    holding the default's value)."""
     return table_ablations(summary, runs, "local_ablations", LOCAL_MAIN)
 
 
@@ -456,7 +457,7 @@ def display_ablations(t3: pd.DataFrame, reference: str = "paper") -> pd.DataFram
 
     def value(row) -> str:
         if row["is_paper"]:
-            return f"all `{reference}` defaults"
+            return "all `paper` defaults" if reference == "paper" else f"the `{reference}` variant"
         if row["paper_value"]:
             return f"{row['value']} ({reference}: {row['paper_value']})"
         return row["value"]
