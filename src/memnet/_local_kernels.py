@@ -253,7 +253,8 @@ def train_location(
     (K,) int64 and tau (K,) float64 are the banks' state, updated in place; cap >= the most
     neurons a bank may reach. Adaptive threshold of bank c: after each of its samples, tau[c]
     *= 1 + beta if count[c] * t_num[c] > budget * t_den * seen[c] (births / seen > budget /
-    T_c, T_c = t_num[c] / t_den), else *= 1 - beta. stats[0] += pairs compared, stats[1] += exact distances taken.
+    T_c, T_c = t_num[c] / t_den), else *= 1 - beta. stats[0] += pairs compared, stats[1] +=
+    exact distances taken.
     """
     n_classes = mem.shape[0]
     n_feat = mem.shape[2]
