@@ -115,7 +115,20 @@ def _prefetch_patches(X, idx, r0, c0, p):
                 prefetch(X, base + i * w + p - 1)
 
 
+@njit(cache=True, nogil=True)
+def pixel_sums(Xp, s1, s2):
+    """s1, s2 (C, H, W) += the float64 sums over the images of each pixel and its square."""
+    for t in range(Xp.shape[0]):
+        for ch in range(Xp.shape[1]):
+            for i in range(Xp.shape[2]):
+                for j in range(Xp.shape[3]):
+                    v = np.float64(Xp[t, ch, i, j])
+                    s1[ch, i, j] += v
+                    s2[ch, i, j] += v * v
+
+
 CHUNK = 64  # rows per chunk of the candidates' scan
+GROUP = 16  # rows per group when a chunk is listed (one packed maximum each)
 QUERY_BLOCK = 256  # queries per product at inference (its dots stay in cache)
 
 
@@ -137,7 +150,7 @@ def _near_rows(row, half, slack, pn, n, c, xn, out, chunk_max):
 
     One vectorised pass takes, per chunk of CHUNK rows, the largest g_r (chunk_max[0]) and the
     largest g_r + slack[r] (chunk_max[1]; slack[r] = float32(4 c pn[r])). Only the chunks with
-    some g_r + slack[r] >= F = g_b - 4 c (|x|^2 + P) - 4 c |x|^2 are listed row by row (16 rows
+    some g_r + slack[r] >= F = g_b - 4 c (|x|^2 + P) - 4 c |x|^2 are listed row by row (GROUP rows
     at a time, skipped when their packed maximum is under F), where P >= pn[b] is the smaller
     of two bounds on the best row's norm: the largest norm of its chunk, and (|x| + |x - m_b|)^2
     with |x - m_b|^2 <= |x|^2 - 2 g_b + 2 e_b solved for pn[b]. With these slacks four times the
@@ -184,11 +197,11 @@ def _near_rows(row, half, slack, pn, n, c, xn, out, chunk_max):
     count = 0
     for k in range(n_chunks):
         if chunk_max[1, k] >= floor:
-            for r0 in range(k * CHUNK, min((k + 1) * CHUNK, n), 16):
-                r1 = min(r0 + 16, n)
-                if r1 - r0 == 16:
+            for r0 in range(k * CHUNK, min((k + 1) * CHUNK, n), GROUP):
+                r1 = min(r0 + GROUP, n)
+                if r1 - r0 == GROUP:
                     top = np.float32(-3.0e38)
-                    for t in range(16):
+                    for t in range(GROUP):
                         top = fmax(top, (row[r0 + t] - half[r0 + t]) + slack[r0 + t])
                     if top < floor:
                         continue

@@ -636,18 +636,6 @@ class _Scale:
         self.mem, self.norm, self.hits = mem, norm, hits
 
 
-@numba.njit(cache=True, nogil=True)
-def _pixel_sums(Xp, s1, s2):
-    """s1, s2 (C, H, W) += the float64 sums over the images of each pixel and its square."""
-    for t in range(Xp.shape[0]):
-        for ch in range(Xp.shape[1]):
-            for i in range(Xp.shape[2]):
-                for j in range(Xp.shape[3]):
-                    v = np.float64(Xp[t, ch, i, j])
-                    s1[ch, i, j] += v
-                    s2[ch, i, j] += v * v
-
-
 def location_taus(Xp, patch, positions, distance) -> np.ndarray:
     """TAU_FRACTION x the mean distance between two patches of Xp at each location (l2:
     exactly, twice the total variance; l1: over an evenly spaced subsample of 2048 images);
@@ -664,7 +652,7 @@ def location_taus(Xp, patch, positions, distance) -> np.ndarray:
     else:  # per-pixel sums, then each location's window of them
         s1 = np.zeros(Xp.shape[1:])
         s2 = np.zeros(Xp.shape[1:])
-        _pixel_sums(np.ascontiguousarray(Xp, np.float32), s1, s2)
+        K.pixel_sums(np.ascontiguousarray(Xp, np.float32), s1, s2)
         for loc, (r, c) in enumerate(positions):
             window = (slice(None), slice(r, r + patch), slice(c, c + patch))
             mean = s1[window] / n
