@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from memnet.config import validate
+from memnet.pipeline.config import validate
 
 REPO = Path(workflow.basedir)
 

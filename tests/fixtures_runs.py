@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from memnet import cli
-from memnet.results import JSON_COLUMNS, KEYS, RUN_COLUMNS
+from memnet.report.results import JSON_COLUMNS, KEYS, RUN_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -264,7 +264,7 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
 def save_model(path: Path, dataset: str, seed: int) -> Path | None:
     """Train a tiny MemoryNetwork on random images and save it; None while the model is missing."""
     try:
-        from memnet.model import MemoryNetwork
+        from memnet.models.memory.network import MemoryNetwork
     except ImportError:
         return None
     rng = np.random.default_rng(seed)

@@ -7,8 +7,9 @@ import fixtures_runs
 import pandas as pd
 import pytest
 
-from memnet import aggregate, cli, results
+from memnet import cli
 from memnet.io import write_json
+from memnet.report import aggregate, results
 
 
 def fake_run(tmp_path, seed, accuracy, variant="paper", x=None):

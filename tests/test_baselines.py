@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from memnet import datasets
-from memnet.baselines import make_baseline
+from memnet.models.baselines import make_baseline
 
 
 def reference_knn(X_train, y_train, X_test, k, metric):
@@ -290,8 +290,8 @@ def test_1nn_l2_on_mnist_is_exactly_96_91_percent(mirror, tmp_path):
 
 @pytest.mark.parametrize("name", ["memnet", "mlp", "cnn", "knn", "ncm"])
 def test_every_model_has_the_same_interface(name):
-    from memnet.estimator import Estimator
-    from memnet.experiments import make_model
+    from memnet.models.estimator import Estimator
+    from memnet.pipeline.execute import make_model
 
     rng = np.random.default_rng(0)
     X, y = random_task(rng, 60, (1, 4, 4), [0, 1, 2])
@@ -320,8 +320,8 @@ def test_every_model_has_the_same_interface(name):
 def test_baselines_say_they_cannot_be_saved_and_a_run_refuses_before_training(
     tmp_path, monkeypatch
 ):
-    from memnet import experiments
-    from memnet.baselines import KNearestNeighbours
+    from memnet.models.baselines import KNearestNeighbours
+    from memnet.pipeline import execute
 
     knn = make_baseline("knn", random_state=0).fit(GOOD_X, GOOD_Y)
     with pytest.raises(ValueError, match="cannot be saved"):
@@ -336,14 +336,14 @@ def test_baselines_say_they_cannot_be_saved_and_a_run_refuses_before_training(
         name="tiny", X_train=GOOD_X, y_train=GOOD_Y, X_test=GOOD_X, y_test=GOOD_Y, classes=[0, 1]
     )
     with pytest.raises(ValueError, match="knn model cannot be saved"):
-        experiments.execute(data=data, dataset="tiny", experiment="e", model="knn", variant="v",
+        execute.execute(data=data, dataset="tiny", experiment="e", model="knn", variant="v",
                             params={}, seed=0, model_out=tmp_path / "knn.npz")  # fmt: skip
 
 
 def test_baseline_parameters_are_plain_constructor_arguments():
     from sklearn.base import clone
 
-    from memnet.baselines import CNN, DEFAULT_PARAMS, KNearestNeighbours
+    from memnet.models.baselines import CNN, DEFAULT_PARAMS, KNearestNeighbours
 
     knn = KNearestNeighbours(k=3)
     assert repr(knn) == "KNearestNeighbours(k=3)"

@@ -32,7 +32,7 @@ def test_anonymous_peak_sees_memory_that_was_freed_before_it_stopped():
 def test_multiply_adds_count_each_channel_once_under_channel_voting():
     """A query-neuron pair costs C x P multiply-adds whether the C channels vote apart or not."""
     from memnet.bench import multiply_adds
-    from memnet.model import MemoryNetwork
+    from memnet.models.memory.network import MemoryNetwork
 
     rng = np.random.default_rng(0)
     X = rng.random((300, 3, 4, 5), dtype=np.float32)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fixtures_runs import save_model
 
-from memnet import claims as C
+from memnet.report import claims as C
 
 ACCURACY = C.Claim(
     id="acc", claim="about 97%", source="abstract", kind="numeric", dataset="mnist",
@@ -125,10 +125,10 @@ def test_single_pass_from_the_runs():
 
 
 def test_single_pass_reads_the_saved_models(tmp_path):
-    pytest.importorskip("memnet.model")
+    pytest.importorskip("memnet.models.memory.network")
     models = tmp_path / "models"
     path = save_model(models / "mnist" / "main" / "memnet" / "paper" / "seed0.npz", "mnist", 0)
-    from memnet.model import MemoryNetwork
+    from memnet.models.memory.network import MemoryNetwork
 
     n_seen = MemoryNetwork.load(path).n_seen_
     ok = evidence([summary_row()], [run_row(n_train=n_seen)], models=[path])
@@ -311,7 +311,7 @@ def local_rows(params=LOCAL_PARAMS, **kw) -> list[dict]:
 def tied_model():
     """A locally connected model whose locations all end up holding location 0's memories, as
     tied (shared) weights would."""
-    from memnet.local import LocalMemoryNetwork
+    from memnet.models.memory.local import LocalMemoryNetwork
 
     class Tied(LocalMemoryNetwork):
         def fit(self, X, y):
@@ -324,7 +324,7 @@ def tied_model():
 
 
 def test_local_no_weight_sharing_on_the_real_model_and_on_tied_memories():
-    pytest.importorskip("memnet.local")
+    pytest.importorskip("memnet.models.memory.local")
     ev = evidence([], local_rows())
     v = C.evaluate(structural("local_no_weight_sharing"), ev)
     assert v.verdict == C.REPRODUCED, v.detail
@@ -339,7 +339,7 @@ def test_local_no_weight_sharing_on_the_real_model_and_on_tied_memories():
 
 
 def test_local_no_weight_sharing_sees_distances_read_across_locations():
-    from memnet.local import LocalMemoryNetwork
+    from memnet.models.memory.local import LocalMemoryNetwork
 
     class Leaky(LocalMemoryNetwork):
         """Every location's distances also read location 0's memories."""
@@ -355,7 +355,7 @@ def test_local_no_weight_sharing_sees_distances_read_across_locations():
 
 
 def test_local_single_pass_on_the_real_model_and_on_two_passes():
-    from memnet.local import LocalMemoryNetwork
+    from memnet.models.memory.local import LocalMemoryNetwork
 
     class TwoPasses(LocalMemoryNetwork):
         def fit(self, X, y):

@@ -7,8 +7,8 @@ import pytest
 from fixtures_data import tiny_prepared_npz
 
 from memnet import cli, datasets
-from memnet.aggregate import RUN_COLUMNS
-from memnet.model import MemoryNetwork
+from memnet.models.memory.network import MemoryNetwork
+from memnet.report.aggregate import RUN_COLUMNS
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import yaml
 from fixtures_data import tiny_prepared_npz
 
 from memnet import cli
-from memnet.experiments import clipped_sweep_points, plan
 from memnet.io import read_json, write_text
+from memnet.pipeline.plan import clipped_sweep_points, plan
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_a_swept_value_must_be_finite(data_npz, tmp_path, capsys):
 
 
 def test_a_broken_claims_file_is_named(tmp_path):
-    from memnet.claims import load_anchors, load_claims
+    from memnet.report.claims import load_anchors, load_claims
 
     bad = tmp_path / "claims.yaml"
     bad.write_text("claims: [1\n")

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from memnet.config import ConfigError, validate
+from memnet.pipeline.config import ConfigError, validate
 
 SCHEMA = "workflow/schemas/config.schema.yaml"
 
@@ -92,7 +92,7 @@ def test_undefined_baseline_variant_is_named(config, repo):
 
 
 def test_the_incremental_measurement_config_is_valid_and_runs_only_its_experiments(repo):
-    from memnet.experiments import plan
+    from memnet.pipeline.plan import plan
 
     config = yaml.safe_load((repo / "config/incremental-mnist.yaml").read_text())
     validate(copy.deepcopy(config), repo / SCHEMA)

@@ -26,6 +26,7 @@ from fixtures_data import (
 )
 
 from memnet import datasets
+from memnet import io as memnet_io
 from memnet.datasets import load, prepare, read_cifar10_archive, read_idx, subset
 
 # ---- IDX ------------------------------------------------------------------------------------
@@ -379,7 +380,7 @@ def test_prepare_removes_temp_files_of_killed_writers(tmp_path, mnist_raw):
     raw, _ = mnist_raw
     out = tmp_path / "data" / "mnist.npz"
     out.parent.mkdir()
-    host = datasets._host()
+    host = memnet_io._host()
     dead = out.parent / f".mnist.npz.{host}-{_dead_pid()}-00ff.part"
     alive = out.parent / f".mnist.npz.{host}-{os.getpid()}-00ff.part"  # a writer still running
     old = out.parent / ".mnist.npz.otherhost-12-00ff.part"  # another host's, untouched for days
@@ -403,7 +404,7 @@ def test_write_error_names_the_output_not_its_temp_file(tmp_path, mnist_raw, mon
     def fail(src, dst):
         raise OSError(errno.EXDEV, "Invalid cross-device link", str(src), str(dst))
 
-    monkeypatch.setattr(datasets.os, "replace", fail)
+    monkeypatch.setattr(memnet_io.os, "replace", fail)
     with pytest.raises(OSError) as info:
         prepare("mnist", raw, out)
     assert str(info.value) == f"[Errno {errno.EXDEV}] cannot write {out}: Invalid cross-device link"

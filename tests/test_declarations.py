@@ -11,7 +11,8 @@ import yaml
 from fixtures_data import make_fixture
 
 from memnet import datasets
-from memnet.config import ConfigError, validate
+from memnet.datasets import catalogue
+from memnet.pipeline.config import ConfigError, validate
 
 # The published checksums (see the comments of config/datasets.yaml for where each is published).
 PUBLISHED = {
@@ -178,13 +179,13 @@ def test_broken_shipped_file_is_named(tmp_path, monkeypatch):
     decl = datasets.REGISTRY["mnist"].declaration()
     decl["format"] = "jpeg"
     bad.write_text(yaml.safe_dump({"mnist": decl}))
-    datasets._shipped_raw.cache_clear()
+    catalogue._shipped_raw.cache_clear()
     try:
         with pytest.raises(datasets.DeclarationError, match="datasets.yaml key 'mnist.format'"):
-            datasets._check(datasets._resolve(datasets._shipped_raw(bad), "datasets.yaml key"),
+            catalogue._check(catalogue._resolve(catalogue._shipped_raw(bad), "datasets.yaml key"),
                             "datasets.yaml key")  # fmt: skip
     finally:
-        datasets._shipped_raw.cache_clear()
+        catalogue._shipped_raw.cache_clear()
 
 
 def test_cli_declaration_argument(tmp_path):

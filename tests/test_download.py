@@ -21,6 +21,7 @@ import pytest
 
 from memnet import datasets
 from memnet.datasets import DatasetUnavailable, RemoteFile, fetch_file
+from memnet.datasets import fetch as fetch_module
 
 NAME = "blob.bin"
 PAYLOAD = bytes(range(256)) * 40  # 10240 bytes
@@ -96,7 +97,7 @@ def offline_defaults(monkeypatch):
     monkeypatch.delenv(datasets.MIRROR_ENV, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(datasets, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(fetch_module, "RETRY_DELAY_S", 0.0)
 
 
 def register(monkeypatch, *urls):
@@ -236,8 +237,8 @@ def test_error_without_mirror_says_none_set(tmp_path, monkeypatch, closed_port_u
 def test_progress_on_stderr(tmp_path, server, monkeypatch, capsys):
     base, _ = server
     register(monkeypatch, f"{base}/good/")
-    monkeypatch.setattr(datasets, "PROGRESS_MIN_BYTES", 0)
-    monkeypatch.setattr(datasets, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(fetch_module, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(fetch_module, "CHUNK_BYTES", 1024)
     fetch_file("toy", NAME, tmp_path / NAME)
     err = capsys.readouterr().err
     assert [f"{p}%" in err for p in range(10, 101, 10)] == [True] * 10

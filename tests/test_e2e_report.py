@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import snakemake
 
-from memnet.outputs import TABLES, figure_names
-from memnet.results import MAIN_MEMNET, select
+from memnet.report.outputs import TABLES, figure_names
+from memnet.report.results import MAIN_MEMNET, select
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from memnet import experiments
-from memnet.experiments import plan
+from memnet.pipeline import execute, tune
+from memnet.pipeline.plan import plan
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_tuned_runs_are_the_memnet_runs_without_tau(config):
 def test_confusion_matrix_against_counting():
     rng = np.random.default_rng(0)
     y, p = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
-    cm = experiments.confusion_matrix(y, p, 4)
+    cm = execute.confusion_matrix(y, p, 4)
     for i in range(4):
         for j in range(4):
             assert cm[i, j] == np.sum((y == i) & (p == j))
@@ -137,7 +137,7 @@ def test_peak_memory_sees_this_process_allocating():
     import sys
 
     script = (
-        "import numpy as np; from memnet.experiments import peak_rss_bytes as p; "
+        "import numpy as np; from memnet.pipeline.execute import peak_rss_bytes as p; "
         "a = p(); b = np.ones(200 * 2**20 // 8); print(p() - a)"
     )
     grown = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -146,7 +146,7 @@ def test_peak_memory_sees_this_process_allocating():
 
 
 def test_a_run_with_another_distance_takes_the_tuned_multiple_of_its_own_default():
-    from memnet.experiments import tuned_tau
+    from memnet.pipeline.tune import tuned_tau
 
     tuning = {"tau": 13.0, "tau_scale": 0.5, "params": {"distance": "l2"},
               "default_tau_by_distance": {"l2": 26.0, "l1": 40.0, "cosine": 0.2}}  # fmt: skip
@@ -157,12 +157,12 @@ def test_a_run_with_another_distance_takes_the_tuned_multiple_of_its_own_default
 def test_tune_records_each_distances_default_tau():
     from types import SimpleNamespace
 
-    from memnet.model import default_tau
+    from memnet.models.memory.network import default_tau
 
     rng = np.random.default_rng(0)
     X, y = rng.random((120, 1, 4, 4), dtype=np.float32), np.repeat(np.arange(4), 30)
     data = SimpleNamespace(X_train=X, y_train=y)
-    out = experiments.tune(
+    out = tune.tune(
         data, {"n_neurons": 30}, tau_scale=[1.0], validation_fraction=0.2, seed=0
     )
     fit = np.setdiff1d(np.arange(120), datasets_indices(y, 24))

@@ -18,7 +18,7 @@ from fixtures_runs import (
 )
 from PIL import Image
 
-from memnet import figures
+from memnet.report import figures
 
 DPI = 150  # documented: every figure is 7 inches wide at 150 dots per inch
 WIDTH_PX = 7 * DPI

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from memnet.incremental import check_tasks, forgetting, make_stream, run_stream
+from memnet.pipeline.incremental import check_tasks, forgetting, make_stream, run_stream
 
 
 class Recorder:
@@ -103,7 +103,7 @@ def two_task_data():
 
 
 def test_a_fine_tuned_mlp_forgets_the_first_task():
-    from memnet.baselines import MLP
+    from memnet.models.baselines import MLP
 
     data = two_task_data()
     stream = make_stream(data.y_train, [[0, 1], [2, 3]], seed=0, n_classes=4)
@@ -115,7 +115,7 @@ def test_a_fine_tuned_mlp_forgets_the_first_task():
 
 
 def test_with_t_known_the_memory_network_stream_equals_one_fit_in_the_same_order():
-    from memnet.model import MemoryNetwork, default_tau
+    from memnet.models.memory.network import MemoryNetwork, default_tau
 
     data = two_task_data()
     stream = make_stream(data.y_train, [[0, 1], [2, 3]], seed=4, n_classes=4)
@@ -134,7 +134,7 @@ def test_with_t_known_the_memory_network_stream_equals_one_fit_in_the_same_order
 
 
 def test_execute_stream_tells_a_memory_network_the_stream_length_and_records_the_measures():
-    from memnet.experiments import execute_stream
+    from memnet.pipeline.execute import execute_stream
 
     data = two_task_data()
     params = {"n_neurons": 40, "tau": 1.0}

@@ -8,9 +8,9 @@ import itertools
 import numpy as np
 import pytest
 
-from memnet import _kernels as K
-from memnet import reference
-from memnet.model import DISTANCES, MemoryNetwork, default_tau
+from memnet.models.memory import _kernels as K
+from memnet.models.memory import reference
+from memnet.models.memory.network import DISTANCES, MemoryNetwork, default_tau
 
 
 def numpy_distance(x, m, dist, channels):
@@ -176,7 +176,7 @@ def test_banks_move_inside_the_one_pool_of_a_fit_and_stay_exact(monkeypatch):
     outgrows its share of the pool, whose spare rows were split by class frequency. The banks
     then move inside the one pool allocated for the pass (never a second copy of the
     memories) and the model still equals the reference."""
-    from memnet import _engine
+    from memnet.models.memory import _engine
 
     monkeypatch.setattr(_engine, "SPARE_ROWS", 64)  # so blocks of 128 must be cut
     monkeypatch.setattr(_engine, "BLOCK_MIN", 128)

@@ -9,10 +9,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from memnet import local as local_module
-from memnet import reference_local as R
-from memnet.local import FORMAT_VERSION, LocalMemoryNetwork, location_taus
-from memnet.model import MemoryNetwork
+from memnet.models.memory import local as local_module
+from memnet.models.memory import reference_local as R
+from memnet.models.memory.local import FORMAT_VERSION, LocalMemoryNetwork, location_taus
+from memnet.models.memory.network import MemoryNetwork
 
 
 def blobs(n=160, n_classes=3, n_channels=1, size=8, seed=0, noise=0.25):

@@ -8,9 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from memnet import _engine
-from memnet import model as model_module
-from memnet.model import FORMAT_VERSION, MemoryNetwork, default_tau
+from memnet.models.memory import _engine
+from memnet.models.memory import network as model_module
+from memnet.models.memory.network import FORMAT_VERSION, MemoryNetwork, default_tau
 
 
 def blobs(n=400, n_classes=3, n_channels=1, seed=0):
@@ -397,7 +397,7 @@ def test_nearest_neuron_among_near_ties_on_sparse_features(monkeypatch, large):
 
 
 def test_preprocessing_is_applied_before_the_neurons_and_saved_with_the_model(tmp_path):
-    from memnet.preprocess import deskew
+    from memnet.models.preprocess import deskew
 
     rng = np.random.default_rng(5)
     X = rng.random((120, 1, 8, 8), dtype=np.float32)

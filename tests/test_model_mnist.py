@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memnet.datasets import read_idx
-from memnet.model import MemoryNetwork
+from memnet.models.memory.network import MemoryNetwork
 
 pytestmark = pytest.mark.slow
 

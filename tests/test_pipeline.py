@@ -11,9 +11,9 @@ import yaml
 from conftest import snakemake
 from test_experiments import expected_runs
 
-from memnet.aggregate import TIMING_COLUMNS
 from memnet.datasets import REGISTRY
-from memnet.results import JSON_COLUMNS
+from memnet.report.aggregate import TIMING_COLUMNS
+from memnet.report.results import JSON_COLUMNS
 
 
 def planned_jobs(repo, tmp_path, *args) -> dict[str, int]:

@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 
 from memnet.datasets import to_unit_float
-from memnet.preprocess import (
-    Preprocessor,
-    deskew,
-    grayscale,
-    make_preprocessor,
-    opponent,
-)
+from memnet.models.preprocess import Preprocessor, deskew, grayscale, make_preprocessor, opponent
 
 
 def deskew_reference(img):

@@ -25,8 +25,9 @@ from fixtures_runs import (
     table_files,
 )
 
-from memnet import figures, report
-from memnet.outputs import TABLES
+from memnet.report import figures
+from memnet.report import replication as report
+from memnet.report.outputs import TABLES
 
 DATASETS = ["mnist", "cifar10"]
 

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from memnet import results as R
+from memnet.report import results as R
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from memnet import _local_kernels as K
-from memnet._simd import fmax, prefetch
+from memnet.models.memory import _local_kernels as K
+from memnet.models.memory._simd import fmax, prefetch
 
 
 @njit

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import REPO, snakemake
 
-from memnet.aggregate import TIMING_COLUMNS
-from memnet.results import JSON_COLUMNS
+from memnet.report.aggregate import TIMING_COLUMNS
+from memnet.report.results import JSON_COLUMNS
 
 SCRIPTS = REPO / "tests" / "slurm"
 STATE = Path(os.environ.get("MEMNET_SLURM_STATE", "/var/lib/memnet-slurm"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import pickle
@@ -11,7 +12,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from memnet import datasets, synthetic
+from memnet import datasets
+from memnet.datasets import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def test_rows_hold_rgb_planes(small):
 def small_spec(archive):
     """cifar10-synthetic's declaration for the small archive (its size, sha256 and counts)."""
     size, sha = datasets.file_digest(archive)
-    return datasets.dataclasses.replace(
+    return dataclasses.replace(
         datasets.REGISTRY["cifar10-synthetic"],
         files={synthetic.ARCHIVE: datasets.RemoteFile(size, sha)},
         n_train=500,

@@ -23,8 +23,8 @@ from fixtures_runs import (
 )
 from scipy import stats
 
-from memnet import tables
-from memnet.results import ANY, RUN_COLUMNS, SUMMARY_COLUMNS, load_summary, select
+from memnet.report import tables
+from memnet.report.results import ANY, RUN_COLUMNS, SUMMARY_COLUMNS, load_summary, select
 
 T1_COLUMNS = [
     "dataset", "model", "variant", "label", "n_seeds", "accuracy_mean", "accuracy_std",

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from memnet import cli, experiments
-from memnet.model import MemoryNetwork
+from memnet import cli
+from memnet.models.memory.network import MemoryNetwork
+from memnet.models.registry import make_model
 from memnet.validation import (
     FINITE_CHUNK,
     NotFittedError,
@@ -188,13 +189,13 @@ def test_not_fitted_is_both_a_value_and_a_runtime_error():
 )
 def test_make_model_refuses_bad_parameters_before_training(model, params, message):
     with pytest.raises(ValueError, match=message):
-        experiments.make_model(model, params, seed=0, threads=1)
+        make_model(model, params, seed=0, threads=1)
 
 
 def test_make_model_builds_the_model_the_parameters_describe():
-    model = experiments.make_model("memnet", {"n_neurons": 7, "k": 3}, seed=5, threads=1)
+    model = make_model("memnet", {"n_neurons": 7, "k": 3}, seed=5, threads=1)
     assert model.get_params() == MemoryNetwork(n_neurons=7, k=3, random_state=5).get_params()
-    knn = experiments.make_model("knn", {"k": 2}, seed=1, threads=2)
+    knn = make_model("knn", {"k": 2}, seed=1, threads=2)
     assert knn.get_params() == {"k": 2, "metric": "l2", "random_state": 1, "n_threads": 2}
 
 

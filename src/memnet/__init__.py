@@ -24,14 +24,14 @@ __version__ = "0.1.0"
 
 # public name -> (module, attribute in it; None: the module itself)
 _LAZY = {
-    "MemoryNetwork": ("memnet.model", "MemoryNetwork"),
-    "default_tau": ("memnet.model", "default_tau"),
-    "Baseline": ("memnet.baselines", "Baseline"),
-    "MLP": ("memnet.baselines", "MLP"),
-    "CNN": ("memnet.baselines", "CNN"),
-    "KNearestNeighbours": ("memnet.baselines", "KNearestNeighbours"),
-    "NearestClassMean": ("memnet.baselines", "NearestClassMean"),
-    "make_baseline": ("memnet.baselines", "make_baseline"),
+    "MemoryNetwork": ("memnet.models.memory.network", "MemoryNetwork"),
+    "default_tau": ("memnet.models.memory.network", "default_tau"),
+    "Baseline": ("memnet.models.baselines", "Baseline"),
+    "MLP": ("memnet.models.baselines", "MLP"),
+    "CNN": ("memnet.models.baselines", "CNN"),
+    "KNearestNeighbours": ("memnet.models.baselines", "KNearestNeighbours"),
+    "NearestClassMean": ("memnet.models.baselines", "NearestClassMean"),
+    "make_baseline": ("memnet.models.baselines", "make_baseline"),
     "datasets": ("memnet.datasets", None),
     "Dataset": ("memnet.datasets", "Dataset"),
     "DatasetUnavailable": ("memnet.datasets", "DatasetUnavailable"),
@@ -60,7 +60,10 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
     from memnet import datasets
-    from memnet.baselines import (
+    from memnet.datasets import Dataset, DatasetUnavailable, fetch_dataset
+    from memnet.datasets import load as load_dataset
+    from memnet.datasets import prepare as prepare_dataset
+    from memnet.models.baselines import (
         CNN,
         MLP,
         Baseline,
@@ -68,10 +71,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         NearestClassMean,
         make_baseline,
     )
-    from memnet.datasets import Dataset, DatasetUnavailable, fetch_dataset
-    from memnet.datasets import load as load_dataset
-    from memnet.datasets import prepare as prepare_dataset
-    from memnet.model import MemoryNetwork, default_tau
+    from memnet.models.memory.network import MemoryNetwork, default_tau
 
 
 def __getattr__(name: str):

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memnet.experiments import peak_rss_bytes
 from memnet.io import write_json, write_text
+from memnet.pipeline.execute import peak_rss_bytes
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte")  # fmt: skip
@@ -158,7 +158,7 @@ def bench_model(n_neurons, data, threads, repeats):
     from sklearn.neighbors import KNeighborsClassifier
     from threadpoolctl import threadpool_limits
 
-    from memnet.model import MemoryNetwork
+    from memnet.models.memory.network import MemoryNetwork
 
     X_train, y_train, X_test, y_test = data
     model = MemoryNetwork(n_neurons=n_neurons, random_state=0, n_threads=threads)
@@ -192,8 +192,7 @@ def bench_model(n_neurons, data, threads, repeats):
 def load_cifar_sized(seed: int = 0):
     """The synthetic CIFAR-10 at full size (memnet.synthetic, the archive's images without the
     archive): the training set float32 in [0, 1], the test set uint8."""
-    from memnet import synthetic
-    from memnet.datasets import to_unit_float
+    from memnet.datasets import synthetic, to_unit_float
 
     x_train, y_train, x_test, y_test = synthetic.arrays(seed)
     return to_unit_float(x_train), y_train, x_test, y_test
@@ -202,7 +201,7 @@ def load_cifar_sized(seed: int = 0):
 def bench_cifar_sized(data, threads, repeats, n_neurons=20000):
     """The paper configuration (channel voting) on CIFAR-sized inputs: train, infer, and the
     float32 matrix product with the same multiply-adds."""
-    from memnet.model import MemoryNetwork
+    from memnet.models.memory.network import MemoryNetwork
 
     X_train, y_train, X_test, y_test = data
     model = MemoryNetwork(n_neurons=n_neurons, random_state=0, n_threads=threads)
@@ -219,7 +218,7 @@ COMPILE_SCRIPT = """
 import time
 start = time.perf_counter()
 import numpy as np
-from memnet.model import MemoryNetwork
+from memnet.models.memory.network import MemoryNetwork
 imported = time.perf_counter()
 rng = np.random.default_rng(0)
 X = rng.random((300, 1, 8, 8), dtype=np.float32)
@@ -251,8 +250,8 @@ import json, sys
 from pathlib import Path
 import numpy as np
 from memnet.bench import AnonymousPeak, load_mnist
-from memnet.experiments import peak_rss_bytes
-from memnet.model import MemoryNetwork
+from memnet.pipeline.execute import peak_rss_bytes
+from memnet.models.memory.network import MemoryNetwork
 mnist, n_neurons, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 anonymous = AnonymousPeak()
 imported = peak_rss_bytes()

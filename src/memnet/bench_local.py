@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from memnet.bench import find_mnist, load_mnist, machine, matmul_rate, timed
-from memnet.experiments import peak_rss_bytes
 from memnet.io import write_json, write_text
+from memnet.pipeline.execute import peak_rss_bytes
 
 PROTOTYPE_SECONDS = 14.0 + 15.0  # the throwaway prototype: train + infer, same machine
 
 
 def bench_local(data, threads, repeats, params=None):
-    from memnet.local import LocalMemoryNetwork
+    from memnet.models.memory.local import LocalMemoryNetwork
 
     X_train, y_train, X_test, y_test = data
     model = LocalMemoryNetwork(random_state=0, n_threads=threads, **(params or {}))
@@ -71,7 +71,7 @@ def bench_local(data, threads, repeats, params=None):
 def accuracy_over_seeds(data, seeds, threads, params=None):
     """Test accuracy of the default configuration trained with each seed (the presentation
     order) on the whole training set."""
-    from memnet.local import LocalMemoryNetwork
+    from memnet.models.memory.local import LocalMemoryNetwork
 
     X_train, y_train, X_test, y_test = data
     runs = []

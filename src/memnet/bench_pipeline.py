@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from memnet import paths
 from memnet.io import write_json, write_text
+from memnet.pipeline import paths
 
 REPO = Path(__file__).resolve().parents[2]
 

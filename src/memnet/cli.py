@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from memnet import __version__
+from memnet.models.registry import FAMILIES
 
 
 def _json_arg(text: str) -> dict:
@@ -90,6 +91,15 @@ def _fraction(text: str) -> float:
             f"expected a fraction strictly between 0 and 1, got {text!r}"
         )
     return value
+
+
+def _run_arg(text: str):
+    from memnet.pipeline.plan import Run
+
+    try:
+        return Run.from_json(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--run: ")) from None
 
 
 def _tasks_arg(text: str) -> list[list[int]]:
@@ -169,11 +179,12 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_tune(args) -> None:
-    from memnet import experiments
     from memnet.io import write_json
+    from memnet.pipeline.execute import load_data
+    from memnet.pipeline.tune import tune
 
-    data = experiments.load_data(args.data, args.subset)
-    choice = experiments.tune(
+    data = load_data(args.data, args.subset)
+    choice = tune(
         data,
         args.params,
         tau_scale=args.tau_scale,
@@ -185,13 +196,26 @@ def cmd_tune(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from memnet import experiments
     from memnet.io import read_json, write_json
+    from memnet.pipeline import execute
 
+    family = None
+    if args.run is not None:
+        run = args.run
+        if args.model is not None:
+            raise ValueError("give --run or --model, not both")
+        args.model, args.params, args.dataset = run.model, run.params, run.dataset
+        args.experiment, args.variant, args.x, args.n_train = (
+            run.experiment, run.variant, run.x, run.n_train
+        )
+        args.tasks, family = run.tasks, run.family
+    elif args.model is None:
+        raise ValueError("give --model (or --run, the whole run as JSON)")
     params = dict(args.params)
-    if args.tuning and args.model == experiments.MEMNET and params.get("tau") is None:
+    tuned = args.model in FAMILIES and FAMILIES[args.model].tuned
+    if args.tuning and tuned and params.get("tau") is None:
         params["tau"] = _tuned_tau(read_json(args.tuning), args.tuning, params)
-    data = experiments.load_data(args.data, args.subset)
+    data = execute.load_data(args.data, args.subset)
     common = dict(
         data=data,
         dataset=args.dataset or data.name,
@@ -201,15 +225,16 @@ def cmd_run(args) -> None:
         params=params,
         seed=args.seed,
         threads=args.threads,
+        family=family,
     )
     if args.tasks is not None:
         if args.model_out or args.n_train or args.x is not None:
             raise ValueError(
                 "--tasks (a class-incremental stream) takes no --model-out, --n-train or --x"
             )
-        metrics = experiments.execute_stream(**common, tasks=args.tasks)
+        metrics = execute.execute_stream(**common, tasks=args.tasks)
     else:
-        metrics = experiments.execute(
+        metrics = execute.execute(
             **common, x=args.x, n_train=args.n_train, model_out=args.model_out
         )
     write_json(args.out, metrics)
@@ -218,7 +243,7 @@ def cmd_run(args) -> None:
 
 
 def _tuned_tau(tuning, path, params) -> float:
-    from memnet.experiments import tuned_tau
+    from memnet.pipeline.tune import tuned_tau
 
     distance = params.get("distance", "l2")
     try:
@@ -234,7 +259,7 @@ def _tuned_tau(tuning, path, params) -> float:
 
 
 def cmd_aggregate(args) -> None:
-    from memnet.aggregate import runs_table, summary_table, write_csv
+    from memnet.report.aggregate import runs_table, summary_table, write_csv
 
     runs = runs_table(args.metrics)
     write_csv(runs, args.runs_csv)
@@ -247,16 +272,16 @@ def _print_written(paths) -> None:
 
 def _load_results(args) -> tuple:
     """(summary, runs, claims) of the --summary, --runs and --claims files."""
-    from memnet.claims import load_claims
-    from memnet.results import load_runs, load_summary
+    from memnet.report.claims import load_claims
+    from memnet.report.results import load_runs, load_summary
 
     return load_summary(args.summary), load_runs(args.runs), load_claims(args.claims)
 
 
 def cmd_tables(args) -> None:
-    from memnet import tables
-    from memnet.claims import load_anchors
     from memnet.datasets import stand_in_reason
+    from memnet.report import tables
+    from memnet.report.claims import load_anchors
 
     anchors = load_anchors(args.claims)
     stand_ins = {name: why for name, why in map(stand_in_reason, args.data) if why}
@@ -265,7 +290,7 @@ def cmd_tables(args) -> None:
 
 
 def cmd_figures(args) -> None:
-    from memnet import figures
+    from memnet.report import figures
 
     written = figures.build_all(
         *_load_results(args),
@@ -279,7 +304,7 @@ def cmd_figures(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from memnet import report
+    from memnet.report import replication as report
 
     context = report.build_context(
         args.runs, args.metrics, args.tables, args.figures, args.captions, args.datasets, args.out
@@ -288,7 +313,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_notebook(args) -> None:
-    from memnet import report
+    from memnet.report import replication as report
 
     _print_written(report.run_notebook(args.notebook, args.out, dict(args.parameter), args.cwd))
 
@@ -354,7 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train and test one model; write its metrics JSON")
     _add_data_args(p)
-    p.add_argument("--model", required=True, help="memnet, mlp, cnn, knn or ncm")
+    p.add_argument(
+        "--run",
+        type=_run_arg,
+        default=None,
+        help="the whole run as the pipeline plans it (JSON of memnet.pipeline.plan.Run); "
+        "else give --model and the options below",
+    )
+    p.add_argument("--model", default=None, help=f"one of {', '.join(FAMILIES)}")
     p.add_argument("--params", type=_json_arg, default={}, help="the model's parameters as JSON")
     p.add_argument("--seed", type=_seed, required=True)
     p.add_argument("--dataset", default=None)

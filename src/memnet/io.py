@@ -1,42 +1,106 @@
-"""Atomic file writing: a reader never sees half a file, even if the writer dies."""
+"""Atomic file writing: a reader never sees half a file, even if the writer dies.
+
+Every output of memnet is written through :func:`atomic_path`: a temporary file beside the output,
+named after its writer (host and process id), renamed onto the output when the block succeeds and
+removed when it fails. Temporary files that a killed writer left are removed the next time the same
+output is written. An error about the temporary file names the output instead.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import tempfile
+import re
+import secrets
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
+STALE_PART_S = 3600  # a temp file of another host untouched this long belongs to a dead writer
+
+
+class OutputError(OSError):
+    """An output file could not be written; the message names the output, not its temp file."""
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+_PART = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]+\.part$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def remove_stale_parts(dest: str | os.PathLike) -> list[Path]:
+    """Remove the temp files that killed writers of ``dest`` left beside it; returns them.
+
+    A temp file is stale when its writer (named in it: host and process id) is a dead process of
+    this host, or when it has not changed for STALE_PART_S seconds.
+    """
+    dest = Path(dest)
+    removed = []
+    if not dest.parent.is_dir():
+        return removed
+    host, now = _host(), time.time()
+    for part in dest.parent.glob(f".{glob_escape(dest.name)}.*.part"):
+        m = _PART.match(part.name)
+        try:
+            dead = m is not None and m["host"] == host and not _pid_alive(int(m["pid"]))
+            if dead or now - part.stat().st_mtime > STALE_PART_S:
+                part.unlink()
+                removed.append(part)
+                log.info("removed %s, left by a writer that was killed", part)
+        except FileNotFoundError:
+            pass
+    return removed
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp)
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
+
+    Stale temp files of ``dest`` are removed first; the temp file is removed on any exception
+    (the `memnet` command turns SIGTERM into one). An OSError about the temp file (a full disk, a
+    read-only directory) is reraised as an OutputError that names ``dest``.
+    """
+    dest = Path(dest)
+    tmp = dest.parent / f".{dest.name}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.part"
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(dest)
         yield tmp
-        if tmp.exists():
-            tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
-    except OSError as exc:
-        if exc.filename not in (str(tmp), tmp):
+        os.replace(tmp, dest)
+    except OutputError:
+        raise
+    except OSError as err:
+        if str(tmp) not in (err.filename, err.filename2) and err.filename not in (
+            str(dest.parent),
+            str(dest),
+        ):
             raise
-        # The temporary file is an implementation detail: the error names the file being written.
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
+        raise OutputError(err.errno, f"cannot write {dest}: {err.strerror}") from None
     finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -213,3 +213,11 @@ __all__ = [
     "check_random_state",
     "check_real",
 ]
+
+
+def to_unit_float(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1] (what load gives)."""
+    out = x.astype(np.float32)
+    out *= np.float32(1 / 255)
+    return out
+

@@ -1,19 +1,13 @@
 import json
-import re
-import json
 import shlex
 import sys
 
-from memnet import datasets, paths
-from memnet.experiments import (
-    MEMNET,
-    Run,
-    clipped_sweep_points,
-    paper_params,
-    params_json,
-    plan,
-)
+from memnet import datasets
+from memnet.models.registry import families
+from memnet.pipeline import paths
+from memnet.pipeline.plan import MEMNET, Run, clipped_sweep_points, paper_params, params_json, plan
 
+REPORT_MODEL_SEED = config["seeds"][0]  # the saved model is that of the first seed
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
 RESULTS = paths.results_dir(config)
 DATA = paths.data_dir(config)
@@ -64,21 +58,11 @@ def saved_run(dataset):
 
 
 def command_args(run):
-    """The `memnet run` options (data and output aside) of one run, each quoted for the shell."""
-    q = shlex.quote
-    args = [
-        f"--dataset {q(run.dataset)} --experiment {q(run.experiment)} --model {q(run.model)}",
-        f"--variant {q(run.variant)} --params {q(params_json(run.params))}",
-        subset_arg(run.dataset),
-    ]
-    if run.x is not None:
-        args.append(f"--x {run.x}")
-    if run.n_train is not None:
-        args.append(f"--n-train {run.n_train}")
-    if run.tasks is not None:
-        args.append(f"--tasks {q(json.dumps(run.tasks))}")
+    """The `memnet run` options (data and output aside) of one run, each quoted for the shell:
+    the run itself as one JSON object, and the tuning file it reads."""
+    args = [f"--run {shlex.quote(run.to_json())}", subset_arg(run.dataset)]
     if run.needs_tuning:
-        args.append(f"--tuning {q(results(paths.TUNING, dataset=run.dataset))}")
+        args.append(f"--tuning {shlex.quote(results(paths.TUNING, dataset=run.dataset))}")
     return " ".join(args)
 
 
@@ -90,13 +74,13 @@ def model_args(w):
     return command_args(saved_run(w.dataset))
 
 
-# The backprop nets train on one torch thread (bitwise the same on any machine's core count),
-# and nearest class mean is plain numpy: two of them can share a 2-core machine.
-SINGLE_THREADED = ("mlp", "cnn", "ncm")
+# A single-threaded family (memnet.models.registry) takes one thread whatever the budget
+# (bitwise the same on any machine's core count), so that two of its jobs share a 2-core machine.
+FAMILIES = families(config)
 
 
 def run_threads(w):
-    return 1 if w.model in SINGLE_THREADED else config["threads"]["run"]
+    return 1 if FAMILIES[w.model].single_threaded else config["threads"]["run"]
 
 
 def declaration_arg(w):

@@ -58,18 +58,28 @@ rule run:
         "{params.args} --out {output:q} > {log:q} 2>&1"
 
 
-# The trained `paper` model of the first seed, kept for the memories figure and notebook.
-rule model:
+# The run of `paper` in `main` for the first seed also saves its trained model, for the memories
+# figure and notebook: the run that measures the model is the one that keeps it (when the config
+# does not run it in `main`, this rule still makes it for the report, and it is left out of runs.csv).
+ruleorder: run_saving_model > run
+
+
+rule run_saving_model:
     input:
         data=data(paths.PREPARED),
         tuning=results(paths.TUNING),
     output:
-        model=results(paths.MODEL, ext="npz"),
-        metrics=results(paths.MODEL, ext="json"),
+        metrics=results(paths.RUN),
+        model=results(paths.MODEL),
     log:
-        logged(paths.MODEL),
+        logged(paths.RUN),
     benchmark:
-        benchmarked(f"model/{paths.MODEL}")
+        benchmarked(paths.RUN)
+    wildcard_constraints:
+        experiment="main",
+        model=MEMNET,
+        name="paper",
+        seed=str(REPORT_MODEL_SEED),
     conda:
         ENV
     threads: config["threads"]["run"]

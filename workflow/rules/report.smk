@@ -5,7 +5,7 @@
 import os
 from pathlib import Path
 
-from memnet.outputs import TABLES, figure_names
+from memnet.report.outputs import TABLES, figure_names
 
 
 report: "../report/workflow.rst"
@@ -13,19 +13,22 @@ report: "../report/workflow.rst"
 
 REPORT_REPO = Path(workflow.basedir)
 REPORT_DATASETS = list(config["datasets"])
-REPORT_MODEL_SEED = config["seeds"][0]  # the saved model is that of the first seed
 REPORT_TABLE_STEMS = list(TABLES)
 REPORT_FIGURE_STEMS = figure_names(REPORT_DATASETS)
 REPORT_NOTEBOOKS = ["results", "memories"]
 # F3_ablations_mnist -> workflow/report/F3_ablations.rst: one caption per figure, whatever the dataset
 REPORT_FIGURE_CAPTIONS = {s: "_".join(s.split("_")[:2]) for s in REPORT_FIGURE_STEMS}
 
-REPORT_MODELS = expand(
-    results(paths.MODEL),
-    dataset=REPORT_DATASETS,
-    seed=REPORT_MODEL_SEED,
-    ext=["npz", "json"],
-)
+# The saved `paper` model of each dataset (first seed) and the metrics of the run that trained it
+REPORT_MODELS = [
+    path
+    for dataset in REPORT_DATASETS
+    for path in (
+        saved_run(dataset).metrics_path(REPORT_MODEL_SEED, RESULTS).removesuffix(".json")
+        + ".npz",
+        saved_run(dataset).metrics_path(REPORT_MODEL_SEED, RESULTS),
+    )
+]
 # F5 reads the confusion matrices of the main memnet runs (only if the config runs them)
 REPORT_MAIN_MEMNET = "paper" in config.get("experiments", {}).get("main", {}).get(
     "models", {}

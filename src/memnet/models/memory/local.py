@@ -37,10 +37,10 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels' np.dot calls: loaded now,
 from threadpoolctl import threadpool_limits  # so that threadpool_limits(1) also covers it
 
-from memnet import _local_kernels as K
-from memnet.estimator import Estimator, read_model_file
 from memnet.io import atomic_path
-from memnet.preprocess import make_preprocessor, parse_steps
+from memnet.models.estimator import Estimator, read_model_file
+from memnet.models.memory import _local_kernels as K
+from memnet.models.preprocess import make_preprocessor, parse_steps
 from memnet.validation import check_images, check_labels
 
 FORMAT_NAME = "memnet.LocalMemoryNetwork"

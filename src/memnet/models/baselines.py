@@ -36,7 +36,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from memnet.estimator import Estimator
+from memnet.models.estimator import Estimator
 from memnet.validation import (
     check_choice,
     check_images,
@@ -304,7 +304,7 @@ class KNearestNeighbours(Baseline):
         return index
 
     def _learn_more(self, X, y):
-        from memnet import _l1_kernels as _l1
+        from memnet.models import _l1_kernels as _l1
 
         X = np.ascontiguousarray(X.reshape(len(X), -1))
         codes = _l1.as_bytes(X) if self.metric == "l1" and self.index_ is None else None
@@ -328,7 +328,7 @@ class KNearestNeighbours(Baseline):
     def _predict_index(self, X):
         if self.k > len(self.labels_):
             raise ValueError(f"k={self.k} exceeds the {len(self.labels_)} samples learnt; lower k")
-        from memnet import _l1_kernels as _l1
+        from memnet.models import _l1_kernels as _l1
 
         queries = np.ascontiguousarray(X.reshape(len(X), -1))
         codes = _l1.as_bytes(queries) if self.index_ is None else None

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from memnet.results import ANY, MAIN_MEMNET, saved_models, select
+from memnet.report.results import ANY, MAIN_MEMNET, saved_models, select
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -261,7 +261,7 @@ def _saved_models(ev: Evidence):
     found = saved_models(ev.models)
     if not found:
         return []
-    from memnet.model import MemoryNetwork
+    from memnet.models.memory.network import MemoryNetwork
 
     return [(m.dataset, m.seed, MemoryNetwork.load(m.path), m.n_train) for m in found]
 
@@ -275,7 +275,7 @@ def _load_time_nodes(tree: ast.AST):
         yield from _load_time_nodes(node)
 
 
-def model_sources(root: Path | None = None, module: str = "memnet.model") -> list[Path]:
+def model_sources(root: Path | None = None, module: str = "memnet.models.memory.network") -> list[Path]:
     """memnet/model.py (``root``, else ``module``'s file) and every memnet module it imports when it
     loads, transitively (the code that learns). Imports inside functions are left out: they load
     only when called (config validation imports the experiment runner, which can make any
@@ -340,7 +340,7 @@ def _source_check(
     """(problem or None, description) of a static scan of the model's source files (``local``:
     the locally connected model's)."""
     if local:
-        paths = model_sources(ev.local_source, "memnet.local")
+        paths = model_sources(ev.local_source, "memnet.models.memory.local")
     else:
         paths = model_sources(ev.model_source)
     if not paths:
@@ -485,7 +485,7 @@ def _local_probes(ev: Evidence, runs: pd.DataFrame):
 
     cls = ev.local_model
     if cls is None:
-        from memnet.local import LocalMemoryNetwork as cls
+        from memnet.models.memory.local import LocalMemoryNetwork as cls
     for dataset, text in dict.fromkeys(
         zip(runs["dataset"], runs["params"].astype(str), strict=True)
     ):

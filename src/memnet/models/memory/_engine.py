@@ -23,8 +23,8 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from memnet import _kernels as K
 from memnet.datasets import to_unit_float
+from memnet.models.memory import _kernels as K
 
 QUERY_CHUNK = 1024  # queries per inference task
 NEURON_BLOCK = 1024  # neurons per BLAS product at inference (the product stays in cache)

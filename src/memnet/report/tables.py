@@ -6,8 +6,8 @@ results/tables/runs.csv and summary.csv (and paper/claims.yaml for the reported 
 cached or typed in; the saved models the claims' checks read are the files given, never a search.
 
     memnet tables --summary results/tables/summary.csv --runs results/tables/runs.csv \\
-        --claims paper/claims.yaml --models results/models/mnist/main/memnet/paper/seed0.npz \\
-        results/models/mnist/main/memnet/paper/seed0.json --out results/tables
+        --claims paper/claims.yaml --models results/runs/mnist/main/memnet/paper/seed0.npz \\
+        results/runs/mnist/main/memnet/paper/seed0.json --out results/tables
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from memnet import claims as claims_mod
-from memnet.experiments import LOCAL_REFERENCE
 from memnet.io import atomic_path, write_text
-from memnet.outputs import TABLES
-from memnet.results import (
+from memnet.pipeline.plan import LOCAL_REFERENCE
+from memnet.report import claims as claims_mod
+from memnet.report.outputs import TABLES
+from memnet.report.results import (
     ANY,
     BYTES_PER_FLOAT,
     MAIN_MEMNET,

@@ -9,8 +9,8 @@ and markers/line styles that also separate the models in greyscale print. The ru
 saved models (F4) are the files given, never a search of a directory.
 
     memnet figures --summary results/tables/summary.csv --runs results/tables/runs.csv \\
-        --claims paper/claims.yaml --models results/models/mnist/main/memnet/paper/seed0.npz \\
-        results/models/mnist/main/memnet/paper/seed0.json \\
+        --claims paper/claims.yaml --models results/runs/mnist/main/memnet/paper/seed0.npz \\
+        results/runs/mnist/main/memnet/paper/seed0.json \\
         --confusions results/runs/mnist/main/memnet/paper/seed0.json ... \\
         --model-seed 0 --datasets mnist --out results/figures
 """
@@ -30,10 +30,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from memnet import tables
 from memnet.io import atomic_path
-from memnet.outputs import figure_names
-from memnet.results import (
+from memnet.report import tables
+from memnet.report.outputs import figure_names
+from memnet.report.results import (
     ANY,
     MAIN_MEMNET,
     MEMORY_SWEEPS,
@@ -601,6 +601,6 @@ def _memories_or_placeholder(models: list, dataset: str, seed: int) -> Figure:
     if path is None:
         title = f"F4: memories ({dataset_label(dataset)})"
         return placeholder(title, f"No saved model for {dataset} (seed {seed}) in this run.")
-    from memnet.model import MemoryNetwork
+    from memnet.models.memory.network import MemoryNetwork
 
     return fig_memories(MemoryNetwork.load(path), dataset, names=saved.classes)

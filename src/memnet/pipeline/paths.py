@@ -19,7 +19,8 @@ PREPARED = "{dataset}.npz"
 # Under a config's results directory.
 TUNING = "tuning/{dataset}.json"
 RUN = "runs/{dataset}/{experiment}/{model}/{name}/seed{seed}.json"
-MODEL = "models/{dataset}/main/memnet/paper/seed{seed}.{ext}"
+# the trained model a run saves, beside its metrics (the memories figure and notebook read `paper`'s)
+MODEL = "runs/{dataset}/{experiment}/{model}/{name}/seed{seed}.npz"
 RUNS_CSV = "tables/runs.csv"
 SUMMARY_CSV = "tables/summary.csv"
 TABLE = "tables/{table}.{ext}"

@@ -6,7 +6,7 @@
         --figures results/figures/F1_neurons.png ... --captions workflow/report/T1_main.rst ... \\
         --datasets mnist cifar10 --out results/paper/replication.md
     memnet notebook --notebook notebooks/results.ipynb --out results/notebooks/results.ipynb \\
-        -p results_dir=results -p model_path=results/models/mnist/main/memnet/paper/seed0.npz
+        -p results_dir=results -p model_path=results/runs/mnist/main/memnet/paper/seed0.npz
 
 `render` fills the Jinja template with numbers read from the given result files only (tables T1-T4,
 the figures, runs.csv and one run's metrics for versions), writes the Markdown, then the HTML with
@@ -28,10 +28,10 @@ import jinja2
 import markdown
 import pandas as pd
 
-from memnet import tables
 from memnet.io import atomic_path, read_json, write_text
-from memnet.outputs import figure_names
-from memnet.results import MAIN_MEMNET, dataset_label, load_runs, select
+from memnet.report import tables
+from memnet.report.outputs import figure_names
+from memnet.report.results import MAIN_MEMNET, dataset_label, load_runs, select
 
 FIGURE_TITLES = {
     "F1": "Accuracy vs number of neurons",

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memnet.datasets import REGISTRY, file_digest, output_file
+from memnet.datasets import REGISTRY, file_digest
+from memnet.io import atomic_path
 
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
@@ -209,7 +210,7 @@ def write_archive(out_dir: str | Path, seed: int = 0, rows: int = ROWS) -> Path:
     """Write ``out_dir``/cifar-10-python.tar.gz (``rows`` images per batch; full size 10,000)."""
     dest = Path(out_dir) / ARCHIVE
     protos = prototypes(seed)
-    with output_file(dest) as tmp, open(tmp, "wb") as raw:
+    with atomic_path(dest) as tmp, open(tmp, "wb") as raw:
         # filename="" and mtime keep the gzip header free of the temp name and the time
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=MTIME) as gz:
             with tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from memnet.io import atomic_path, read_json
-from memnet.results import (
+from memnet.report.results import (
     CONSTANTS,
     JSON_COLUMNS,
     KEYS,

@@ -28,12 +28,12 @@ import json
 
 import numpy as np
 
-from memnet import _engine as E
-from memnet import _kernels as K
-from memnet._engine import rows_float32
-from memnet.estimator import Estimator, read_model_file
 from memnet.io import atomic_path
-from memnet.preprocess import make_preprocessor, parse_steps
+from memnet.models.estimator import Estimator, read_model_file
+from memnet.models.memory import _engine as E
+from memnet.models.memory import _kernels as K
+from memnet.models.memory._engine import rows_float32
+from memnet.models.preprocess import make_preprocessor, parse_steps
 from memnet.validation import (
     check_bool,
     check_choice,

@@ -1,10 +1,9 @@
-"""Validation of the pipeline's config against its JSON schema, with messages that name the key."""
+"""JSON-schema helpers: the config's schema, and messages that name the bad key (a leaf: no memnet imports)."""
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -122,58 +121,3 @@ def _string_in_place_of_scalar(error) -> tuple[list, object] | None:
         if (found := _string_in_place_of_scalar(branch)) is not None:
             return found
     return None
-
-
-def validate(config: dict, schema_path: str | Path = SCHEMA_FILE) -> dict:
-    """Raise ConfigError naming the first bad key (the most specific), else return ``config``.
-
-    Strings from Snakemake's `--config` are first turned into the numbers the schema expects.
-    """
-    coerce_command_line(config, load_schema(schema_path))
-    if message := schema_error(config, load_schema(schema_path)):
-        raise ConfigError(message)
-
-    from memnet import datasets
-    from memnet.experiments import plan
-
-    known = datasets.declarations(config)  # raises ConfigError naming a bad declaration's key
-    for key, name in _dataset_references(config):
-        if name not in known:
-            raise ConfigError(
-                f"config key '{key}': unknown dataset {name!r}; known: {', '.join(sorted(known))}. "
-                "Declare a new one under the config key dataset_declarations "
-                "(README, 'Adding a dataset')"
-            )
-    for name, subset in config.get("data", {}).get("subset", {}).items():
-        for part in ("n_train", "n_test"):
-            available = getattr(known[name], part)
-            if subset.get(part, 0) > available:
-                raise ConfigError(
-                    f"config key 'data.subset.{name}.{part}': {subset[part]} is more than the "
-                    f"{available} images {name} has"
-                )
-    try:
-        plan(config)  # cross-checks: every baseline an experiment names must be defined
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return config
-
-
-def _dataset_references(config: dict) -> Iterator[tuple[str, str]]:
-    """(key, name) of every dataset name the config uses: datasets, data.subset, only_datasets."""
-    for i, name in enumerate(config.get("datasets", [])):
-        yield f"datasets[{i}]", name
-    for name in config.get("data", {}).get("subset", {}):
-        yield f"data.subset.{name}", name
-
-    def walk(node, path):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "only_datasets" and isinstance(value, list):
-                    for i, name in enumerate(value):
-                        yield f"{_key((*path, key))}[{i}]", name
-                else:
-                    yield from walk(value, (*path, key))
-
-    for section in ("memnet", "baselines", "experiments"):
-        yield from walk(config.get(section, {}), (section,))
