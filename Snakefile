@@ -34,6 +34,12 @@ include: "workflow/rules/experiments.smk"
 include: "workflow/rules/report.smk"
 
 
+# Rules of your own: every workflow/rules/extra/*.smk, in name order (docs/extending.md).
+for extra_rules in sorted((REPO / "workflow/rules/extra").glob("*.smk")):
+
+    include: extra_rules
+
+
 # Every metrics file is a target, so that one deleted by hand is made again.
 rule all:
     default_target: True

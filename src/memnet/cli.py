@@ -102,6 +102,16 @@ def _run_arg(text: str):
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--run: ")) from None
 
 
+def _outputs_arg(text: str) -> list:
+    from memnet.report.outputs import Output
+
+    try:
+        entries = json.loads(text)
+        return [Output(**entry) for entry in entries]
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON list of outputs ({exc})") from None
+
+
 def _tasks_arg(text: str) -> list[list[int]]:
     try:
         tasks = json.loads(text)
@@ -206,7 +216,10 @@ def cmd_run(args) -> None:
             raise ValueError("give --run or --model, not both")
         args.model, args.params, args.dataset = run.model, run.params, run.dataset
         args.experiment, args.variant, args.x, args.n_train = (
-            run.experiment, run.variant, run.x, run.n_train
+            run.experiment,
+            run.variant,
+            run.x,
+            run.n_train,
         )
         args.tasks, family = run.tasks, run.family
     elif args.model is None:
@@ -285,7 +298,10 @@ def cmd_tables(args) -> None:
 
     anchors = load_anchors(args.claims)
     stand_ins = {name: why for name, why in map(stand_in_reason, args.data) if why}
-    written = tables.build_all(*_load_results(args), args.models, args.out, anchors, stand_ins)
+    captions = {path.stem: " ".join(path.read_text().split()) for path in args.captions}
+    written = tables.build_all(
+        *_load_results(args), args.models, args.out, anchors, stand_ins, captions
+    )
     _print_written(written)
 
 
@@ -307,7 +323,14 @@ def cmd_report(args) -> None:
     from memnet.report import replication as report
 
     context = report.build_context(
-        args.runs, args.metrics, args.tables, args.figures, args.captions, args.datasets, args.out
+        args.runs,
+        args.metrics,
+        args.tables,
+        args.figures,
+        args.captions,
+        args.datasets,
+        args.out,
+        extras=args.extras,
     )
     _print_written(report.render(args.template, context, args.out))
 
@@ -413,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metrics", nargs="+", help="the per-run metrics JSON files")
     p.set_defaults(func=cmd_aggregate)
 
-    p = sub.add_parser("tables", help="tables T1-T7 (CSV, Markdown, LaTeX) from the results")
+    p = sub.add_parser(
+        "tables", help="the tables of memnet.report.outputs (CSV, Markdown, LaTeX) from the results"
+    )
     _add_results_args(p)
     p.add_argument(
         "--data",
@@ -424,9 +449,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the prepared datasets: a paper claim on one not made from its published files "
         "is not measurable",
     )
+    p.add_argument(
+        "--captions", nargs="*", default=[], type=Path, metavar="FILE",
+        help="each table's caption, workflow/report/<stem>.rst (the LaTeX caption)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("figures", help="figures F1-F6 (PDF, PNG) from the results")
+    p = sub.add_parser(
+        "figures", help="the figures of memnet.report.outputs (PDF, PNG) from the results"
+    )
     _add_results_args(p)
     p.add_argument(
         "--confusions",
@@ -457,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the captions, workflow/report/<stem>.rst",
     )  # fmt: skip
     p.add_argument("--datasets", nargs="+", required=True, help="the config's datasets")
+    p.add_argument(
+        "--extras", type=_outputs_arg, default=[], metavar="JSON",
+        help="outputs of users' rules to show (JSON list of memnet.report.outputs.Output fields; "
+        "their files among --figures or --tables, their captions among --captions)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="results/paper/replication.md")
     p.set_defaults(func=cmd_report)
 

@@ -220,4 +220,3 @@ def to_unit_float(x: np.ndarray) -> np.ndarray:
     out = x.astype(np.float32)
     out *= np.float32(1 / 255)
     return out
-

@@ -5,7 +5,14 @@ import sys
 from memnet import datasets
 from memnet.models.registry import families
 from memnet.pipeline import paths
-from memnet.pipeline.plan import MEMNET, Run, clipped_sweep_points, paper_params, params_json, plan
+from memnet.pipeline.plan import (
+    MEMNET,
+    Run,
+    clipped_sweep_points,
+    paper_params,
+    params_json,
+    plan,
+)
 
 REPORT_MODEL_SEED = config["seeds"][0]  # the saved model is that of the first seed
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
@@ -62,7 +69,9 @@ def command_args(run):
     the run itself as one JSON object, and the tuning file it reads."""
     args = [f"--run {shlex.quote(run.to_json())}", subset_arg(run.dataset)]
     if run.needs_tuning:
-        args.append(f"--tuning {shlex.quote(results(paths.TUNING, dataset=run.dataset))}")
+        args.append(
+            f"--tuning {shlex.quote(results(paths.TUNING, dataset=run.dataset))}"
+        )
     return " ".join(args)
 
 

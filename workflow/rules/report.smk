@@ -1,11 +1,13 @@
-# Tables T1-T4, figures F1-F6, the replication report and the review notebooks, from the aggregated
-# results. Repository files (paper/, notebooks/, workflow/report/) are found relative to the Snakefile's
+# The tables and figures of the outputs catalogue (memnet.report.outputs), the replication report and
+# the review notebooks, from the aggregated results. Repository files (paper/, notebooks/, workflow/report/) are found relative to the Snakefile's
 # directory (workflow.basedir), so that the workflow also runs with --directory elsewhere.
 # Captions are relative to this file; each output marked with report() appears in `snakemake --report`.
 import os
 from pathlib import Path
 
-from memnet.report.outputs import TABLES, figure_names
+import json
+
+from memnet.report.outputs import EXTRA, FIGURES, TABLES, figure_names, output_of
 
 
 report: "../report/workflow.rst"
@@ -16,15 +18,22 @@ REPORT_DATASETS = list(config["datasets"])
 REPORT_TABLE_STEMS = list(TABLES)
 REPORT_FIGURE_STEMS = figure_names(REPORT_DATASETS)
 REPORT_NOTEBOOKS = ["results", "memories"]
-# F3_ablations_mnist -> workflow/report/F3_ablations.rst: one caption per figure, whatever the dataset
-REPORT_FIGURE_CAPTIONS = {s: "_".join(s.split("_")[:2]) for s in REPORT_FIGURE_STEMS}
+
+
+def caption_of(stem):
+    """The caption file of an output's file stem (one caption for every dataset), relative to this
+    file, as report() wants it."""
+    return f"../../{output_of(stem).caption_file}"
+
 
 # The saved `paper` model of each dataset (first seed) and the metrics of the run that trained it
 REPORT_MODELS = [
     path
     for dataset in REPORT_DATASETS
     for path in (
-        saved_run(dataset).metrics_path(REPORT_MODEL_SEED, RESULTS).removesuffix(".json")
+        saved_run(dataset)
+        .metrics_path(REPORT_MODEL_SEED, RESULTS)
+        .removesuffix(".json")
         + ".npz",
         saved_run(dataset).metrics_path(REPORT_MODEL_SEED, RESULTS),
     )
@@ -46,9 +55,27 @@ REPORT_TABLE_FILES = expand(
 REPORT_PNGS = expand(results(paths.FIGURE), figure=REPORT_FIGURE_STEMS, ext="png")
 REPORT_PDFS = expand(results(paths.FIGURE), figure=REPORT_FIGURE_STEMS, ext="pdf")
 REPORT_CAPTION_FILES = [
-    REPORT_REPO / f"workflow/report/{stem}.rst"
-    for stem in [*REPORT_TABLE_STEMS, *sorted(set(REPORT_FIGURE_CAPTIONS.values()))]
+    REPORT_REPO / o.caption_file for o in [*TABLES.values(), *FIGURES.values()]
 ]
+REPORT_TABLE_CAPTIONS = [REPORT_REPO / o.caption_file for o in TABLES.values()]
+
+
+# Outputs of users' own rules (workflow/rules/extra/*.smk, included after this file) join the report
+# through memnet.report.outputs.register: input functions, so that they are read once every rule
+# file is included.
+def extra_files(wildcards):
+    return [o.file for o in EXTRA.values()]
+
+
+def extra_captions(wildcards):
+    return [o.caption_file for o in EXTRA.values()]
+
+
+def extras_arg(wildcards):
+    fields = ["stem", "title", "ours", "builder", "file", "caption"]
+    entries = [{f: getattr(o, f) for f in fields} for o in EXTRA.values()]
+    return f"--extras {shlex.quote(json.dumps(entries))}" if entries else ""
+
 
 # Everything this file produces: the Snakefile's `rule all` asks for it.
 REPORT_OUTPUTS = [
@@ -68,11 +95,12 @@ rule tables:
         claims=REPORT_REPO / "paper/claims.yaml",
         models=REPORT_MODELS,
         data=[data(paths.PREPARED, dataset=d) for d in config["datasets"]],
+        captions=REPORT_TABLE_CAPTIONS,
     output:
         csv=[
             report(
                 results(paths.TABLE, table=stem, ext="csv"),
-                caption=f"../report/{stem}.rst",
+                caption=caption_of(stem),
                 category="Tables",
             )
             for stem in REPORT_TABLE_STEMS
@@ -92,7 +120,7 @@ rule tables:
     shell:
         "memnet tables --summary {input.summary:q} --runs {input.runs:q} "
         "--claims {input.claims:q} --models {input.models:q} --data {input.data:q} "
-        "--out {params.out:q} > {log:q} 2>&1"
+        "--captions {input.captions:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule figures:
@@ -106,7 +134,7 @@ rule figures:
         png=[
             report(
                 results(paths.FIGURE, figure=stem, ext="png"),
-                caption=f"../report/{REPORT_FIGURE_CAPTIONS[stem]}.rst",
+                caption=caption_of(stem),
                 category="Figures",
             )
             for stem in REPORT_FIGURE_STEMS
@@ -139,6 +167,8 @@ rule replication_report:
         metrics=REPORT_METRICS,
         tables=REPORT_TABLE_FILES,
         figures=REPORT_PNGS,
+        extras=extra_files,
+        extra_captions=extra_captions,
     output:
         md=results(paths.REPLICATION, ext="md"),
         html=report(
@@ -156,11 +186,13 @@ rule replication_report:
         **resources_of("report"),
     params:
         datasets=" ".join(REPORT_DATASETS),
+        extras=extras_arg,
     shell:
         "memnet report --template {input.template:q} --runs {input.runs:q} "
-        "--metrics {input.metrics:q} --tables {input.tables:q} --figures {input.figures:q} "
-        "--captions {input.captions:q} --datasets {params.datasets} --out {output.md:q} "
-        "> {log:q} 2>&1"
+        "--metrics {input.metrics:q} --tables {input.tables:q} "
+        "--figures {input.figures:q} {input.extras:q} "
+        "--captions {input.captions:q} {input.extra_captions:q} --datasets {params.datasets} "
+        "{params.extras} --out {output.md:q} > {log:q} 2>&1"
 
 
 rule notebook:

@@ -241,4 +241,3 @@ def spec_from_json(name: str, text: str) -> DatasetSpec:
     if not isinstance(decl, dict):
         raise DeclarationError("--declaration: expected a JSON object")
     return _check({name: decl}, "--declaration key")[name]
-

@@ -26,6 +26,7 @@ CHUNK_BYTES = 1 << 20
 PROGRESS_MIN_BYTES = 4 << 20  # downloads at least this big report progress every 10%
 RETRY_DELAY_S = 2.0
 
+
 class DatasetUnavailable(RuntimeError):
     """No source gave a copy of a raw dataset file with the declared size and sha256."""
 

@@ -250,4 +250,3 @@ def _parse_npz(raw_dir: Path, spec: DatasetSpec):
 
 
 _PARSERS = {"idx": _parse_idx, "cifar-python": _parse_cifar, "npz": _parse_npz}
-

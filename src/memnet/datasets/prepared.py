@@ -40,7 +40,6 @@ class Dataset:
         return tuple(self.X_train.shape[1:])
 
 
-
 NPZ_KEYS = (
     "name",
     "x_train",
@@ -254,4 +253,3 @@ def read_info(npz_path: str | os.PathLike) -> DatasetInfo:
         n_train=len(a["y_train"]),
         n_test=len(a["y_test"]),
     )
-

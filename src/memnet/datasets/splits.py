@@ -12,6 +12,7 @@ from memnet.datasets.prepared import Dataset
 
 log = logging.getLogger(__name__)
 
+
 def stratified_indices(y: np.ndarray, n: int, seed: int | Sequence[int]) -> np.ndarray:
     """``n`` indices into ``y``, class proportions kept, in a seeded random order.
 
@@ -45,4 +46,3 @@ def subset(
         idx = stratified_indices(ds.y_test, n_test, seed=[seed, 1])
         x_test, y_test = x_test[idx], y_test[idx]
     return dataclasses.replace(ds, X_train=x_train, y_train=y_train, X_test=x_test, y_test=y_test)
-

@@ -51,7 +51,9 @@ class ForeignEstimator(Estimator):
         try:
             self.model_ = cls(**kwargs)
         except TypeError as exc:
-            raise ValueError(f"{self._owner()}: {cls.__name__} refuses its parameters ({exc})") from None
+            raise ValueError(
+                f"{self._owner()}: {cls.__name__} refuses its parameters ({exc})"
+            ) from None
         self._fitted = False
 
     def _owner(self) -> str:

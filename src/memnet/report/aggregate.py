@@ -15,6 +15,7 @@ from memnet.report.results import (
     KEYS,
     MEANS,
     NUMBER_COLUMNS,
+    OPTIONAL_COLUMNS,
     RUN_COLUMNS,
     SUMMARY_COLUMNS,
     TIMING_COLUMNS,
@@ -40,7 +41,7 @@ def _row(run, path) -> dict:
     """The runs.csv row of one metrics file, each value checked; a bad file is named."""
     if not isinstance(run, dict):
         raise ValueError(f"{path}: not a metrics file (a JSON object); rerun that job")
-    missing = [c for c in RUN_COLUMNS if c not in run]
+    missing = [c for c in RUN_COLUMNS if c not in run and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"{path}: metrics file lacks {missing}; rerun that job")
     for column in NUMBER_COLUMNS:
@@ -55,7 +56,7 @@ def _row(run, path) -> dict:
         raise ValueError(
             f"{path}: 'seed' should be an integer, got {run['seed']!r}; rerun that job"
         )
-    row = {c: run[c] for c in RUN_COLUMNS}
+    row = {c: run.get(c, OPTIONAL_COLUMNS.get(c)) for c in RUN_COLUMNS}
     for column in JSON_COLUMNS:
         row[column] = None if run[column] is None else json.dumps(run[column], sort_keys=True)
     return row

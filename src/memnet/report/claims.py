@@ -275,7 +275,9 @@ def _load_time_nodes(tree: ast.AST):
         yield from _load_time_nodes(node)
 
 
-def model_sources(root: Path | None = None, module: str = "memnet.models.memory.network") -> list[Path]:
+def model_sources(
+    root: Path | None = None, module: str = "memnet.models.memory.network"
+) -> list[Path]:
     """memnet/model.py (``root``, else ``module``'s file) and every memnet module it imports when it
     loads, transitively (the code that learns). Imports inside functions are left out: they load
     only when called (config validation imports the experiment runner, which can make any

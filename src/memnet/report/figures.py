@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib as mpl
@@ -31,14 +32,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from memnet.io import atomic_path
+from memnet.models import registry
 from memnet.report import tables
-from memnet.report.outputs import figure_names
+from memnet.report.outputs import FIGURES, load_builder
 from memnet.report.results import (
     ANY,
     MAIN_MEMNET,
     MEMORY_SWEEPS,
-    MODEL_NAMES,
-    MODEL_ORDER,
     dataset_label,
     dataset_order,
     metrics_frame,
@@ -55,18 +55,22 @@ DPI = 150
 MAX_COLUMNS = 4  # panels per row before wrapping (F3)
 GALLERY_PER_CLASS = 8  # memories shown per class (F4)
 
-COLOURS = sns.color_palette("colorblind", len(MODEL_ORDER))  # Okabe-Ito-like
-# the paper's models first, so that adding ours (local) changes no colour of theirs
-PALETTE = dict(zip(["memnet", "mlp", "cnn", "knn", "ncm", "local"], COLOURS, strict=True))
-MARKERS = {"memnet": "o", "local": "P", "mlp": "s", "cnn": "^", "knn": "D", "ncm": "v"}
-DASHES = {
-    "memnet": "-",
-    "local": (0, (3, 1)),
-    "mlp": "--",
-    "cnn": "-.",
-    "knn": ":",
-    "ncm": (0, (5, 1, 1, 1)),
-}
+COLOURS = sns.color_palette("colorblind", registry.COLOURS)  # Okabe-Ito-like
+
+
+def colour(model: str):
+    """A family's colour (memnet.models.registry: fixed per shipped family, spare ones for others)."""
+    return COLOURS[registry.style(model)[0]]
+
+
+def marker(model: str) -> str:
+    return registry.style(model)[1]
+
+
+def dashes(model: str):
+    return registry.style(model)[2]
+
+
 GREY = "0.55"
 
 
@@ -113,8 +117,8 @@ def _band(ax, x, rows: pd.DataFrame, colour, label, model: str) -> None:
         x,
         y,
         color=colour,
-        marker=MARKERS.get(model, "o"),
-        linestyle=DASHES.get(model, "-"),
+        marker=marker(model),
+        linestyle=dashes(model),
         label=label,
         markersize=4,
         linewidth=1.4,
@@ -159,12 +163,12 @@ def fig_neurons(summary: pd.DataFrame, claims: list, datasets: list[str] | None 
         sweep = select(rows, dataset, x=ANY).sort_values("x")
         ax.set_xscale("log")  # before drawing, so that the limits are computed in log space
         ticks = list(sweep["x"])
-        _band(ax, sweep["x"], sweep, PALETTE["memnet"], "Memory Network (ours)", "memnet")
+        _band(ax, sweep["x"], sweep, colour("memnet"), "Memory Network (ours)", "memnet")
         knn = _main_accuracy(summary, dataset, "knn", "k1-l2")
         if knn is not None:
             ax.axhline(
                 100 * knn,
-                color=PALETTE["knn"],
+                color=colour("knn"),
                 linestyle=":",
                 linewidth=1.2,
                 label="1-NN, L2 (ours)",
@@ -208,7 +212,7 @@ def fig_samples(summary: pd.DataFrame, datasets: list[str] | None = None) -> Fig
         for (model, variant), curve in here.groupby(["model", "variant"], sort=False):
             curve = curve.sort_values("x")
             label = model_label(model, variant)
-            _band(ax, curve["x"], curve, PALETTE.get(model, GREY), label, model)
+            _band(ax, curve["x"], curve, colour(model), label, model)
         _log_x(ax, here["x"])
         ax.set_title(dataset_label(dataset))
         ax.set_xlabel("Training samples")
@@ -244,7 +248,7 @@ def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Fi
         means = [paper["accuracy_mean"], *mine["accuracy_mean"]]
         lows = [paper["accuracy_ci_low"], *mine["accuracy_ci_low"]]
         highs = [paper["accuracy_ci_high"], *mine["accuracy_ci_high"]]
-        colours = [PALETTE["memnet"]] + [GREY] * len(mine)
+        colours = [colour("memnet")] + [GREY] * len(mine)
         y = 100 * np.asarray(means, float)
         err = np.vstack([y - 100 * np.asarray(lows, float), 100 * np.asarray(highs, float) - y])
         err = np.where(np.isnan(err), 0, err)
@@ -259,7 +263,7 @@ def fig_ablations(summary: pd.DataFrame, runs: pd.DataFrame, dataset: str) -> Fi
             error_kw={"linewidth": 0.8},
         )
         bars[0].set_hatch("//")
-        ax.axhline(y[0], color=PALETTE["memnet"], linestyle="--", linewidth=0.8)
+        ax.axhline(y[0], color=colour("memnet"), linestyle="--", linewidth=0.8)
         ax.set_xticks(range(len(y)), labels)
         ax.set_title(param)
         ax.set_ylim(lo - pad, hi + pad)
@@ -326,7 +330,7 @@ def fig_memories(
     left.grid(False)
     left.set_title(f"{per_class} most-used neurons per class")
     bins = np.unique(np.geomspace(1, max(2, hits.max() + 1), num=30).astype(int))
-    right.hist(hits, bins=bins, color=PALETTE["memnet"], edgecolor="black", linewidth=0.4)
+    right.hist(hits, bins=bins, color=colour("memnet"), edgecolor="black", linewidth=0.4)
     right.set_xscale("log")
     right.set_yscale("log")
     right.set_xlabel("Samples absorbed per neuron (hits)")
@@ -426,8 +430,8 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
                 t[i],
                 acc[i],
                 yerr=yerr,
-                color=PALETTE.get(row["model"], GREY),
-                marker=MARKERS.get(row["model"], "o"),
+                color=colour(row["model"]),
+                marker=marker(row["model"]),
                 markersize=5,
                 capsize=2,
                 linestyle="none",
@@ -452,12 +456,12 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
         Line2D(
             [],
             [],
-            color=PALETTE.get(m, GREY),
-            marker=MARKERS.get(m, "o"),
+            color=colour(m),
+            marker=marker(m),
             linestyle="none",
             markeredgecolor="black",
             markeredgewidth=0.5,
-            label=MODEL_NAMES.get(m, m),
+            label=registry.label(m),
         )
         for m in models
     ] + [Line2D([], [], color=GREY, label="Pareto front")]
@@ -496,7 +500,7 @@ def fig_incremental(runs: pd.DataFrame, datasets: list[str] | None = None) -> Fi
                     "accuracy_ci_high": [b[1] for b in bands],
                 }
             )
-            _band(ax, tasks, summary, PALETTE.get(model, GREY), model_label(model, variant), model)
+            _band(ax, tasks, summary, colour(model), model_label(model, variant), model)
             if variant.endswith("-open"):  # the same model, the stream's length unknown
                 ax.lines[-1].set_linestyle((0, (1, 1)))
         ax.set_xticks(tasks)
@@ -531,8 +535,8 @@ def fig_memory(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
             acc = 100 * row.accuracy_mean
             low, high = 100 * row.accuracy_ci_low, 100 * row.accuracy_ci_high
             yerr = None if np.isnan(low) else [[acc - low], [high - acc]]
-            ax.errorbar(row.stored_floats, acc, yerr=yerr, color=PALETTE.get(row.model, GREY),
-                        marker=MARKERS.get(row.model, "o"), markersize=5, capsize=2,
+            ax.errorbar(row.stored_floats, acc, yerr=yerr, color=colour(row.model),
+                        marker=marker(row.model), markersize=5, capsize=2,
                         linestyle="none", markeredgecolor="black", markeredgewidth=0.5,
                         label=row.label)  # fmt: skip
             ax.annotate(row.variant, (row.stored_floats, acc), textcoords="offset points",
@@ -542,7 +546,7 @@ def fig_memory(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
             curve = curve[curve["experiment"] != "main"].sort_values("stored_floats")
             if len(curve):
                 label = f"{curve['label'].iloc[0]}, {tables.SWEPT[curve['experiment'].iloc[0]]}"
-                _band(ax, curve["stored_floats"], curve, PALETTE[model], label, model)
+                _band(ax, curve["stored_floats"], curve, colour(model), label, model)
         ax.set_title(dataset_label(dataset))
         ax.set_xlabel("Stored floats (model bytes / 4)")
         ax.set_ylabel("Test accuracy (%)")
@@ -561,6 +565,51 @@ def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
     return paths
 
 
+@dataclass
+class FigureContext:
+    """What every figure builder may read."""
+
+    summary: pd.DataFrame
+    runs: pd.DataFrame
+    claims: list
+    confusion_runs: list  # the main/memnet/paper run files (F5)
+    models: list  # the saved models (results.saved_models)
+    model_seed: int  # F4 draws, per dataset, the model of this seed
+    datasets: list[str]
+
+
+def build_neurons(ctx: FigureContext) -> Figure:
+    return fig_neurons(ctx.summary, ctx.claims, ctx.datasets)
+
+
+def build_samples(ctx: FigureContext) -> Figure:
+    return fig_samples(ctx.summary, ctx.datasets)
+
+
+def build_ablations(ctx: FigureContext, dataset: str) -> Figure:
+    return fig_ablations(ctx.summary, ctx.runs, dataset)
+
+
+def build_memories(ctx: FigureContext, dataset: str) -> Figure:
+    return _memories_or_placeholder(ctx.models, dataset, ctx.model_seed)
+
+
+def build_confusion(ctx: FigureContext) -> Figure:
+    return fig_confusion(ctx.confusion_runs, ctx.datasets)
+
+
+def build_pareto(ctx: FigureContext) -> Figure:
+    return fig_pareto(ctx.summary, ctx.datasets)
+
+
+def build_memory(ctx: FigureContext) -> Figure:
+    return fig_memory(ctx.summary, ctx.datasets)
+
+
+def build_incremental(ctx: FigureContext) -> Figure:
+    return fig_incremental(ctx.runs, ctx.datasets)
+
+
 def build_all(
     summary: pd.DataFrame,
     runs: pd.DataFrame,
@@ -571,27 +620,29 @@ def build_all(
     datasets: list[str],
     out_dir: str | Path,
 ) -> list[Path]:
-    """Every figure of ``figure_names(datasets)`` under ``out_dir``.
+    """Every figure of the outputs catalogue (``figure_names(datasets)``) under ``out_dir``.
 
     ``confusion_runs`` are the main/memnet/paper run files (F5); ``models`` the saved-model files
     (F4 draws, per dataset, the model of seed ``model_seed`` among them).
     """
     style()
-    models = saved_models(models)
-    figures = {
-        "F1_neurons": lambda: fig_neurons(summary, claims, datasets),
-        "F2_samples": lambda: fig_samples(summary, datasets),
-        "F5_confusion": lambda: fig_confusion(confusion_runs, datasets),
-        "F6_pareto": lambda: fig_pareto(summary, datasets),
-        "F7_memory": lambda: fig_memory(summary, datasets),
-        "F8_incremental": lambda: fig_incremental(runs, datasets),
-    }
-    for d in datasets:
-        figures[f"F3_ablations_{d}"] = lambda d=d: fig_ablations(summary, runs, d)
-        figures[f"F4_memories_{d}"] = lambda d=d: _memories_or_placeholder(models, d, model_seed)
+    ctx = FigureContext(
+        summary=summary,
+        runs=runs,
+        claims=list(claims),
+        confusion_runs=list(confusion_runs),
+        models=saved_models(models),
+        model_seed=model_seed,
+        datasets=list(datasets),
+    )
     written = []
-    for stem in figure_names(datasets):
-        written += save_figure(figures[stem](), out_dir, stem)
+    for output in FIGURES.values():
+        build = load_builder(output)
+        if output.per_dataset:
+            for dataset, stem in zip(datasets, output.stems(datasets), strict=True):
+                written += save_figure(build(ctx, dataset), out_dir, stem)
+        else:
+            written += save_figure(build(ctx), out_dir, output.stem)
     return written
 
 

@@ -30,31 +30,9 @@ import pandas as pd
 
 from memnet.io import atomic_path, read_json, write_text
 from memnet.report import tables
-from memnet.report.outputs import figure_names
+from memnet.report.outputs import TABLES, Output, figure_names, output_of
 from memnet.report.results import MAIN_MEMNET, dataset_label, load_runs, select
 
-FIGURE_TITLES = {
-    "F1": "Accuracy vs number of neurons",
-    "F2": "Accuracy vs training samples",
-    "F3": "Ablations",
-    "F4": "Memories and hits per neuron",
-    "F5": "Confusion matrices",
-    "F6": "Accuracy vs training time",
-    "F7": "Accuracy vs model memory (ours)",
-    "F8": "Class-incremental learning (ours)",
-}
-TABLE_TITLES = {
-    "T1_main": "Main results",
-    "T2_claims": "Claims and verdicts",
-    "T3_ablations": "Ablations",
-    "T4_efficiency": "Efficiency",
-    "T5_memory": "Accuracy vs model memory (ours)",
-    "T6_incremental": "Class-incremental learning (ours)",
-    "T7_findings": "Our findings and their verdicts",
-    "T8_local_ablations": "Ablations of the locally connected model (ours)",
-}
-# The tables and figures of our own work beyond the paper: the report's "Beyond the paper" section
-BEYOND_THE_PAPER = ("T5", "T6", "T7", "T8", "F7", "F8")
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
        line-height: 1.45; color: #111; }
@@ -90,11 +68,6 @@ def caption(captions: dict[str, Path], stem: str) -> str:
     """The caption of ``stem`` (workflow/report/<stem>.rst, if given), as one line of plain text."""
     path = captions.get(f"{stem}.rst")
     return " ".join(path.read_text().split()) if path is not None else ""
-
-
-def _figure_caption(captions: dict[str, Path], stem: str) -> str:
-    """F3_ablations_mnist -> the caption of F3_ablations (one caption for every dataset)."""
-    return caption(captions, "_".join(stem.split("_")[:2]))
 
 
 def _run_facts(runs: pd.DataFrame, metrics: Path | None) -> dict:
@@ -171,6 +144,17 @@ def _claims(t2: pd.DataFrame) -> list[dict]:
     ]
 
 
+def _figure_entry(output: Output, stem: str, title: str, png: Path, out_md: Path, captions) -> dict:
+    return {
+        "id": output.id,
+        "ours": output.ours,
+        "stem": stem,
+        "title": title,
+        "src": Path(os.path.relpath(png, out_md.parent)).as_posix(),
+        "caption": caption(captions, output.stem),
+    }
+
+
 def build_context(
     runs_csv: Path,
     metrics: Path | None,
@@ -179,6 +163,7 @@ def build_context(
     caption_files: Iterable[str | Path],
     datasets: list[str],
     out_md: Path,
+    extras: Iterable[Output] = (),
 ) -> dict:
     """What the template shows, from exactly the files given: runs.csv, one run's metrics (versions
     and git revision), the tables' .csv and .md, each figure's .png and the captions' .rst."""
@@ -198,31 +183,38 @@ def build_context(
             raise FileNotFoundError(
                 f"{stem}.png: figure missing; draw it with `memnet figures` and pass it to --figures"
             )
-        fid, _, suffix = stem.partition("_")
-        title = FIGURE_TITLES[fid]
-        if stem.startswith(("F3_", "F4_")):
-            title += f" ({dataset_label(suffix.split('_', 1)[1])})"
-        figures.append(
-            {
-                "id": fid,
-                "stem": stem,
-                "title": title,
-                "src": Path(os.path.relpath(png, out_md.parent)).as_posix(),
-                "caption": _figure_caption(captions, stem),
-            }
-        )
-    t7 = pd.read_csv(
-        _given(table_files, "T7_findings.csv", "--tables"), keep_default_na=False, na_values=[""]
-    )
+        output = output_of(stem)
+        title = output.title
+        if output.per_dataset:
+            title += f" ({dataset_label(stem.removeprefix(output.stem + '_'))})"
+        figures.append(_figure_entry(output, stem, title, png, out_md, captions))
     all_tables = [
         {
-            "id": stem.split("_")[0],
-            "title": title,
+            "id": output.id,
+            "ours": output.ours,
+            "title": output.title,
             "markdown": _given(table_files, f"{stem}.md", "--tables").read_text(),
             "caption": caption(captions, stem),
         }
-        for stem, title in TABLE_TITLES.items()
+        for stem, output in TABLES.items()
     ]
+    for extra in extras:
+        path = _given({**figure_files, **table_files}, Path(extra.file).name, "--figures")
+        if extra.kind == "figure":
+            figures.append(_figure_entry(extra, extra.stem, extra.title, path, out_md, captions))
+        else:
+            all_tables.append(
+                {
+                    "id": extra.id,
+                    "ours": extra.ours,
+                    "title": extra.title,
+                    "markdown": path.read_text(),
+                    "caption": caption(captions, extra.stem),
+                }
+            )
+    t7 = pd.read_csv(
+        _given(table_files, "T7_findings.csv", "--tables"), keep_default_na=False, na_values=[""]
+    )
     return {
         "run": _run_facts(runs, metrics),
         "verdict_counts": {v: int(counts[v]) for v in counts.index},
@@ -230,10 +222,10 @@ def build_context(
         "claims": _claims(t2),
         "findings": _claims(t7) if len(t7) else [],
         "paper_params": _paper_params(runs),
-        "tables": [t for t in all_tables if t["id"] not in BEYOND_THE_PAPER],
-        "figures": [f for f in figures if f["id"] not in BEYOND_THE_PAPER],
-        "beyond_tables": [t for t in all_tables if t["id"] in BEYOND_THE_PAPER],
-        "beyond_figures": [f for f in figures if f["id"] in BEYOND_THE_PAPER],
+        "tables": [t for t in all_tables if not t["ours"]],
+        "figures": [f for f in figures if not f["ours"]],
+        "beyond_tables": [t for t in all_tables if t["ours"]],
+        "beyond_figures": [f for f in figures if f["ours"]],
     }
 
 

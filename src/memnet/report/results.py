@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from memnet.io import read_json
+from memnet.models import registry
 
 # ---------------------------------------------------------------------------------------------
 # Columns (the project's interface: results/tables/runs.csv and summary.csv)
@@ -40,6 +41,7 @@ RUN_COLUMNS = [
     "params",
     "forgetting",  # class-incremental runs: the mean drop of a task's accuracy from best to final
     "seen_accuracy",  # class-incremental runs: accuracy on the classes seen after each task (JSON)
+    "label",  # the model family's label (memnet.models.registry, or the config's model_families)
 ]
 JSON_COLUMNS = ["params", "seen_accuracy"]  # stored in the CSV as JSON text
 # Columns that hold numbers (or nothing): a metrics file giving anything else is refused
@@ -60,11 +62,12 @@ NUMBER_COLUMNS = [
 TIMING_COLUMNS = ["train_seconds", "infer_seconds", "peak_memory_bytes"]  # vary between machines
 # averaged over seeds
 MEANS = ["train_seconds", "infer_seconds", "peak_memory_bytes", "model_bytes", "forgetting"]
-CONSTANTS = ["n_passes", "uses_backprop", "uses_weight_sharing"]  # the same for every seed
+CONSTANTS = ["n_passes", "uses_backprop", "uses_weight_sharing", "label"]  # the same for every seed
 ACCURACY_STATS = ["accuracy_mean", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high"]
 SUMMARY_COLUMNS = [*KEYS, "n_seeds", *ACCURACY_STATS, *(f"{c}_mean" for c in MEANS), *CONSTANTS]
 BOOLEAN_COLUMNS = ["uses_backprop", "uses_weight_sharing"]
 TEXT_COLUMNS = ["dataset", "experiment", "model", "variant"]
+OPTIONAL_COLUMNS = {"label": None}  # columns a runs.csv of an older memnet lacks, with their fill
 
 # The setting whose confusion matrices (F5), saved models (F4) and parameters the report shows
 MAIN_MEMNET = {"experiment": "main", "model": "memnet", "variant": "paper"}
@@ -75,8 +78,13 @@ MAIN_MEMNET = {"experiment": "main", "model": "memnet", "variant": "paper"}
 
 
 def as_bool(values: pd.Series) -> pd.Series:
-    """True/False from booleans or their text ("True", "true", "1", "yes"); anything else False."""
-    return values.astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
+    """True/False from booleans or their text ("True", "true", "1", "yes"; "False", "0", "no");
+    anything else (a fact a model does not declare) is unknown: <NA> of pandas' boolean dtype."""
+    text = values.astype(str).str.strip().str.lower()
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[text.isin(["true", "1", "yes"])] = True
+    out[text.isin(["false", "0", "no"])] = False
+    return out
 
 
 def read_table(path: str | Path, required: list[str]) -> pd.DataFrame:
@@ -96,13 +104,22 @@ def read_table(path: str | Path, required: list[str]) -> pd.DataFrame:
 
 
 def load_runs(path: str | Path) -> pd.DataFrame:
-    """results/tables/runs.csv: one row per run (RUN_COLUMNS)."""
-    return read_table(path, RUN_COLUMNS)
+    """results/tables/runs.csv: one row per run (RUN_COLUMNS). The labels of families that memnet
+    does not ship are noted, so that tables and figures call them what their runs recorded."""
+    df = read_table(path, [c for c in RUN_COLUMNS if c not in OPTIONAL_COLUMNS])
+    for column, fill in OPTIONAL_COLUMNS.items():
+        if column not in df.columns:
+            df[column] = fill
+    registry.note_labels(zip(df["model"], df["label"], strict=True))
+    return df
 
 
 def load_summary(path: str | Path) -> pd.DataFrame:
     """results/tables/summary.csv: one row per setting, over seeds (SUMMARY_COLUMNS)."""
-    return read_table(path, SUMMARY_COLUMNS)
+    df = read_table(path, [c for c in SUMMARY_COLUMNS if c != "label"])
+    if "label" in df.columns:
+        registry.note_labels(zip(df["model"], df["label"], strict=True))
+    return df
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +153,7 @@ def select(df: pd.DataFrame, dataset: str | None = None, /, **keys) -> pd.DataFr
         if key == "x" and value is None:
             mask &= df[key].isna()
         elif isinstance(value, bool | np.bool_):
-            mask &= as_bool(df[key]) == bool(value)
+            mask &= (as_bool(df[key]) == bool(value)).fillna(False).astype(bool)
         else:
             mask &= df[key] == value
     return df[mask]
@@ -213,24 +230,17 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------
 # Names and display order
 
-MODEL_ORDER = ["memnet", "local", "mlp", "cnn", "knn", "ncm"]
-MODEL_NAMES = {
-    "memnet": "Memory Network",
-    "local": "Local Memory Network (ours)",
-    "mlp": "MLP",
-    "cnn": "CNN",
-    "knn": "kNN",
-    "ncm": "NCM",
-}
+MODEL_ORDER = list(registry.FAMILIES)  # the shipped families; others follow (model_rank)
+MODEL_NAMES = {name: f.label for name, f in registry.FAMILIES.items()}
 # The memory models and the experiment that sweeps each one's memory: neurons, or neurons per bank
-MEMORY_SWEEPS = {"memnet": "neurons", "local": "local_banks"}
+MEMORY_SWEEPS = registry.memory_sweeps()
 BYTES_PER_FLOAT = 4  # model_bytes / 4: the learnt state counted in stored (float32-sized) numbers
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 
 
 def model_label(model: str, variant: str) -> str:
-    """'knn', 'k1-l2' -> 'kNN (k1-l2)'."""
-    return f"{MODEL_NAMES.get(model, model)} ({variant})"
+    """'knn', 'k1-l2' -> 'kNN (k1-l2)' (a family memnet does not ship: the label its runs record)."""
+    return f"{registry.label(model)} ({variant})"
 
 
 def dataset_label(dataset: str) -> str:
@@ -245,7 +255,7 @@ def natural(text: str) -> tuple:
 
 def model_rank(model: str) -> int:
     """The model family's place in MODEL_ORDER; unknown families after every known one."""
-    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+    return registry.rank(model)
 
 
 def dataset_order(present: Iterable[str], order: list[str] | None = None) -> list[str]:

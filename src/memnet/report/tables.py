@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from memnet.io import atomic_path, write_text
-from memnet.pipeline.plan import LOCAL_REFERENCE
+from memnet.models.registry import FAMILIES
 from memnet.report import claims as claims_mod
-from memnet.report.outputs import TABLES
+from memnet.report.outputs import TABLES, load_builder
+
+LOCAL_REFERENCE = FAMILIES["local"].reference
 from memnet.report.results import (
     ANY,
     BYTES_PER_FLOAT,
@@ -104,10 +107,22 @@ def table_claims(
     return pd.DataFrame(rows)
 
 
-def split_variant(variant: str) -> tuple[str, str]:
-    """'distance-l1' -> ('distance', 'l1'); the ablation's parameter and its value."""
-    param, _, value = variant.partition("-")
-    return param, value
+def changed_params(params: dict, reference: dict) -> tuple[str, str, str]:
+    """(parameter, value, reference value) of an ablation: the parameters whose value differs from
+    the reference run's, each joined by ', ' when several changed ('' when none did)."""
+    changed = sorted(k for k in {*params, *reference} if params.get(k) != reference.get(k))
+    return (
+        ", ".join(changed),
+        ", ".join(_shown(params.get(k)) for k in changed),
+        ", ".join(_shown(reference.get(k)) for k in changed),
+    )
+
+
+def _shown(value) -> str:
+    """A parameter's value as a table shows it: null as 'none', lists as JSON."""
+    if value is None:
+        return "none"
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 LOCAL_MAIN = {"experiment": "main", "model": "local", "variant": LOCAL_REFERENCE}
@@ -163,9 +178,11 @@ def table_ablations(
         here = select(ablations, dataset)
         for variant in sorted(set(here["variant"]) - {ref_variant}, key=natural):
             row = select(here, variant=variant).iloc[0]
-            param, value = split_variant(row["variant"])
+            params = _reference_params(
+                runs, dataset, experiment, {"model": model, "variant": row["variant"]}
+            )
+            param, value, ref_value = changed_params(params, ref_params)
             seeds = _seed_accuracy(runs, dataset, experiment, model, row["variant"])
-            ref_value = str(ref_params.get(param, ""))
             rows.append(
                 _ablation_row(
                     dataset, param, value, ref_value, row["variant"], False, row, seeds, ref_seeds
@@ -354,6 +371,9 @@ def count(value: float) -> str:
 
 
 def yes_no(value) -> str:
+    """yes, no, or unknown (a fact the model does not declare)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "unknown"
     return "yes" if bool(value) else "no"
 
 
@@ -586,15 +606,73 @@ def write_table(
     stem: str,
     out_dir: str | Path,
     wide: dict | None = None,
+    caption: str | None = None,
 ) -> list[Path]:
-    """``stem``.csv (raw numbers), .md and .tex (formatted) under ``out_dir``."""
+    """``stem``.csv (raw numbers), .md and .tex (formatted, with ``caption``) under ``out_dir``."""
     out_dir = Path(out_dir)
     csv_path = out_dir / f"{stem}.csv"
     with atomic_path(csv_path) as tmp:
         raw.to_csv(tmp, index=False)
     write_text(out_dir / f"{stem}.md", to_markdown(display))
-    write_text(out_dir / f"{stem}.tex", to_latex(display, TABLES[stem], stem, wide))
+    write_text(out_dir / f"{stem}.tex", to_latex(display, caption or stem, stem, wide))
     return [csv_path, out_dir / f"{stem}.md", out_dir / f"{stem}.tex"]
+
+
+@dataclass
+class TableContext:
+    """What every table builder may read: the results, the claims and their verdicts, the published
+    anchors T6 shows beside ours, and the datasets whose data only stands in for the real one."""
+
+    summary: pd.DataFrame
+    runs: pd.DataFrame
+    claims: list
+    evidence: claims_mod.Evidence
+    verdicts: dict
+    anchors: list
+
+    @property
+    def paper(self) -> list:
+        return [c for c in self.claims if not c.ours]
+
+
+def build_main(ctx: TableContext):
+    t1 = table_main(ctx.summary, ctx.paper, ctx.evidence.stand_ins)
+    return t1, display_main(t1)
+
+
+def build_claims(ctx: TableContext):
+    t2 = table_claims(ctx.paper, ctx.verdicts)
+    return t2, display_claims(t2)
+
+
+def build_ablations(ctx: TableContext):
+    t3 = table_ablations(ctx.summary, ctx.runs)
+    return t3, display_ablations(t3)
+
+
+def build_efficiency(ctx: TableContext):
+    t4 = table_efficiency(ctx.summary, ctx.runs)
+    return t4, display_efficiency(t4)
+
+
+def build_memory(ctx: TableContext):
+    t5 = table_memory(ctx.summary)
+    return t5, display_memory(t5)
+
+
+def build_incremental(ctx: TableContext):
+    t6 = table_incremental(ctx.summary, ctx.runs, ctx.anchors)
+    return t6, display_incremental(t6)
+
+
+def build_findings(ctx: TableContext):
+    t7 = table_claims([c for c in ctx.claims if c.ours], ctx.verdicts)
+    return t7, display_claims(t7)
+
+
+def build_local_ablations(ctx: TableContext):
+    t8 = table_local_ablations(ctx.summary, ctx.runs)
+    return t8, display_ablations(t8, LOCAL_REFERENCE)
 
 
 def build_all(
@@ -605,34 +683,26 @@ def build_all(
     out_dir: str | Path,
     anchors: list[dict] = (),
     stand_ins: dict[str, str] | None = None,
+    captions: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Every table of TABLES under ``out_dir``; ``models`` are the saved-model files the claims'
-    checks read, ``anchors`` the published results that T6 shows beside ours, ``stand_ins`` the
-    datasets whose data only stands in for the real one (their paper claims are not measurable)."""
+    """Every table of the outputs catalogue under ``out_dir``; ``models`` are the saved-model files
+    the claims' checks read, ``anchors`` the published results that T6 shows beside ours,
+    ``stand_ins`` the datasets whose data only stands in for the real one (their paper claims are
+    not measurable), ``captions`` each table's caption text (its .rst), for the LaTeX caption."""
     evidence = claims_mod.Evidence(
         summary=summary, runs=runs, models=list(models), stand_ins=dict(stand_ins or {})
     )
-    verdicts = claims_mod.evaluate_all(claims, evidence)
-    paper = [c for c in claims if not c.ours]
-    t1 = table_main(summary, paper, evidence.stand_ins)
-    t2 = table_claims(paper, verdicts)
-    t3 = table_ablations(summary, runs)
-    t4 = table_efficiency(summary, runs)
-    t5 = table_memory(summary)
-    t6 = table_incremental(summary, runs, anchors)
-    t7 = table_claims([c for c in claims if c.ours], verdicts)
-    t8 = table_local_ablations(summary, runs)
-    wide = {"Claim": "4.5cm", "Why": "5.5cm"}
-    written = []
-    written += write_table(t1, display_main(t1), "T1_main", out_dir)
-    written += write_table(t2, display_claims(t2), "T2_claims", out_dir, wide)
-    written += write_table(t3, display_ablations(t3), "T3_ablations", out_dir)
-    written += write_table(t4, display_efficiency(t4), "T4_efficiency", out_dir)
-    written += write_table(t5, display_memory(t5), "T5_memory", out_dir)
-    written += write_table(
-        t6, display_incremental(t6), "T6_incremental", out_dir, {"Source": "4cm"}
+    ctx = TableContext(
+        summary=summary,
+        runs=runs,
+        claims=list(claims),
+        evidence=evidence,
+        verdicts=claims_mod.evaluate_all(claims, evidence),
+        anchors=list(anchors),
     )
-    written += write_table(t7, display_claims(t7), "T7_findings", out_dir, wide)
-    written += write_table(t8, display_ablations(t8, LOCAL_REFERENCE), "T8_local_ablations",
-                           out_dir)  # fmt: skip
+    written = []
+    for stem, output in TABLES.items():
+        table, display = load_builder(output)(ctx)
+        caption = (captions or {}).get(stem) or output.title
+        written += write_table(table, display, stem, out_dir, output.wide, caption)
     return written
