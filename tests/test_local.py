@@ -331,8 +331,8 @@ def test_load_rejects_other_files(tmp_path):
     [
         ({"patch": 9}, "does not fit"),
         ({"patch": (3, 4), "stride": (1, 2, 3)}, "stride has 3 entries"),
-        ({"scoring": "max"}, "scoring must be"),
-        ({"distance": "cosine"}, "distance must be"),
+        ({"scoring": "max"}, "scoring 'max' is unknown; choose one of 'sum'"),
+        ({"distance": "cosine"}, "distance 'cosine' is unknown; choose one of 'l2', 'l1'"),
         ({"k": 0}, "k must be"),
         ({"shift": -1}, "shift must be"),
         ({"preprocess": "blur"}, "unknown preprocessing"),

@@ -12,7 +12,12 @@ The public API is importable from the package itself::
     model = MemoryNetwork(random_state=0).fit(data.X_train, data.y_train)
 
 Names are imported on first use (PEP 562), so ``import memnet`` loads neither numba nor torch:
-the pipeline imports ``memnet.config`` in every job, and only the jobs that train pay for them.
+the pipeline imports ``memnet.pipeline.config`` in every job, and only the jobs that train pay for them.
+
+The package is grouped by job: ``memnet.datasets`` (declarations, fetching, the prepared .npz),
+``memnet.models`` (the registry of model families, the estimator interface, the baselines and
+``memory/`` for the two memory models), ``memnet.pipeline`` (config, plan, execute) and
+``memnet.report`` (the outputs catalogue, tables, figures and the replication report).
 """
 
 from __future__ import annotations
@@ -22,16 +27,21 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# public name -> (module, attribute in it; None: the module itself)
+# public name -> (module, attribute in it; None: the module itself). Every shipped model family's
+# class (memnet.models.registry) is here; test_repository imports each name.
 _LAZY = {
     "MemoryNetwork": ("memnet.models.memory.network", "MemoryNetwork"),
+    "LocalMemoryNetwork": ("memnet.models.memory.local", "LocalMemoryNetwork"),
     "default_tau": ("memnet.models.memory.network", "default_tau"),
+    "Estimator": ("memnet.models.estimator", "Estimator"),
     "Baseline": ("memnet.models.baselines", "Baseline"),
     "MLP": ("memnet.models.baselines", "MLP"),
     "CNN": ("memnet.models.baselines", "CNN"),
     "KNearestNeighbours": ("memnet.models.baselines", "KNearestNeighbours"),
     "NearestClassMean": ("memnet.models.baselines", "NearestClassMean"),
     "make_baseline": ("memnet.models.baselines", "make_baseline"),
+    "make_model": ("memnet.models.registry", "make_model"),
+    "FAMILIES": ("memnet.models.registry", "FAMILIES"),
     "datasets": ("memnet.datasets", None),
     "Dataset": ("memnet.datasets", "Dataset"),
     "DatasetUnavailable": ("memnet.datasets", "DatasetUnavailable"),
@@ -43,13 +53,17 @@ _LAZY = {
 __all__ = [
     "__version__",
     "MemoryNetwork",
+    "LocalMemoryNetwork",
     "default_tau",
+    "Estimator",
     "Baseline",
     "MLP",
     "CNN",
     "KNearestNeighbours",
     "NearestClassMean",
     "make_baseline",
+    "make_model",
+    "FAMILIES",
     "datasets",
     "Dataset",
     "DatasetUnavailable",
@@ -71,7 +85,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         NearestClassMean,
         make_baseline,
     )
+    from memnet.models.estimator import Estimator
+    from memnet.models.memory.local import LocalMemoryNetwork
     from memnet.models.memory.network import MemoryNetwork, default_tau
+    from memnet.models.registry import FAMILIES, make_model
 
 
 def __getattr__(name: str):

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from memnet.datasets import to_unit_float
 from memnet.models.memory import _kernels as K
+from memnet.models.memory import _search_kernels as S
 
 QUERY_CHUNK = 1024  # queries per inference task
 NEURON_BLOCK = 1024  # neurons per BLAS product at inference (the product stays in cache)
@@ -277,7 +278,7 @@ class _Chunk:
                 cols = keep
                 xs = np.take(xq, cols, axis=1, out=buf.get("xs", (q, len(cols))), mode="clip")
         cap = CANDIDATES + 4 * k
-        search = K.Search(
+        search = S.Search(
             np.full((q, k), K.BIG),
             np.empty((q, cap), np.int64),
             np.empty((q, cap), np.float64),
@@ -294,9 +295,9 @@ class _Chunk:
                 memories = buf.get("memories", (n_rows, len(cols)))
                 np.take(mem.pool[start : start + n_rows], cols, axis=1, out=memories, mode="clip")
                 np.matmul(xs, memories.T, out=out[0].reshape(q, n_rows))
-            K.scan_block(f, out, self.qnorm, start, n_rows, search)
-        top = K.TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float64), n_exact)
-        K.refine_topk(f, xq, mem.neurons(), search, top)
+            S.scan_block(f, out, self.qnorm, start, n_rows, search)
+        top = S.TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float64), n_exact)
+        S.refine_topk(f, xq, mem.neurons(), search, top)
         return top.gidx, top.dist
 
 

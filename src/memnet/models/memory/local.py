@@ -26,7 +26,6 @@ shift there, at four times the inference cost).
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from concurrent.futures import ThreadPoolExecutor
@@ -37,14 +36,17 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels' np.dot calls: loaded now,
 from threadpoolctl import threadpool_limits  # so that threadpool_limits(1) also covers it
 
-from memnet.io import atomic_path
-from memnet.models.estimator import Estimator, read_model_file
 from memnet.models.memory import _local_kernels as K
+from memnet.models.memory.base import MemoryModel, corrupt_file
 from memnet.models.preprocess import make_preprocessor, parse_steps
-from memnet.validation import check_images, check_labels
-
-FORMAT_NAME = "memnet.LocalMemoryNetwork"
-FORMAT_VERSION = 1
+from memnet.validation import (
+    check_choice,
+    check_images,
+    check_int,
+    check_labels,
+    check_random_state,
+    check_real,
+)
 
 DISTANCES = {"l2": K.L2, "l1": K.L1}
 THRESHOLDS = {"adaptive": K.ADAPTIVE, "fixed": K.FIXED, "none": K.NO_THRESHOLD}
@@ -57,7 +59,7 @@ PREPROCESS_CHUNK = 4096
 TRANSFORM_CHUNK = 512  # images a thread preprocesses at once
 
 
-class LocalMemoryNetwork(Estimator):
+class LocalMemoryNetwork(MemoryModel):
     """Locally connected Memory Network (our extension beyond the paper; see the module docs).
 
     Training presents each sample once, in the order
@@ -130,6 +132,8 @@ class LocalMemoryNetwork(Estimator):
     """
 
     name = "local"
+    FORMAT_NAME = "memnet.LocalMemoryNetwork"
+    FORMAT_VERSION = 1
     can_save = True
     uses_backprop = False
     uses_weight_sharing = False
@@ -211,9 +215,7 @@ class LocalMemoryNetwork(Estimator):
                     "of the whole pass, or one count per class) to set each bank's target "
                     "birth rate n_per_bank / T_c"
                 )
-            n_classes = None if classes is None else _n_classes_from(classes)
-            y = check_labels(y, len(X), zero_based=True, n_classes=n_classes)
-            n_classes = n_classes or int(y.max()) + 1
+            y, n_classes = self._first_labels(y, len(X), classes)
             self._preprocessor = make_preprocessor(self.preprocess)
             if self._preprocessor.stateful:
                 self._preprocessor.fit(X, chunk=PREPROCESS_CHUNK)
@@ -223,12 +225,7 @@ class LocalMemoryNetwork(Estimator):
             self._init_tau(Xp)
         else:
             self._check_same_shape(X)
-            if classes is not None and _n_classes_from(classes) != self._n_classes:
-                raise ValueError(
-                    f"classes has {len(classes)} entries but the model was started with "
-                    f"{self._n_classes}; pass the same classes (or none) after the first call"
-                )
-            y = check_labels(y, len(X), zero_based=True, n_classes=self._n_classes)
+            y = self._later_labels(y, len(X), classes)
             Xp = self._transform(X)
         self._learn(Xp, y, np.arange(len(X)))
         return self
@@ -490,12 +487,7 @@ class LocalMemoryNetwork(Estimator):
             "t_num": self._t_num.tolist(),
             "t_den": int(self._t_den),
         }
-        arrays = {
-            "format": np.array(FORMAT_NAME),
-            "format_version": np.array(FORMAT_VERSION),
-            "config": np.array(json.dumps(_plain(self.get_params()))),
-            "state": np.array(json.dumps(state)),
-        }
+        arrays = {}
         for i, sc in enumerate(self._scales):
             top = max(int(sc.count.max()), 1)
             arrays[f"s{i}_memories"] = sc.mem[:, :, :top]
@@ -506,21 +498,18 @@ class LocalMemoryNetwork(Estimator):
             arrays[f"s{i}_tau0"] = sc.tau0
         for name, value in self._preprocessor.state().items():
             arrays[f"pre_{name}"] = value
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        self._write(path, state, arrays)
 
     @classmethod
     def load(cls, path) -> LocalMemoryNetwork:
         """Read a model written by save(); a wrong, corrupt or other-version file: ValueError."""
-        data = read_model_file(path, FORMAT_NAME, FORMAT_VERSION)
-        try:
-            config = json.loads(str(data["config"]))
+        data, config, state = cls._read(path)
+        with corrupt_file(path):
             for name in ("patch", "stride", "n_per_bank", "shift", "expected_samples"):
                 if isinstance(config.get(name), list):
                     config[name] = tuple(config[name])
             model = cls(**config)
             scales = model._check_params()
-            state = json.loads(str(data["state"]))
             model._reset(state["image_shape"], state["work_shape"], int(state["n_classes"]),
                          scales)  # fmt: skip
             model._t_num = np.asarray(state["t_num"], np.int64)
@@ -545,21 +534,12 @@ class LocalMemoryNetwork(Estimator):
             pre = {k[4:]: v for k, v in data.items() if k.startswith("pre_")}
             if model._preprocessor.stateful:
                 model._preprocessor.set_state(pre)
-        except (KeyError, TypeError, ValueError, IndexError) as err:
-            raise ValueError(f"{path}: corrupt memnet model file ({err})") from err
         return model
 
     # ---- checks -----------------------------------------------------------------------------
 
     def _is_fitted(self) -> bool:
         return hasattr(self, "_scales")
-
-    def _check_same_shape(self, X):
-        if tuple(X.shape[1:]) != self.image_shape_:
-            raise ValueError(
-                f"X has samples of shape {tuple(X.shape[1:])} (as (C, H, W)) but the model was "
-                f"trained on {self.image_shape_}"
-            )
 
     def _check_params(self):
         """Check the parameters; return the scales as (patch, stride, shift, n_per_bank)."""
@@ -568,30 +548,26 @@ class LocalMemoryNetwork(Estimator):
         stride = _broadcast("stride", _as_tuple("stride", self.stride, 1), n)
         shift = _broadcast("shift", _as_tuple("shift", self.shift, 0), n)
         budget = _broadcast("n_per_bank", _as_tuple("n_per_bank", self.n_per_bank, 1), n)
-        _check_choice("distance", self.distance, DISTANCES)
-        _check_choice("threshold", self.threshold, THRESHOLDS)
-        _check_choice("plasticity", self.plasticity, PLASTICITIES)
-        _check_choice("scoring", self.scoring, SCORINGS)
-        _check_int("k", self.k, 1)
-        if self.tau is not None:
-            lowest = 0.0 if self.threshold != "adaptive" else np.nextafter(0, 1)
-            _check_real("tau", self.tau, lowest, np.inf, "a finite number > 0 (or None)")
-        _check_real("beta", self.beta, np.nextafter(0, 1), np.nextafter(1, 0), "in (0, 1)")
-        _check_real("eta", self.eta, np.nextafter(0, 1), 1.0, "in (0, 1]")
+        check_choice("distance", self.distance, DISTANCES)
+        check_choice("threshold", self.threshold, THRESHOLDS)
+        check_choice("plasticity", self.plasticity, PLASTICITIES)
+        check_choice("scoring", self.scoring, SCORINGS)
+        check_int("k", self.k, minimum=1)
+        adaptive = self.threshold == "adaptive"
+        check_real("tau", self.tau, low=0, low_open=adaptive, allow_none=True)
+        check_real("beta", self.beta, low=0, high=1, low_open=True, high_open=True)
+        check_real("eta", self.eta, low=0, high=1, low_open=True)
         parse_steps(self.preprocess)
         T = self.expected_samples
         if T is not None:
             if isinstance(T, numbers.Integral) and not isinstance(T, bool):
-                _check_int("expected_samples", T, 1)
+                check_int("expected_samples", T, minimum=1)
             else:
                 _as_tuple("expected_samples", T, 0)
         if not isinstance(self.shuffle, bool | np.bool_):
             raise ValueError(f"shuffle must be True or False, got {self.shuffle!r}")
-        rs = self.random_state
-        if rs is not None and not (isinstance(rs, numbers.Integral) and rs >= 0):
-            raise ValueError(f"random_state must be None or an int >= 0, got {rs!r}")
-        if self.n_threads is not None:
-            _check_int("n_threads", self.n_threads, 1)
+        check_random_state(self.random_state)
+        check_int("n_threads", self.n_threads, minimum=1, allow_none=True)
         return list(zip(patch, stride, shift, budget, strict=True))
 
 
@@ -674,30 +650,12 @@ def _run(tasks, n_threads):
                 list(pool.map(lambda task: task(), tasks))
 
 
-def _plain(params):
-    out = {}
-    for k, v in params.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        elif isinstance(v, tuple | list | np.ndarray):
-            v = [x.item() if isinstance(x, np.generic) else x for x in v]
-        out[k] = v
-    return out
-
-
-def _n_classes_from(classes) -> int:
-    classes = np.asarray(classes)
-    if classes.ndim != 1 or not np.array_equal(classes, np.arange(len(classes))):
-        raise ValueError(f"classes must be 0..K-1 in order; got {classes.tolist()}")
-    return len(classes)
-
-
 def _as_tuple(name, value, lowest):
     values = value if isinstance(value, tuple | list) else (value,)
     if len(values) == 0:
         raise ValueError(f"{name} must be an int >= {lowest} or a non-empty tuple of them")
     for v in values:
-        _check_int(name, v, lowest)
+        check_int(name, v, minimum=lowest)
     return tuple(int(v) for v in values)
 
 
@@ -709,20 +667,6 @@ def _broadcast(name, values, n):
     raise ValueError(f"{name} has {len(values)} entries but patch has {n}; give one or {n}")
 
 
-def _check_choice(name, value, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
-
-
-def _check_int(name, value, lowest):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lowest:
-        raise ValueError(f"{name} must be an int >= {lowest}; got {value!r}")
-
-
-def _check_real(name, value, lo, hi, what):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not (math.isfinite(value) and lo <= value <= hi):
-        raise ValueError(f"{name} must be {what}; got {value!r}")
-
-
 __all__ = ["FORMAT_VERSION", "LocalMemoryNetwork", "location_taus"]
+
+FORMAT_VERSION = LocalMemoryNetwork.FORMAT_VERSION

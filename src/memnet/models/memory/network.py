@@ -24,15 +24,12 @@ chunks; BLAS itself runs single-threaded inside them.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from memnet.io import atomic_path
-from memnet.models.estimator import Estimator, read_model_file
 from memnet.models.memory import _engine as E
 from memnet.models.memory import _kernels as K
 from memnet.models.memory._engine import rows_float32
+from memnet.models.memory.base import MemoryModel, corrupt_file
 from memnet.models.preprocess import make_preprocessor, parse_steps
 from memnet.validation import (
     check_bool,
@@ -43,9 +40,6 @@ from memnet.validation import (
     check_random_state,
     check_real,
 )
-
-FORMAT_NAME = "memnet.MemoryNetwork"
-FORMAT_VERSION = 1
 
 DISTANCES = {"l2": K.L2, "l1": K.L1, "cosine": K.COSINE}
 THRESHOLDS = {"adaptive": K.ADAPTIVE, "fixed": K.FIXED, "none": K.NO_THRESHOLD}
@@ -59,7 +53,7 @@ TAU_FRACTION = 0.25
 L1_TAU_SUBSAMPLE = 2048  # l1 has no closed form: its mean pair distance uses an even subsample
 
 
-class MemoryNetwork(Estimator):
+class MemoryNetwork(MemoryModel):
     """A single-pass, backprop-free memory network (a reconstruction of Ruiz & Gupta, 2024).
 
     Built from the paper's abstract and published summaries, not its full text: every choice
@@ -163,6 +157,8 @@ class MemoryNetwork(Estimator):
     """
 
     name = "memnet"
+    FORMAT_NAME = "memnet.MemoryNetwork"
+    FORMAT_VERSION = 1
     can_save = True
 
     def __init__(
@@ -260,21 +256,15 @@ class MemoryNetwork(Estimator):
                     "of samples of the whole pass) to set the target birth rate n_neurons / T; "
                     "for a stream of unknown length, use birth_schedule='open'"
                 )
-            n_classes = None if classes is None else _n_classes_from(classes)
-            y = check_labels(y, len(X), zero_based=True, n_classes=n_classes)
+            y, n_classes = self._first_labels(y, len(X), classes)
             X = self._preprocessed(X, start=True)
-            self._reset(image_shape=X.shape[1:], n_classes=n_classes or int(y.max()) + 1)
+            self._reset(image_shape=X.shape[1:], n_classes=n_classes)
             self._n_expected = self._horizon(len(X))
             self._tau = self._initial_tau(X)
         else:
             X = self._preprocessed(X, start=False)
             self._check_same_shape(X)
-            if classes is not None and _n_classes_from(classes) != self._n_classes:
-                raise ValueError(
-                    f"classes has {len(classes)} entries but the model was started with "
-                    f"{self._n_classes}; pass the same classes (or none) after the first call"
-                )
-            y = check_labels(y, len(X), zero_based=True, n_classes=self._n_classes)
+            y = self._later_labels(y, len(X), classes)
         self._learn(X, y, np.arange(len(X)), plan_whole_pass=False)
         return self
 
@@ -460,26 +450,20 @@ class MemoryNetwork(Estimator):
             "n_expected": self._n_expected,
         }
         arrays = {
-            "format": np.array(FORMAT_NAME),
-            "format_version": np.array(FORMAT_VERSION),
-            "config": np.array(json.dumps(_plain(self.get_params()))),
-            "state": np.array(json.dumps(state)),
             "memories": self.memories_,
             "birth_labels": mem.birth_label[: mem.n_born],
             "hits": self.hits_,
             "assoc": mem.assoc[: mem.n_born],
             **{f"pre_{k}": v for k, v in self._preprocessor.state().items()},
         }
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        self._write(path, state, arrays)
 
     @classmethod
     def load(cls, path) -> MemoryNetwork:
         """Read a model written by save(); a wrong, corrupt or other-version file: ValueError."""
-        data = read_model_file(path, FORMAT_NAME, FORMAT_VERSION)
-        try:
-            model = cls.from_params(json.loads(str(data["config"])))
-            state = json.loads(str(data["state"]))
+        data, config, state = cls._read(path)
+        with corrupt_file(path):
+            model = cls.from_params(config)
             memories = np.asarray(data["memories"], dtype=np.float32)
             model._reset(state["image_shape"], int(state["n_classes"]))
             model._memory.restore(memories, data["birth_labels"], data["hits"], data["assoc"])
@@ -491,32 +475,12 @@ class MemoryNetwork(Estimator):
                 model._preprocessor.set_state(
                     {k[4:]: v for k, v in data.items() if k.startswith("pre_")}
                 )
-        except (KeyError, TypeError, ValueError, IndexError) as err:
-            raise ValueError(f"{path}: corrupt memnet model file ({err})") from err
         return model
 
     # ---- checks -----------------------------------------------------------------------------
 
     def _is_fitted(self):
         return hasattr(self, "_memory")
-
-    def _check_same_shape(self, X):
-        if tuple(X.shape[1:]) != self.image_shape_:
-            raise ValueError(
-                f"X has samples of shape {tuple(X.shape[1:])} (as (C, H, W)) but the model was "
-                f"trained on {self.image_shape_}; pass samples of the training shape"
-            )
-
-
-def _plain(params):
-    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
-
-
-def _n_classes_from(classes) -> int:
-    classes = np.asarray(classes)
-    if classes.ndim != 1 or not np.array_equal(classes, np.arange(len(classes))):
-        raise ValueError(f"classes must be 0..K-1 in order; got {classes.tolist()}")
-    return len(classes)
 
 
 def default_tau(X, distance="l2") -> float:
@@ -549,5 +513,7 @@ def default_tau(X, distance="l2") -> float:
     tau = TAU_FRACTION * mean_pair
     return tau if tau > 0 else 1.0  # all samples identical: any positive scale will do
 
+
+FORMAT_VERSION = MemoryNetwork.FORMAT_VERSION
 
 __all__ = ["FORMAT_VERSION", "MemoryNetwork", "default_tau"]
