@@ -24,11 +24,13 @@ reproduce: venv
 quick: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml $(SNAKEMAKE_ARGS)
 
+# Everything (CI runs this). test-fast leaves out the slow tests, the SLURM cluster and every test
+# that runs pipeline jobs (e2e: the quick run of config/quick.yaml and the dataset pipelines).
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not slurm and not e2e" $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m memnet.bench --out results/bench
@@ -44,7 +46,7 @@ bench-paper: venv
 # (results/bench/pipeline-rehearsal-cifar10.md; long, see the README).
 REHEARSAL := $(CURDIR)/results/rehearsal
 bench-rehearsal: venv
-	$(BIN)/python -m memnet.synthetic cifar10 --out $(REHEARSAL)/mirror/cifar10
+	$(BIN)/python -m memnet.datasets.synthetic cifar10 --out $(REHEARSAL)/mirror/cifar10
 	$(BIN)/python -m memnet.bench_pipeline --name rehearsal-cifar10 --workdir $(REHEARSAL)/run --out results/bench \
 	  --config 'datasets=[cifar10]' 'seeds=[0]' 'results=results/rehearsal' \
 	  'dataset_declarations={cifar10: {extends: cifar10-synthetic}}' \

@@ -36,8 +36,8 @@ FAST_STATUS = [
 # The profile sizes jobs for a real cluster; the test node has 2 CPUs. The local run's threads
 # (config/quick.yaml) are kept, so that both runs compute the same results.
 SMALL_NODE = [
-    "--set-threads", "model=2", "tune=2",
-    "--set-resources", "run:mem_mb=2000", "model:mem_mb=2000", "tune:mem_mb=2000",
+    "--set-threads", "run_saving_model=2", "tune=2",
+    "--set-resources", "run:mem_mb=2000", "run_saving_model:mem_mb=2000", "tune:mem_mb=2000",
 ]  # fmt: skip
 
 
@@ -90,6 +90,7 @@ SLOW = ("cnn", "local")
 
 @pytest.mark.slurm
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_quick_main_experiment_runs_as_slurm_jobs_with_local_results(cluster, quick_run, tmp_path):
     # The main experiment of config/quick.yaml (every model) for its first seed: under SLURM each
     # job costs a few seconds more than locally; the whole quick DAG took 7 min on the test node.

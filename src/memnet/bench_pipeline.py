@@ -25,14 +25,24 @@ import yaml
 from memnet.io import write_json, write_text
 from memnet.pipeline import paths
 
-REPO = Path(__file__).resolve().parents[2]
+
+def find_workflow(repo: str | None) -> Path:
+    """The memnet checkout to benchmark: --repo, else the current directory; it must hold the
+    Snakefile (the installed package carries no workflow of its own)."""
+    root = Path(repo or ".").resolve()
+    if not (root / "Snakefile").is_file() or not (root / "config" / "config.yaml").is_file():
+        raise SystemExit(
+            f"{root}: not a memnet checkout (no Snakefile and config/config.yaml); run from the "
+            "repository's root or give --repo"
+        )
+    return root
 
 
 # The rule of a job's benchmark file: its first directory (memnet.paths.benchmark mirrors the output's
 # path; rules with no per-dataset output are named by their own directory or file).
 RULE_OF_OUTPUT = {"runs": "run", "tuning": "tune"}
 # The config's `resources` entry that sizes each rule's jobs.
-RESOURCES_OF_RULE = {"model": "run", "replication_report": "report"}
+RESOURCES_OF_RULE = {"model": "run", "run_saving_model": "run", "replication_report": "report"}
 # Jobs that run once whatever the number of seeds (everything else runs once per seed).
 SEED_FREE_RULES = {
     "download",
@@ -44,13 +54,15 @@ SEED_FREE_RULES = {
     "figures",
     "replication_report",
     "notebook",
-}  # fmt: skip  (model: the first seed's only)
+}  # fmt: skip  (model: the first seed's only, in benchmarks of memnet before the saved run replaced it)
 
 
-def config_of(configfile: str | None, overrides: list[str]) -> dict:
+def config_of(configfile: str | None, overrides: list[str], repo: Path | None = None) -> dict:
     """The config Snakemake runs: the config file (the default one if none), then each
     `--config key=value` override (a YAML value, replacing the key)."""
-    config = yaml.safe_load(Path(configfile or REPO / "config/config.yaml").read_text())
+    config = yaml.safe_load(
+        Path(configfile or find_workflow(repo) / "config/config.yaml").read_text()
+    )
     for item in overrides:
         key, value = item.split("=", 1)
         config[key] = yaml.safe_load(value)
@@ -148,6 +160,7 @@ def predict(costs: pd.DataFrame, wall_seconds: float, seeds_run: int, seeds: int
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--name", required=True, help="names the output files")
+    parser.add_argument("--repo", default=None, help="the memnet checkout (default: .)")
     parser.add_argument("--configfile", default=None)
     parser.add_argument("--config", nargs="*", default=[], help="passed to snakemake --config")
     parser.add_argument("--cores", default="2")
@@ -162,8 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.wall is not None and not args.workdir:
         parser.error("--wall reads an earlier run: give its --workdir")
 
+    repo = find_workflow(args.repo)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"memnet-bench-{args.name}-"))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile")]
     cmd += ["--directory", str(workdir), "--cores", args.cores, "--keep-going"]  # every target
     if args.configfile:
         cmd += ["--configfile", str(Path(args.configfile).resolve())]
@@ -180,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         wall = args.wall
 
-    config = config_of(args.configfile, args.config)
+    config = config_of(args.configfile, args.config, repo)
     benchmarks = workdir / paths.under(paths.results_dir(config), "benchmarks")
     costs = job_costs(benchmarks, declared_memory(config))
     rules = summarize(costs)

@@ -1,6 +1,6 @@
 """A synthetic CIFAR-10: the canonical python archive, full size, of generated images.
 
-    python -m memnet.synthetic cifar10 --out DIR [--seed 0]
+    python -m memnet.datasets.synthetic cifar10 --out DIR [--seed 0]
 
 writes DIR/cifar-10-python.tar.gz: cifar-10-batches-py/data_batch_1..5 and test_batch (10,000
 images each) and batches.meta, pickled as the canonical archive is (Python 2 pickles, protocol 2:
@@ -234,7 +234,7 @@ def write_archive(out_dir: str | Path, seed: int = 0, rows: int = ROWS) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m memnet.synthetic", description=__doc__.split("\n")[0]
+        prog="python -m memnet.datasets.synthetic", description=__doc__.split("\n")[0]
     )
     parser.add_argument("dataset", choices=["cifar10"], help="the format and size to imitate")
     parser.add_argument("--out", default=".", help="the directory to write the archive in")
