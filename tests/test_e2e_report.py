@@ -11,10 +11,11 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 import yaml
-from conftest import snakemake
 
 from memnet.report.outputs import TABLES, figure_names
 from memnet.report.results import MAIN_MEMNET, select
+
+pytestmark = pytest.mark.e2e  # every test reads the session's quick run (conftest.quick_pipeline)
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +73,11 @@ def test_notebooks_ran_without_errors(quick):
         assert (workdir / f"results/quick/notebooks/{name}.html").stat().st_size > 10_000
 
 
-def test_snakemake_report_packs_every_figure(repo, quick, tmp_path):
+def test_snakemake_report_packs_every_figure(quick_pipeline, quick, tmp_path):
     workdir, config = quick
     zip_path = tmp_path / "report.zip"
-    snakemake(
-        "--report", str(zip_path), "--configfile", str(repo / "config/quick.yaml"), cwd=workdir
+    quick_pipeline.snakemake(
+        "--report", str(zip_path), "--configfile", str(quick_pipeline.configfile)
     )
     names = zipfile.ZipFile(zip_path).namelist()
     for stem in figure_names(config["datasets"]):

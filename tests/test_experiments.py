@@ -162,9 +162,7 @@ def test_tune_records_each_distances_default_tau():
     rng = np.random.default_rng(0)
     X, y = rng.random((120, 1, 4, 4), dtype=np.float32), np.repeat(np.arange(4), 30)
     data = SimpleNamespace(X_train=X, y_train=y)
-    out = tune.tune(
-        data, {"n_neurons": 30}, tau_scale=[1.0], validation_fraction=0.2, seed=0
-    )
+    out = tune.tune(data, {"n_neurons": 30}, tau_scale=[1.0], validation_fraction=0.2, seed=0)
     fit = np.setdiff1d(np.arange(120), datasets_indices(y, 24))
     for d in ("l2", "l1", "cosine"):
         assert out["default_tau_by_distance"][d] == pytest.approx(default_tau(X[fit], d))

@@ -15,37 +15,46 @@ from memnet.datasets import REGISTRY
 from memnet.report.aggregate import TIMING_COLUMNS
 from memnet.report.results import JSON_COLUMNS
 
+# The one dry run that picks datasets (and seeds) on the command line, shared with test_config.
+COMMAND_LINE = ("--config", "seeds=[0,1]", "datasets=[mnist]")
 
-def planned_jobs(repo, tmp_path, *args) -> dict[str, int]:
-    """Job counts per rule from a dry run."""
-    proc = snakemake("-n", "--quiet", "rules", *args, cwd=tmp_path)
+
+def job_counts(proc) -> dict[str, int]:
+    """Job counts per rule from a dry run's "Job stats" table."""
     stats = proc.stdout[proc.stdout.index("Job stats") :]
+    stats = stats[: stats.index("total")]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
 
 
+def runs_planned(jobs: dict[str, int]) -> int:
+    """Runs among a dry run's jobs: those of `run`, and those that also save their model (one
+    per dataset: the main `paper` run of the first seed, trained once)."""
+    return jobs.get("run", 0) + jobs.get("run_saving_model", 0)
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "quick.yaml"])
-def test_dry_run_plans_every_run(repo, tmp_path, name):
+def test_dry_run_plans_every_run(repo, dry_run_of, name):
     config = yaml.safe_load((repo / "config" / name).read_text())
-    jobs = planned_jobs(repo, tmp_path, "--configfile", str(repo / "config" / name))
-    assert jobs["run"] == expected_runs(config) * len(config["seeds"])
+    jobs = job_counts(dry_run_of(name))
+    assert runs_planned(jobs) == expected_runs(config) * len(config["seeds"])
+    assert jobs["run_saving_model"] == len(config["datasets"])
     assert jobs["download"] == sum(len(REGISTRY[d].files) for d in config["datasets"])
     assert jobs["prepare"] == jobs["tune"] == len(config["datasets"])
     assert jobs["aggregate"] == 1
 
 
-def planned_files(tmp_path, configfile) -> set[str]:
-    """Every output, log and benchmark file that a dry run of ``configfile`` plans to write."""
-    proc = snakemake("-n", "--configfile", str(configfile), cwd=tmp_path)
+def planned_files(proc) -> set[str]:
+    """Every output, log and benchmark file that a dry run plans to write."""
     lines = re.findall(r"^\s+(?:output|log|benchmark): (.+)$", proc.stdout, re.M)
     return {path for line in lines for path in line.split(", ")}
 
 
-def test_each_config_writes_only_under_its_results_directory(repo, tmp_path):
+def test_each_config_writes_only_under_its_results_directory(repo, dry_run_of):
     """Running quick.yaml after the paper's config can't touch the paper's outputs."""
     written = {}
     for name in ["config.yaml", "quick.yaml"]:
         config = yaml.safe_load((repo / "config" / name).read_text())
-        files = planned_files(tmp_path, repo / "config" / name)
+        files = planned_files(dry_run_of(name))
         shared = {f for f in files if f.startswith(f"{config['data']['dir']}/")}
         assert shared, "the datasets are downloaded into the shared data directory"
         assert all(f.startswith(f"{config['results']}/") for f in files - shared), name
@@ -54,11 +63,13 @@ def test_each_config_writes_only_under_its_results_directory(repo, tmp_path):
     assert not written["config.yaml"] & written["quick.yaml"]
 
 
-def test_dry_run_picks_datasets_from_the_command_line(repo, tmp_path):
-    jobs = planned_jobs(repo, tmp_path, "--config", "datasets=[mnist]")
+def test_dry_run_picks_datasets_from_the_command_line(repo, dry_run):
+    jobs = job_counts(dry_run(*COMMAND_LINE))
     config = yaml.safe_load((repo / "config/config.yaml").read_text())
     config["datasets"] = ["mnist"]
-    assert jobs["run"] == expected_runs(config) * len(config["seeds"])
+    config["seeds"] = [0, 1]
+    assert len(yaml.safe_load((repo / "config/config.yaml").read_text())["seeds"]) != 2
+    assert runs_planned(jobs) == expected_runs(config) * len(config["seeds"])
     assert jobs["download"] == len(REGISTRY["mnist"].files)
 
 
@@ -72,6 +83,7 @@ def test_bad_config_stops_before_any_job(repo, tmp_path):
     assert "config key 'memnet.voting'" in proc.stdout + proc.stderr
 
 
+@pytest.mark.e2e
 def test_data_rules_give_real_mnist(quick_run):
     from memnet.datasets import load
 
@@ -84,6 +96,7 @@ def test_data_rules_give_real_mnist(quick_run):
     assert pd.Series(data.y_test).value_counts().sort_index().tolist() == test_counts
 
 
+@pytest.mark.e2e
 def test_quick_run_gives_one_sane_row_per_run(repo, quick_run):
     config = yaml.safe_load((repo / "config/quick.yaml").read_text())
     runs = pd.read_csv(quick_run / "results/quick/tables/runs.csv")
@@ -102,24 +115,28 @@ def test_quick_run_gives_one_sane_row_per_run(repo, quick_run):
     assert tuning["tau_scale"] in config["tuning"]["tau_scale"]
 
 
-def test_adding_an_ablation_runs_exactly_its_jobs(repo, quick_run, tmp_path):
+@pytest.mark.e2e
+def test_adding_an_ablation_runs_exactly_its_jobs(repo, quick_pipeline, tmp_path):
     workdir = tmp_path / "work"
-    shutil.copytree(quick_run, workdir, symlinks=True)
+    shutil.copytree(quick_pipeline.workdir, workdir, symlinks=True)  # the shared run stays as it is
     config = yaml.safe_load((repo / "config/quick.yaml").read_text())
     config["experiments"]["ablations"]["eta-half"] = {"plasticity": "constant", "eta": 0.5}
     path = tmp_path / "quick-plus.yaml"
     path.write_text(yaml.safe_dump(config))
 
-    jobs = planned_jobs(repo, workdir, "--configfile", str(path))
+    dry = quick_pipeline.snakemake("-n", "--quiet", "rules", "--configfile", str(path), cwd=workdir)
+    jobs = job_counts(dry)
     assert jobs["run"] == len(config["seeds"])
-    snakemake("--cores", "2", "--configfile", str(path), cwd=workdir)
+    quick_pipeline.snakemake("--cores", "2", "--configfile", str(path), cwd=workdir)
     runs = pd.read_csv(workdir / "results/quick/tables/runs.csv")
     added = runs[runs.variant == "eta-half"]
     assert sorted(added["seed"]) == sorted(config["seeds"])
 
 
+@pytest.mark.e2e
 def test_same_results_on_one_core_and_two(repo, quick_run, tmp_path):
-    """A second run, on one core, of part of the quick config gives identical rows (timings aside)."""
+    """A second run, on one core, of part of the quick config gives identical rows (timings aside);
+    the two-core side is the session's quick run."""
     config = yaml.safe_load((repo / "config/quick.yaml").read_text())
     # the models whose work is spread over threads (the torch nets and NCM always take one)
     threaded = ("memnet", "knn", "local")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -76,19 +74,12 @@ def test_job_stats_reads_a_dry_runs_table():
 
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory) -> dict[str, tuple[int, int]]:
-    """(runs, jobs) that a dry run plans for each config the README states a plan of."""
+def plans(dry_run_of) -> dict[str, tuple[int, int]]:
+    """(runs, jobs) that a dry run plans for each config the README states a plan of (the
+    session's one dry run of each config, conftest.dry_run_of; one that fails is an error)."""
     found = {}
     for config in sorted({m.group(3) for m in PLAN.finditer(flat(readme()))}):
-        workdir = tmp_path_factory.mktemp(f"dry-{config}")
-        proc = subprocess.run(
-            [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--directory", str(workdir),
-             "-n", "--quiet", "rules", "--configfile", f"config/{config}.yaml"],
-            cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        assert proc.returncode == 0, (
-            f"dry run of config/{config}.yaml failed:\n{proc.stderr[-4000:]}"
-        )
+        proc = dry_run_of(f"{config}.yaml")
         found[config] = runs_and_jobs(job_stats(proc.stdout + proc.stderr))
     return found
 

@@ -11,9 +11,9 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import snakemake
 from fixtures_runs import (
     REPO,
+    at_paper_scale,
     caption_files,
     confusion_files,
     figure_files,
@@ -25,9 +25,8 @@ from fixtures_runs import (
     table_files,
 )
 
-from memnet.report import figures
 from memnet.report import replication as report
-from memnet.report.outputs import TABLES
+from memnet.report.outputs import TABLES, figure_names
 
 DATASETS = ["mnist", "cifar10"]
 
@@ -40,7 +39,7 @@ def full_report(tmp_path_factory):
 def test_html_is_self_contained_and_holds_every_figure(full_report):
     html = full_report.with_suffix(".html").read_text()
     figures_dir = full_report.parent.parent / "figures"
-    stems = figures.figure_names(DATASETS)
+    stems = figure_names(DATASETS)
     sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
     assert len(sources) == len(stems)
     assert all(src.startswith("data:image/png;base64,") for src in sources)
@@ -56,7 +55,7 @@ def test_html_is_self_contained_and_holds_every_figure(full_report):
 
 def test_markdown_references_every_figure_and_reads_numbers_from_the_tables(full_report):
     md = full_report.read_text()
-    for stem in figures.figure_names(DATASETS):
+    for stem in figure_names(DATASETS):
         assert f"](../figures/{stem}.png)" in md
     tables_dir = full_report.parent.parent / "tables"
     for stem in ("T1_main", "T2_claims", "T3_ablations", "T4_efficiency"):
@@ -81,7 +80,7 @@ def quick_copy(tmp_path_factory, tmp_path, full_report):
 
 
 def test_report_changes_when_the_results_change(tmp_path_factory, tmp_path, full_report):
-    results = quick_copy(tmp_path_factory, tmp_path, full_report)
+    results = at_paper_scale(quick_copy(tmp_path_factory, tmp_path, full_report))
     out = run_report(results, ["mnist"])
     assert "the Memory Network reaches 97.10% test accuracy" in out.read_text()
     summary = pd.read_csv(results / "tables" / "summary.csv")
@@ -180,10 +179,12 @@ def test_report_rules_are_formatted(repo):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_dry_run_schedules_the_report_rules(repo, tmp_path):
-    proc = snakemake("-n", "--quiet", "rules", cwd=tmp_path)
+def test_dry_run_schedules_the_report_rules(repo, dry_run):
+    proc = dry_run()  # the default config (config/config.yaml), shared with test_pipeline
     stats = proc.stdout[proc.stdout.index("Job stats") :]
+    stats = stats[: stats.index("total")]
     jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
     assert (jobs["tables"], jobs["figures"], jobs["replication_report"]) == (1, 1, 1)
     assert jobs["notebook"] == 2
-    assert jobs["model"] == 2  # one saved model per dataset of config/config.yaml
+    assert jobs["run_saving_model"] == 2  # one saved model per dataset of config/config.yaml
+    assert "model" not in jobs  # the run that measures the model saves it: no second training

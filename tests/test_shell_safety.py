@@ -3,27 +3,13 @@ spaces run the whole DAG, and a config whose names try injection stops before an
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pandas as pd
 import pytest
 import yaml
-from conftest import snakemake
+from conftest import REPO, snakemake
+from test_experiments import expected_runs
 
 pytestmark = pytest.mark.slow
-
-
-def copy_checkout(repo, dst):
-    """The tracked files of the repository (as they are now, committed or not) under ``dst``."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        if (repo / name).is_file():
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / name, dst / name)
-    return dst
 
 
 def tiny_config(repo) -> dict:
@@ -37,18 +23,21 @@ def tiny_config(repo) -> dict:
     return config
 
 
-def test_whole_dag_runs_from_directories_with_spaces(repo, mirror, tmp_path):
-    checkout = copy_checkout(repo, tmp_path / "my checkout" / "memnet")
-    workdir = tmp_path / "work dir"
-    workdir.mkdir()
-    config_file = tmp_path / "tiny config.yaml"
-    config_file.write_text(yaml.safe_dump(tiny_config(repo)))
-    cmd = ["-s", str(checkout / "Snakefile"), "--cores", "2", "--configfile", str(config_file)]
-    snakemake(*cmd, cwd=workdir)
+@pytest.mark.e2e
+def test_whole_dag_runs_from_directories_with_spaces(quick_pipeline):
+    """The session's quick run (conftest.quick_pipeline) ran the whole DAG from a copy of the
+    checkout under "my checkout", in the working directory "work dir", with "quick config.yaml"."""
+    quick = quick_pipeline
+    for path in (quick.snakefile.parent.parent, quick.workdir, quick.configfile):
+        assert " " in path.name, path
+    assert quick.snakefile.parent != REPO and (quick.snakefile.parent / "workflow/rules").is_dir()
+    config = yaml.safe_load(quick.configfile.read_text())
 
-    results = workdir / "results/quick"
+    results = quick.workdir / "results/quick"
     runs = pd.read_csv(results / "tables/runs.csv")
-    assert set(runs["model"]) == {"memnet", "knn", "ncm"} and len(runs) == 5
+    models = {m for exp in config["experiments"].values() for m in exp.get("models", {})}
+    assert set(runs["model"]) == models
+    assert len(runs) == expected_runs(config) * len(config["seeds"])
     assert (results / "replication.html").stat().st_size > 0
     assert (results / "notebooks/results.html").stat().st_size > 0
 

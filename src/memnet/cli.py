@@ -331,6 +331,7 @@ def cmd_report(args) -> None:
         args.datasets,
         args.out,
         extras=args.extras,
+        config_file=args.config_file,
     )
     _print_written(report.render(args.template, context, args.out))
 
@@ -493,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="outputs of users' rules to show (JSON list of memnet.report.outputs.Output fields; "
         "their files among --figures or --tables, their captions among --captions)",
     )  # fmt: skip
+    p.add_argument(
+        "--config-file", default=None, help="the config file(s) of the run, named in the report"
+    )
     p.add_argument("--out", required=True, type=Path, help="results/paper/replication.md")
     p.set_defaults(func=cmd_report)
 

@@ -5,6 +5,8 @@ import sys
 from memnet import datasets
 from memnet.models.registry import families
 from memnet.pipeline import paths
+from memnet.provenance import step_hash
+from memnet.report.outputs import EXTRA, output_of
 from memnet.pipeline.plan import (
     MEMNET,
     Run,
@@ -88,6 +90,17 @@ def model_args(w):
 FAMILIES = families(config)
 
 
+# Each rule carries the hash of the memnet code its step runs (memnet.provenance.step_hash) as a
+# `params:` entry: editing that code reruns the step (Snakemake's params trigger). Opt out with
+# `--rerun-triggers mtime input` (README, "Rerunning after a code change").
+code_of = step_hash
+
+
+def run_code(w):
+    """The code of one run: executing it, and its model family's module."""
+    return step_hash("memnet.pipeline.execute", FAMILIES[w.model].cls)
+
+
 def run_threads(w):
     return 1 if FAMILIES[w.model].single_threaded else config["threads"]["run"]
 
@@ -109,3 +122,26 @@ def notebook_params(wildcards, input):
         "memories": {"model_path": input.model, "data_path": input.data},
     }[wildcards.name]
     return " ".join(f"-p {shlex.quote(f'{k}={v}')}" for k, v in params.items())
+
+
+def caption_of(stem):
+    """The caption file of an output's file stem (one caption for every dataset), relative to this
+    file, as report() wants it."""
+    return f"../../{output_of(stem).caption_file}"
+
+
+# Outputs of users' own rules (workflow/rules/extra/*.smk, included after this file) join the report
+# through memnet.report.outputs.register: input functions, so that they are read once every rule
+# file is included.
+def extra_files(wildcards):
+    return [o.file for o in EXTRA.values()]
+
+
+def extra_captions(wildcards):
+    return [o.caption_file for o in EXTRA.values()]
+
+
+def extras_arg(wildcards):
+    fields = ["stem", "title", "ours", "builder", "file", "caption"]
+    entries = [{f: getattr(o, f) for f in fields} for o in EXTRA.values()]
+    return f"--extras {shlex.quote(json.dumps(entries))}" if entries else ""

@@ -27,6 +27,7 @@ rule download:
     resources:
         **resources_of("download"),
     params:
+        code=code_of("memnet.datasets"),
         mirror=(
             f"--mirror {shlex.quote(config['data']['mirror'])}"
             if config["data"].get("mirror")
@@ -55,6 +56,7 @@ rule prepare:
     resources:
         **resources_of("prepare"),
     params:
+        code=code_of("memnet.datasets"),
         raw_dir=lambda w: data(paths.RAW_DIR, dataset=w.dataset),
         declaration=declaration_arg,
     shell:

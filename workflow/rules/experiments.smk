@@ -23,6 +23,7 @@ rule tune:
     resources:
         **resources_of("tune"),
     params:
+        code=code_of("memnet.pipeline.tune", FAMILIES[MEMNET].cls),
         memnet=shlex.quote(params_json(config["memnet"])),
         subset=lambda w: subset_arg(w.dataset),
         scales=" ".join(str(s) for s in config["tuning"]["tau_scale"]),
@@ -52,6 +53,7 @@ rule run:
     resources:
         **resources_of("run"),
     params:
+        code=run_code,
         args=run_args,
     shell:
         "memnet run --data {input.data:q} --seed {wildcards.seed} --threads {threads} "
@@ -86,6 +88,7 @@ rule run_saving_model:
     resources:
         **resources_of("run"),
     params:
+        code=run_code,
         args=model_args,
     shell:
         "memnet run --data {input.data:q} --seed {wildcards.seed} --threads {threads} "
@@ -106,6 +109,8 @@ rule aggregate:
         ENV
     resources:
         **resources_of("aggregate"),
+    params:
+        code=code_of("memnet.report.aggregate"),
     shell:
         "memnet aggregate --runs-csv {output.runs:q} --summary-csv {output.summary:q} "
         "{input:q} > {log:q} 2>&1"

@@ -5,9 +5,7 @@
 import os
 from pathlib import Path
 
-import json
-
-from memnet.report.outputs import EXTRA, FIGURES, TABLES, figure_names, output_of
+from memnet.report.outputs import FIGURES, TABLES, figure_names
 
 
 report: "../report/workflow.rst"
@@ -18,12 +16,15 @@ REPORT_DATASETS = list(config["datasets"])
 REPORT_TABLE_STEMS = list(TABLES)
 REPORT_FIGURE_STEMS = figure_names(REPORT_DATASETS)
 REPORT_NOTEBOOKS = ["results", "memories"]
-
-
-def caption_of(stem):
-    """The caption file of an output's file stem (one caption for every dataset), relative to this
-    file, as report() wants it."""
-    return f"../../{output_of(stem).caption_file}"
+# The config file(s) of this run, as the report names them (relative to the repository if inside it)
+REPORT_CONFIG_FILES = ", ".join(
+    (
+        os.path.relpath(f, REPORT_REPO)
+        if Path(f).resolve().is_relative_to(REPORT_REPO.resolve())
+        else str(f)
+    )
+    for f in (workflow.overwrite_configfiles or [REPORT_REPO / "config/config.yaml"])
+)
 
 
 # The saved `paper` model of each dataset (first seed) and the metrics of the run that trained it
@@ -58,23 +59,6 @@ REPORT_CAPTION_FILES = [
     REPORT_REPO / o.caption_file for o in [*TABLES.values(), *FIGURES.values()]
 ]
 REPORT_TABLE_CAPTIONS = [REPORT_REPO / o.caption_file for o in TABLES.values()]
-
-
-# Outputs of users' own rules (workflow/rules/extra/*.smk, included after this file) join the report
-# through memnet.report.outputs.register: input functions, so that they are read once every rule
-# file is included.
-def extra_files(wildcards):
-    return [o.file for o in EXTRA.values()]
-
-
-def extra_captions(wildcards):
-    return [o.caption_file for o in EXTRA.values()]
-
-
-def extras_arg(wildcards):
-    fields = ["stem", "title", "ours", "builder", "file", "caption"]
-    entries = [{f: getattr(o, f) for f in fields} for o in EXTRA.values()]
-    return f"--extras {shlex.quote(json.dumps(entries))}" if entries else ""
 
 
 # Everything this file produces: the Snakefile's `rule all` asks for it.
@@ -116,6 +100,7 @@ rule tables:
     resources:
         **resources_of("tables"),
     params:
+        code=code_of("memnet.report.tables", *(o.builder for o in TABLES.values())),
         out=lambda wildcards, output: os.path.dirname(output.csv[0]),
     shell:
         "memnet tables --summary {input.summary:q} --runs {input.runs:q} "
@@ -149,6 +134,7 @@ rule figures:
     resources:
         **resources_of("figures"),
     params:
+        code=code_of("memnet.report.figures", *(o.builder for o in FIGURES.values())),
         datasets=" ".join(REPORT_DATASETS),
         seed=REPORT_MODEL_SEED,
         out=lambda wildcards, output: os.path.dirname(output.png[0]),
@@ -185,14 +171,16 @@ rule replication_report:
     resources:
         **resources_of("report"),
     params:
+        code=code_of("memnet.report.replication"),
         datasets=" ".join(REPORT_DATASETS),
         extras=extras_arg,
+        config=shlex.quote(REPORT_CONFIG_FILES),
     shell:
         "memnet report --template {input.template:q} --runs {input.runs:q} "
         "--metrics {input.metrics:q} --tables {input.tables:q} "
         "--figures {input.figures:q} {input.extras:q} "
         "--captions {input.captions:q} {input.extra_captions:q} --datasets {params.datasets} "
-        "{params.extras} --out {output.md:q} > {log:q} 2>&1"
+        "{params.extras} --config-file {params.config} --out {output.md:q} > {log:q} 2>&1"
 
 
 rule notebook:
@@ -224,6 +212,7 @@ rule notebook:
     resources:
         **resources_of("notebook"),
     params:
+        code=code_of("memnet.report.figures", "memnet.report.tables"),
         papermill=notebook_params,
     shell:
         "memnet notebook --notebook {input.notebook:q} --out {output.ipynb:q} "

@@ -45,7 +45,7 @@ def _row(run, path) -> dict:
     if missing:
         raise ValueError(f"{path}: metrics file lacks {missing}; rerun that job")
     for column in NUMBER_COLUMNS:
-        value = run[column]
+        value = run.get(column)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ValueError(
                 f"{path}: '{column}' should be a number, got {value!r}; rerun that job"

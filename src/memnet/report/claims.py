@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from memnet.report.results import ANY, MAIN_MEMNET, saved_models, select
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 NOT_MEASURABLE = "not measurable here"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_MEASURABLE)
+AT_THIS_SCALE = "not measurable at this scale"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_MEASURABLE, AT_THIS_SCALE)
 
 KINDS = ("numeric", "structural")
 COMPARISONS = ("within", "at_least", "at_most")
@@ -46,6 +48,9 @@ class Claim:
     reported_neurons: tuple[float, float] | None = None
     reference: dict = field(default_factory=dict)  # close_to_reference: the row compared with
     ours: bool = False  # a finding of this project (claims.yaml `findings:`), not the paper's
+    # the least scale that measures the claim: {n_train: images, n_neurons: neurons}; a run below
+    # it gets "not measurable at this scale", never "not reproduced"
+    scale: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,28 @@ def fmt_value(metric: str, value: float) -> str:
     return f"{100 * value:.2f}%" if metric in PERCENT_METRICS else f"{value:,.0f}"
 
 
+def below_scale(claim: Claim, runs: pd.DataFrame) -> str | None:
+    """Why the runs of ``claim``'s measurement are below the scale it is about (claims.yaml
+    `scale`: training images, neurons), or None."""
+    rows = select(runs, claim.dataset, **claim.select)
+    if rows.empty or not claim.scale:
+        return None
+    have = []
+    n_train = int(rows["n_train"].max())
+    if n_train < claim.scale.get("n_train", 0):
+        have.append(f"{n_train:,} training images (the claim: {claim.scale['n_train']:,})")
+    params = json.loads(rows["params"].iloc[0]) if isinstance(rows["params"].iloc[0], str) else {}
+    neurons = params.get("n_neurons")
+    if neurons is not None and neurons < claim.scale.get("n_neurons", 0):
+        have.append(f"{neurons:,} neurons (the claim: {claim.scale['n_neurons']:,} or more)")
+    if not have:
+        return None
+    return f"this run has {' and '.join(have)}; the paper's config (config/config.yaml) measures it"
+
+
 def _numeric(claim: Claim, ev: Evidence) -> Verdict:
+    if (why := below_scale(claim, ev.runs)) is not None:
+        return Verdict(claim.id, AT_THIS_SCALE, None, why)
     what = "/".join(str(v) for v in claim.select.values())
     if claim.metric == "accuracy":
         rows = select(ev.summary, claim.dataset, **claim.select)

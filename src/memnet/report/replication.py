@@ -91,11 +91,59 @@ def _run_facts(runs: pd.DataFrame, metrics: Path | None) -> dict:
         for d in datasets
         if len(select(main, d))
     ]
-    if metrics is not None:
-        first = read_json(metrics)
-        facts["git_revision"] = first.get("git_revision", "unknown")
-        facts["versions"] = first.get("versions", {})
+    first = read_json(metrics) if metrics is not None else {}
+    facts["versions"] = first.get("versions", {})
+    facts["revisions"] = code_revisions(runs, first)
+    facts["git_revision"] = ", ".join(r["commit"] for r in facts["revisions"])
+    facts["provenance_warning"] = provenance_warning(facts["revisions"])
     return facts
+
+
+def scale(runs: pd.DataFrame) -> str:
+    """The scale of a run of the pipeline, from its runs: per dataset, the training and test
+    images of the main experiment; the Memory Network's neurons (`paper`); the seeds."""
+    parts = []
+    main = select(runs, experiment="main")
+    for d in dict.fromkeys(runs["dataset"]):
+        here = select(main, d)
+        if len(here):
+            n_train, n_test = int(here.n_train.max()), int(here.n_test.max())
+            parts.append(f"{dataset_label(d)} with {n_train:,} training and {n_test:,} test images")
+    paper = _paper_params(runs)
+    if "n_neurons" in paper:
+        parts.append(f"the Memory Network with {int(paper['n_neurons']):,} neurons")
+    seeds = sorted(int(s) for s in runs["seed"].unique())
+    parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
+    return "; ".join(parts)
+
+
+def _config_facts(config_file: str, runs: pd.DataFrame, out_md: Path) -> dict:
+    return {"file": config_file, "results": Path(out_md).parent.as_posix(), "scale": scale(runs)}
+
+
+def code_revisions(runs: pd.DataFrame, first: dict) -> list[dict]:
+    """Every distinct (commit, dirty, source hash) among the runs (runs.csv's columns), or, for
+    runs of a memnet that did not record them, the commit of the one metrics file given."""
+    rows = runs[runs["git_revision"].astype(str) != "unknown"] if "git_revision" in runs else []
+    if len(rows) == 0:
+        return [{"commit": first.get("git_revision", "unknown"), "dirty": None, "source": None}]
+    found = rows[["git_revision", "git_dirty", "source_hash"]].astype(object)
+    found = found.where(found.notna(), None).drop_duplicates()
+    return [
+        {"commit": c, "dirty": None if d is None else str(d).lower() == "true", "source": h}
+        for c, d, h in found.itertuples(index=False)
+    ]
+
+
+def provenance_warning(revisions: list[dict]) -> str | None:
+    """A warning when the runs come from more than one version of the code, or from a tree with
+    uncommitted changes (their commit does not say which code ran)."""
+    problems = []
+    if len(revisions) > 1:
+        problems.append(f"the runs come from {len(revisions)} different versions of the code")
+    if any(r["dirty"] for r in revisions):
+        problems.append("some runs were made from a tree with uncommitted changes")
+    return "; ".join(problems) if problems else None
 
 
 def _paper_params(runs: pd.DataFrame) -> dict:
@@ -164,6 +212,7 @@ def build_context(
     datasets: list[str],
     out_md: Path,
     extras: Iterable[Output] = (),
+    config_file: str | None = None,
 ) -> dict:
     """What the template shows, from exactly the files given: runs.csv, one run's metrics (versions
     and git revision), the tables' .csv and .md, each figure's .png and the captions' .rst."""
@@ -217,6 +266,7 @@ def build_context(
     )
     return {
         "run": _run_facts(runs, metrics),
+        "config": None if config_file is None else _config_facts(config_file, runs, out_md),
         "verdict_counts": {v: int(counts[v]) for v in counts.index},
         "headline": _headline(t1),
         "claims": _claims(t2),

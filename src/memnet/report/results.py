@@ -42,6 +42,10 @@ RUN_COLUMNS = [
     "forgetting",  # class-incremental runs: the mean drop of a task's accuracy from best to final
     "seen_accuracy",  # class-incremental runs: accuracy on the classes seen after each task (JSON)
     "label",  # the model family's label (memnet.models.registry, or the config's model_families)
+    "warmup_seconds",  # the untimed warm-up fit before the clock (memnet.pipeline.execute.warm_up)
+    "git_revision",  # the commit of the code that ran,
+    "git_dirty",  # whether its tree had uncommitted changes,
+    "source_hash",  # and a hash of the memnet source itself (memnet.provenance)
 ]
 JSON_COLUMNS = ["params", "seen_accuracy"]  # stored in the CSV as JSON text
 # Columns that hold numbers (or nothing): a metrics file giving anything else is refused
@@ -58,8 +62,14 @@ NUMBER_COLUMNS = [
     "n_passes",
     "threads",
     "forgetting",
+    "warmup_seconds",
 ]
-TIMING_COLUMNS = ["train_seconds", "infer_seconds", "peak_memory_bytes"]  # vary between machines
+TIMING_COLUMNS = [
+    "train_seconds",
+    "infer_seconds",
+    "warmup_seconds",
+    "peak_memory_bytes",
+]  # vary between machines
 # averaged over seeds
 MEANS = ["train_seconds", "infer_seconds", "peak_memory_bytes", "model_bytes", "forgetting"]
 CONSTANTS = ["n_passes", "uses_backprop", "uses_weight_sharing", "label"]  # the same for every seed
@@ -67,7 +77,14 @@ ACCURACY_STATS = ["accuracy_mean", "accuracy_std", "accuracy_ci_low", "accuracy_
 SUMMARY_COLUMNS = [*KEYS, "n_seeds", *ACCURACY_STATS, *(f"{c}_mean" for c in MEANS), *CONSTANTS]
 BOOLEAN_COLUMNS = ["uses_backprop", "uses_weight_sharing"]
 TEXT_COLUMNS = ["dataset", "experiment", "model", "variant"]
-OPTIONAL_COLUMNS = {"label": None}  # columns a runs.csv of an older memnet lacks, with their fill
+# Columns that metrics files and runs.csv of an older memnet lack, with their fill
+OPTIONAL_COLUMNS = {
+    "label": None,
+    "warmup_seconds": None,
+    "git_revision": "unknown",
+    "git_dirty": None,
+    "source_hash": None,
+}
 
 # The setting whose confusion matrices (F5), saved models (F4) and parameters the report shows
 MAIN_MEMNET = {"experiment": "main", "model": "memnet", "variant": "paper"}
