@@ -394,15 +394,18 @@ def caption_files() -> list[Path]:
     return sorted((REPO / "workflow" / "report").glob("*.rst"))
 
 
-def run_report(results: Path, datasets: list[str], metrics: Path | None = None) -> Path:
+def run_report(
+    results: Path, datasets: list[str], metrics: Path | None = None, config_file: str | None = None
+) -> Path:
     """`memnet report` on ``results`` (tables and figures drawn already); returns the Markdown."""
     out = results / "paper" / "replication.md"
     metrics = metrics or confusion_files(results)[0]
+    config = ["--config-file", config_file] if config_file else []
     memnet(
         "report", "--template", REPO / "paper" / "replication.md.j2",
         "--runs", results / "tables" / "runs.csv", "--metrics", metrics,
         "--tables", *table_files(results), "--figures", *figure_files(results),
-        "--captions", *caption_files(), "--datasets", *datasets, "--out", out,
+        "--captions", *caption_files(), "--datasets", *datasets, *config, "--out", out,
     )  # fmt: skip
     return out
 

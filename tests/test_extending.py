@@ -40,8 +40,11 @@ def run_snakemake(snakefile: Path, workdir: Path, *args: str) -> subprocess.Comp
 
 
 def copy_of(quick_run: Path, tmp_path: Path) -> Path:
+    """A copy of the quick run's working directory, which the test's own config takes over: its
+    record of the config that wrote results/quick is deleted (memnet.pipeline.owner)."""
     work = tmp_path / "work"
     shutil.copytree(quick_run, work, symlinks=True)
+    (work / "results/quick/config.json").unlink()
     return work
 
 

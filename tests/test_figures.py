@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from fixtures_runs import (
     confusion_files,
@@ -182,3 +183,72 @@ def test_f1_draws_only_the_papers_claims_as_the_paper(tmp_path_factory):
     labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
     assert any(label.startswith("paper: ≈97%") for label in labels)
     assert not any("99%" in label for label in labels)
+
+
+def test_intervals_are_clipped_to_what_an_accuracy_can_be():
+    row = {"accuracy_ci_low": -0.05, "accuracy_ci_high": 1.07}  # two seeds: a wide t-interval
+    assert np.allclose(figures._error_bar(row, 97.0), [[97.0], [3.0]])  # down to 0, up to 100
+    assert figures._error_bar({"accuracy_ci_low": np.nan, "accuracy_ci_high": np.nan}, 50) is None
+
+
+def test_panels_say_how_many_seeds_their_intervals_rest_on(tmp_path_factory):
+    summary = load_summary(full_tree(tmp_path_factory) / "tables" / "summary.csv")
+    n = int(summary["n_seeds"].max())
+    fig = figures.fig_samples(summary, ["mnist"])
+    assert fig.axes[0].get_title() == f"MNIST ({n} seeds)"
+    summary.loc[summary.index[0], "n_seeds"] = 1
+    assert figures._seeds(summary) == f" (1-{n} seeds)"
+
+
+def test_f2_keeps_models_that_agree_visible(tmp_path_factory):
+    summary = load_summary(full_tree(tmp_path_factory) / "tables" / "summary.csv")
+    samples = summary.experiment == "samples"
+    summary.loc[samples, "accuracy_mean"] = 0.9  # every model agrees at every size
+    fig = figures.fig_samples(summary, ["mnist"])
+    lines = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 1]
+    assert len(lines) >= 2
+    xs = [tuple(np.round(line.get_xdata(), 6)) for line in lines]
+    assert len(set(xs)) == len(xs), "two curves are drawn on the same points"
+
+
+def test_f6_legend_fits_any_number_of_models(tmp_path_factory):
+    summary = load_summary(full_tree(tmp_path_factory) / "tables" / "summary.csv")
+    main = summary[(summary.experiment == "main") & (summary.dataset == "mnist")]
+    extra = [main.iloc[[0]].assign(model=f"peer{k}", label=f"Peer {k}") for k in range(6)]
+    many = pd.concat([summary, *extra], ignore_index=True)
+    assert many[many.experiment == "main"]["model"].nunique() >= 10
+    fig = figures.fig_pareto(many, ["mnist"])
+    fig.canvas.draw()
+    box = fig.legends[0].get_window_extent()
+    page = fig.bbox
+    assert box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1, (box, page)
+
+
+def test_f8_says_why_it_has_nothing_to_draw(tmp_path_factory):
+    runs = pd_runs(tmp_path_factory)
+    runs = runs[runs.experiment != "incremental"]
+    fig = figures.fig_incremental(runs, ["mnist"])
+    message = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "No class-incremental runs on MNIST" in message and "only_datasets" in message
+
+
+def pd_runs(tmp_path_factory):
+    from memnet.report.results import load_runs
+
+    return load_runs(full_tree(tmp_path_factory) / "tables" / "runs.csv")
+
+
+def test_figures_of_datasets_no_longer_drawn_are_removed(tmp_path_factory, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(quick_tree(tmp_path_factory), results)  # MNIST only
+    out = results / "figures"
+    out.mkdir(exist_ok=True)
+    stale = ["F3_ablations_cifar10.png", "F3_ablations_cifar10.pdf", "F4_memories_shapes.png"]
+    mine = ["X1_seeds.png", "notes.pdf", "F3_ablations_mnist.txt"]  # a user's files stay
+    for name in stale + mine:
+        (out / name).write_bytes(b"old")
+    run_figures(results, ["mnist"])
+    left = {p.name for p in out.iterdir()}
+    assert not left & set(stale)
+    assert set(mine) <= left
+    assert {f"{stem}.png" for stem in figure_names(["mnist"])} <= left

@@ -124,6 +124,11 @@ def test_adding_an_ablation_runs_exactly_its_jobs(repo, quick_pipeline, tmp_path
     path = tmp_path / "quick-plus.yaml"
     path.write_text(yaml.safe_dump(config))
 
+    # results/quick holds the outputs of another config file: refused, until its record is deleted
+    refused = quick_pipeline.snakemake("-n", "--configfile", str(path), cwd=workdir, check=False)
+    assert refused.returncode != 0
+    assert "holds the outputs of the config" in refused.stdout + refused.stderr
+    (workdir / "results/quick/config.json").unlink()
     dry = quick_pipeline.snakemake("-n", "--quiet", "rules", "--configfile", str(path), cwd=workdir)
     jobs = job_counts(dry)
     assert jobs["run"] == len(config["seeds"])

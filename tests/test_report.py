@@ -188,3 +188,37 @@ def test_dry_run_schedules_the_report_rules(repo, dry_run):
     assert jobs["notebook"] == 2
     assert jobs["run_saving_model"] == 2  # one saved model per dataset of config/config.yaml
     assert "model" not in jobs  # the run that measures the model saves it: no second training
+
+
+def test_report_names_its_config_and_scale_first(tmp_path_factory, tmp_path, full_report):
+    results = quick_copy(tmp_path_factory, tmp_path, full_report)
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    main = runs[(runs.experiment == "main") & (runs.dataset == "mnist")]
+    text = run_report(results, ["mnist"], config_file="config/quick.yaml").read_text()
+    first = "\n".join(text.splitlines()[:5])
+    assert "**Config:** `config/quick.yaml`" in first
+    assert f"MNIST with {main.n_train.max():,} training and {main.n_test.max():,} test" in first
+    assert f"{runs.seed.nunique()} seeds" in first
+    assert "Warning" not in text  # one clean revision
+
+
+def test_report_lists_every_code_revision_and_warns_of_uncommitted_code(
+    tmp_path_factory, tmp_path, full_report
+):
+    results = quick_copy(tmp_path_factory, tmp_path, full_report)
+    path = results / "tables" / "runs.csv"
+    runs = pd.read_csv(path)
+    runs["git_revision"], runs["git_dirty"], runs["source_hash"] = "a" * 40, False, "00aa"
+    runs.to_csv(path, index=False)
+    assert "Warning" not in run_report(results, ["mnist"]).read_text()
+
+    runs.loc[runs.index[-1], ["git_revision", "git_dirty", "source_hash"]] = [
+        "b" * 40,
+        True,
+        "11bb",
+    ]
+    runs.to_csv(path, index=False)
+    text = run_report(results, ["mnist"]).read_text()
+    assert "2 different versions of the code" in text and "uncommitted changes" in text
+    assert f"commit `{'a' * 40}`, source 00aa" in text
+    assert f"commit `{'b' * 40}` with uncommitted changes, source 11bb" in text

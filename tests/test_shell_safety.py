@@ -3,6 +3,8 @@ spaces run the whole DAG, and a config whose names try injection stops before an
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -39,6 +41,8 @@ def test_whole_dag_runs_from_directories_with_spaces(quick_pipeline):
     assert set(runs["model"]) == models
     assert len(runs) == expected_runs(config) * len(config["seeds"])
     assert (results / "replication.html").stat().st_size > 0
+    record = json.loads((results / "config.json").read_text())  # the config that wrote results/
+    assert record == {"config_files": [str(quick.configfile.resolve())]}
     assert (results / "notebooks/results.html").stat().st_size > 0
 
 

@@ -4,7 +4,7 @@ import sys
 
 from memnet import datasets
 from memnet.models.registry import families
-from memnet.pipeline import paths
+from memnet.pipeline import owner, paths
 from memnet.provenance import step_hash
 from memnet.report.outputs import EXTRA, output_of
 from memnet.pipeline.plan import (
@@ -20,6 +20,15 @@ REPORT_MODEL_SEED = config["seeds"][0]  # the saved model is that of the first s
 ENV = str(REPO / "environment.yml")  # documents the software; .venv has all of it
 RESULTS = paths.results_dir(config)
 DATA = paths.data_dir(config)
+# The config file(s) of this run; a results directory holds one config's outputs (memnet.pipeline.owner)
+CONFIG_FILES = workflow.overwrite_configfiles or [REPO / "config/config.yaml"]
+owner.check(RESULTS, CONFIG_FILES)
+
+
+onstart:
+    owner.record(RESULTS, CONFIG_FILES)
+
+
 DATASETS = datasets.declarations(config)  # config/datasets.yaml and the config's own
 RUNS = plan(config)
 for warning in clipped_sweep_points(config):

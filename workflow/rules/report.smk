@@ -23,7 +23,7 @@ REPORT_CONFIG_FILES = ", ".join(
         if Path(f).resolve().is_relative_to(REPORT_REPO.resolve())
         else str(f)
     )
-    for f in (workflow.overwrite_configfiles or [REPORT_REPO / "config/config.yaml"])
+    for f in CONFIG_FILES
 )
 
 

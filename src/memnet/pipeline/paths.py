@@ -28,6 +28,8 @@ FIGURE = "figures/{figure}.{ext}"
 REPLICATION = "replication.{ext}"
 NOTEBOOK = "notebooks/{name}.{ext}"
 SNAKEMAKE_REPORT = "report.zip"
+# which config file(s) write this results directory (memnet.pipeline.owner)
+CONFIG_RECORD = "config.json"
 
 DEFAULT_DATA_DIR = "results/data"
 

@@ -34,7 +34,7 @@ from matplotlib.ticker import NullFormatter
 from memnet.io import atomic_path
 from memnet.models import registry
 from memnet.report import tables
-from memnet.report.outputs import FIGURES, load_builder
+from memnet.report.outputs import FIGURES, load_builder, stale_figures
 from memnet.report.results import (
     ANY,
     MAIN_MEMNET,
@@ -72,6 +72,9 @@ def dashes(model: str):
 
 
 GREY = "0.55"
+NOTE_SIZE = 6  # points: labels beside markers (F6, F7) and numbers in heatmap cells (F5)
+DODGE = 1.04  # F2: neighbouring curves' x differ by this factor (4% on the log axis)
+LEGEND_COLUMNS = 4  # a figure-wide legend wraps into rows of this many entries (F6)
 
 
 def style() -> None:
@@ -131,6 +134,22 @@ def _band(ax, x, rows: pd.DataFrame, colour, label, model: str) -> None:
         ax.fill_between(np.asarray(x)[ok], low[ok], high[ok], color=colour, alpha=0.15, linewidth=0)
 
 
+def _error_bar(row, acc: float):
+    """The 95% interval of ``row`` (a summary row) around ``acc`` (%), clipped to [0, 100], as
+    errorbar's ``yerr``; None where there is no interval (one seed)."""
+    low, high = np.clip(100 * np.array([row["accuracy_ci_low"], row["accuracy_ci_high"]]), 0, 100)
+    return None if np.isnan(low) else [[acc - low], [high - acc]]
+
+
+def _seeds(rows: pd.DataFrame) -> str:
+    """How many seeds the panel's means and intervals rest on: "2 seeds", "1-5 seeds"."""
+    n = sorted({int(v) for v in rows["n_seeds"].dropna()}) if "n_seeds" in rows else []
+    if not n:
+        return ""
+    text = str(n[0]) if n[0] == n[-1] else f"{n[0]}-{n[-1]}"
+    return f" ({text} seed{'s' if n[-1] != 1 else ''})"
+
+
 def _log_x(ax, values) -> None:
     """Log x axis with a labelled tick at each sweep value (plain numbers, no 3x10^1)."""
     ticks = sorted({float(v) for v in values if not pd.isna(v)})
@@ -177,7 +196,7 @@ def fig_neurons(summary: pd.DataFrame, claims: list, datasets: list[str] | None 
             _paper_reference(ax, claim)
             ticks += list(claim.reported_neurons or [])
         _log_x(ax, ticks)
-        ax.set_title(dataset_label(dataset))
+        ax.set_title(dataset_label(dataset) + _seeds(sweep))
         ax.set_xlabel("Neurons (budget $N_{max}$)")
         ax.set_ylabel("Test accuracy (%)")
         ax.legend(loc="lower right")
@@ -222,12 +241,14 @@ def fig_samples(summary: pd.DataFrame, datasets: list[str] | None = None) -> Fig
     fig, axes = _figure(len(names))
     for ax, dataset in zip(axes, names, strict=True):
         here = ordered(select(rows, dataset, x=ANY))
-        for (model, variant), curve in here.groupby(["model", "variant"], sort=False):
+        curves = list(here.groupby(["model", "variant"], sort=False))
+        for i, ((model, variant), curve) in enumerate(curves):
             curve = curve.sort_values("x")
-            label = model_label(model, variant)
-            _band(ax, curve["x"], curve, colour(model), label, model)
+            # dodged sideways (a few % on the log axis) so that models that agree stay visible
+            dodge = DODGE ** (i - (len(curves) - 1) / 2)
+            _band(ax, curve["x"] * dodge, curve, colour(model), model_label(model, variant), model)
         _log_x(ax, here["x"])
-        ax.set_title(dataset_label(dataset))
+        ax.set_title(dataset_label(dataset) + _seeds(here))
         ax.set_xlabel("Training samples")
         ax.set_ylabel("Test accuracy (%)")
         ax.legend(loc="lower right")
@@ -393,7 +414,7 @@ def fig_confusion(runs: Iterable[str | Path], datasets: list[str]) -> Figure:
             square=True,
             annot=len(matrix) <= 10,
             fmt=".0f",
-            annot_kws={"fontsize": 6},
+            annot_kws={"fontsize": NOTE_SIZE},
             cbar=ax is axes[-1],
             cbar_kws={"label": "% of true class"},
             xticklabels=names,
@@ -437,12 +458,10 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
         front = pareto_front(t, acc)
         ax.step(t[front], acc[front], where="post", color=GREY, linewidth=1, zorder=1)
         for i, row in here.iterrows():
-            low, high = 100 * row["accuracy_ci_low"], 100 * row["accuracy_ci_high"]
-            yerr = None if np.isnan(low) else [[acc[i] - low], [high - acc[i]]]
             ax.errorbar(
                 t[i],
                 acc[i],
-                yerr=yerr,
+                yerr=_error_bar(row, acc[i]),
                 color=colour(row["model"]),
                 marker=marker(row["model"]),
                 markersize=5,
@@ -458,10 +477,10 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
                 (t[i], acc[i]),
                 textcoords="offset points",
                 xytext=(4, 3 if i % 2 == 0 else -9),
-                fontsize=6,
+                fontsize=NOTE_SIZE,
             )
         ax.set_xscale("log")
-        ax.set_title(dataset_label(dataset))
+        ax.set_title(dataset_label(dataset) + _seeds(here))
         ax.set_xlabel("Training time (s, mean over seeds)")
         ax.set_ylabel("Test accuracy (%)")
     models = list(dict.fromkeys(ordered(rows)["model"]))
@@ -478,7 +497,7 @@ def fig_pareto(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
         )
         for m in models
     ] + [Line2D([], [], color=GREY, label="Pareto front")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), LEGEND_COLUMNS))
     return fig
 
 
@@ -495,8 +514,11 @@ def fig_incremental(runs: pd.DataFrame, datasets: list[str] | None = None) -> Fi
     seeds, 95% t-interval as a band)."""
     rows = select(runs, experiment="incremental")
     if rows.empty:
+        shown = ", ".join(dataset_label(d) for d in datasets or []) or "these datasets"
         return placeholder(
-            "F8: class-incremental learning", "No 'incremental' experiment in this run."
+            "F8: class-incremental learning",
+            f"No class-incremental runs on {shown}: the config has no 'incremental' experiment, "
+            "or its only_datasets leaves these datasets out.",
         )
     names = dataset_order(rows["dataset"], datasets)
     fig, axes = _figure(len(names))
@@ -521,7 +543,7 @@ def fig_incremental(runs: pd.DataFrame, datasets: list[str] | None = None) -> Fi
         ax.set_title(f"{dataset_label(dataset)}: class-incremental (ours)")
         ax.set_xlabel("Tasks learnt")
         ax.set_ylabel("Accuracy on the classes seen (%)")
-        ax.legend(loc="lower left", fontsize="small")
+        ax.legend(loc="lower left")
     return fig
 
 
@@ -546,24 +568,22 @@ def fig_memory(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figu
             if row.experiment != "main":
                 continue
             acc = 100 * row.accuracy_mean
-            low, high = 100 * row.accuracy_ci_low, 100 * row.accuracy_ci_high
-            yerr = None if np.isnan(low) else [[acc - low], [high - acc]]
-            ax.errorbar(row.stored_floats, acc, yerr=yerr, color=colour(row.model),
+            ax.errorbar(row.stored_floats, acc, yerr=_error_bar(row._asdict(), acc), color=colour(row.model),
                         marker=marker(row.model), markersize=5, capsize=2,
                         linestyle="none", markeredgecolor="black", markeredgewidth=0.5,
                         label=row.label)  # fmt: skip
             ax.annotate(row.variant, (row.stored_floats, acc), textcoords="offset points",
-                        xytext=(4, 3 if i % 2 == 0 else -9), fontsize=6)  # fmt: skip
+                        xytext=(4, 3 if i % 2 == 0 else -9), fontsize=NOTE_SIZE)  # fmt: skip
         for model in MEMORY_SWEEPS:
             curve = select(here, model=model, x=ANY)
             curve = curve[curve["experiment"] != "main"].sort_values("stored_floats")
             if len(curve):
                 label = f"{curve['label'].iloc[0]}, {tables.SWEPT[curve['experiment'].iloc[0]]}"
                 _band(ax, curve["stored_floats"], curve, colour(model), label, model)
-        ax.set_title(dataset_label(dataset))
+        ax.set_title(dataset_label(dataset) + _seeds(here))
         ax.set_xlabel("Stored floats (model bytes / 4)")
         ax.set_ylabel("Test accuracy (%)")
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="lower right")
     return fig
 
 
@@ -633,7 +653,8 @@ def build_all(
     datasets: list[str],
     out_dir: str | Path,
 ) -> list[Path]:
-    """Every figure of the outputs catalogue (``figure_names(datasets)``) under ``out_dir``.
+    """Every figure of the outputs catalogue (``figure_names(datasets)``) under ``out_dir``; the
+    catalogue's figures of other datasets left there by an earlier run are removed.
 
     ``confusion_runs`` are the main/memnet/paper run files (F5); ``models`` the saved-model files
     (F4 draws, per dataset, the model of seed ``model_seed`` among them).
@@ -656,6 +677,8 @@ def build_all(
                 written += save_figure(build(ctx, dataset), out_dir, stem)
         else:
             written += save_figure(build(ctx), out_dir, output.stem)
+    for path in stale_figures(out_dir, written):  # another dataset's, from an earlier run
+        path.unlink()
     return written
 
 

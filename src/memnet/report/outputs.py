@@ -157,6 +157,26 @@ def figure_names(datasets: list[str]) -> list[str]:
     return [stem for o in FIGURES.values() for stem in o.stems(datasets)]
 
 
+def stale_figures(directory, keep) -> list:
+    """The files in ``directory`` named as figures of the catalogue (any dataset's) but not among
+    ``keep``: left by an earlier run of other datasets; the figures CLI removes them."""
+    from pathlib import Path
+
+    kept = {Path(k).name for k in keep}
+
+    def is_figure(stem: str) -> bool:
+        return stem in FIGURES or any(
+            o.per_dataset and stem.startswith(f"{o.stem}_") for o in FIGURES.values()
+        )
+
+    files = Path(directory).glob("*") if Path(directory).is_dir() else []
+    return sorted(
+        f
+        for f in files
+        if f.suffix in (".png", ".pdf") and is_figure(f.stem) and f.name not in kept
+    )
+
+
 def output_of(stem: str) -> Output:
     """The entry of a file stem: F3_ablations_mnist -> F3_ablations."""
     for catalogue in (TABLES, FIGURES, EXTRA):
