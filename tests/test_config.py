@@ -134,3 +134,39 @@ def test_snakemake_command_line_config_with_numbers_plans(dry_run):
     planned = out.stdout + out.stderr
     assert "/seed1.json" in planned and "/seed0.json" in planned
     assert "/seed2.json" not in planned
+
+
+def _quick(repo) -> dict:
+    return yaml.safe_load((repo / "config/quick.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        (lambda c: c["local"]["default"].update(patch=29), "local.default", "patch 29 does not fit"),
+        (lambda c: c["local"]["default"].update(patch=[7, 11], stride=[3, 4, 5]), "local.default",
+         "stride has 3 entries but patch has 2"),
+        (lambda c: c["local"]["default"].update(preprocess="grayscale"), "local.default",
+         "'grayscale' needs colour images with 3 channels"),
+        (lambda c: c["memnet"].update(preprocess="deskew+opponent"), "memnet",
+         "'opponent' needs colour images"),
+        (lambda c: c["experiments"]["ablations"].update(grey={"preprocess": "grayscale"}),
+         "experiments.ablations.grey", "'grayscale' needs colour images"),
+    ],
+)  # fmt: skip
+def test_parameters_that_do_not_fit_the_data_are_refused_naming_the_key(repo, change, key, words):
+    config = _quick(repo)
+    change(config)
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    message = str(err.value)
+    assert f"config key '{key}' on mnist (images of 1 x 28 x 28" in message and words in message
+
+
+def test_a_colour_step_limited_to_colour_data_is_accepted(repo):
+    config = _quick(repo)
+    config["experiments"]["ablations"]["grey"] = {
+        "preprocess": "grayscale",
+        "only_datasets": ["cifar10"],
+    }
+    validate(config)  # mnist alone: the variant never runs on one channel

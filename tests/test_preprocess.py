@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from memnet.datasets import to_unit_float
-from memnet.models.preprocess import Preprocessor, deskew, grayscale, make_preprocessor, opponent
+from memnet.models.preprocess import (
+    Preprocessor,
+    deskew,
+    grayscale,
+    make_preprocessor,
+    opponent,
+    parse_steps,
+)
 
 
 def deskew_reference(img):
@@ -166,3 +173,28 @@ def test_transform_in_chunks_is_transform_piece_by_piece():
         assert chunked.dtype == np.float32 and chunked.shape == expected.shape
         np.testing.assert_array_equal(chunked, expected)
         np.testing.assert_allclose(chunked, pre.transform(X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: deskew(np.zeros((2, 28, 28), np.float32)), "deskew needs images of shape (n, C, H, W)"),
+        (lambda: Preprocessor(("zca",)).fit(np.zeros((0, 1, 4, 4), np.float32)),
+         "Preprocessor.fit needs at least one image"),
+        (lambda: Preprocessor(("zca",), zca_eps=-1), "zca_eps must be a number >= 0"),
+        (lambda: parse_steps("+"), "preprocess '+' has an empty step"),
+        (lambda: parse_steps("deskew++zca"), "has an empty step"),
+        (lambda: Preprocessor(("opponent",)).output_shape((1, 28, 28)),
+         "'opponent' needs colour images with 3 channels (RGB); these images have 1"),
+    ],
+)  # fmt: skip
+def test_wrong_ranks_and_forms_get_one_message_naming_the_parameter(call, words):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert words in str(err.value)
+
+
+def test_output_shape_follows_the_steps():
+    assert Preprocessor(("grayscale", "zca")).output_shape((3, 32, 32)) == (1, 32, 32)
+    assert Preprocessor(("opponent", "standardise")).output_shape((3, 8, 9)) == (3, 8, 9)
+    assert Preprocessor(("deskew",)).output_shape((1, 28, 28)) == (1, 28, 28)

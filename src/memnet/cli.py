@@ -126,6 +126,12 @@ def _tasks_arg(text: str) -> list[list[int]]:
         raise argparse.ArgumentTypeError(
             f"expected a JSON list of non-empty lists of class indices, got {text!r}"
         )
+    from memnet.pipeline.incremental import check_tasks
+
+    try:  # a class twice; that the tasks cover the data's classes is checked once it is loaded
+        check_tasks(tasks, None)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("tasks: ")) from None
     return tasks
 
 
@@ -229,6 +235,11 @@ def cmd_run(args) -> None:
     if args.tuning and tuned and params.get("tau") is None:
         params["tau"] = _tuned_tau(read_json(args.tuning), args.tuning, params)
     data = execute.load_data(args.data, args.subset)
+    if args.dataset is not None and args.dataset != data.name:
+        raise ValueError(
+            f"--dataset {args.dataset}, but --data {args.data} holds the prepared dataset "
+            f"{data.name!r}; give the .npz of {args.dataset}, or leave --dataset out"
+        )
     common = dict(
         data=data,
         dataset=args.dataset or data.name,
@@ -245,6 +256,10 @@ def cmd_run(args) -> None:
             raise ValueError(
                 "--tasks (a class-incremental stream) takes no --model-out, --n-train or --x"
             )
+        from memnet.pipeline.incremental import check_tasks
+
+        where = "--tasks" if args.run is None else "--run's tasks"
+        check_tasks(args.tasks, len(data.classes), name=where)
         metrics = execute.execute_stream(**common, tasks=args.tasks)
     else:
         metrics = execute.execute(
@@ -269,6 +284,45 @@ def _tuned_tau(tuning, path, params) -> float:
             "delete it and rerun the tune step"
         )
     return tau
+
+
+def cmd_check_config(args) -> None:
+    """Read config files as Snakemake's --configfile does (later files over earlier ones), then
+    validate: a missing, empty or broken file is named, with the line of a YAML error."""
+    import yaml
+
+    from memnet.pipeline.config import ConfigError, validate
+
+    merged: dict = {}
+    for path in args.configfile:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the config file ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or exc
+            raise ValueError(f"{path}{where}: not valid YAML ({problem})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(
+                f"{path}: a config file is a mapping of keys (results:, datasets:, ...); this one "
+                f"is {'empty' if loaded is None else type(loaded).__name__}"
+            )
+        _merge(merged, loaded)
+    try:
+        validate(merged)
+    except ConfigError as exc:
+        raise ValueError(f"{', '.join(map(str, args.configfile))}: {exc}") from None
+    print(f"{', '.join(map(str, args.configfile))}: a valid config")
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def cmd_aggregate(args) -> None:
@@ -430,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-out", default=None, help="also save the trained model here")
     p.add_argument("--out", required=True, help="the metrics JSON to write")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "check-config", help="check config files before Snakemake reads them (names file and line)"
+    )
+    p.add_argument("configfile", nargs="+", type=Path, help="config/quick.yaml [more.yaml ...]")
+    p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("aggregate", help="gather metrics files into runs.csv and summary.csv")
     p.add_argument("--runs-csv", required=True, help="output: one row per run")

@@ -152,6 +152,14 @@ def _read_npz(npz_path: Path, keys: Sequence[str] | None = None) -> dict[str, np
     try:
         with np.load(npz_path, allow_pickle=False) as npz:
             missing = [key for key in NPZ_KEYS if key not in npz.files]
+            raw = {"x_train", "y_train", "x_test", "y_test"} <= set(npz.files)
+            if missing and raw:  # a user's own arrays: prepare them, never delete them
+                raise ValueError(
+                    f"{npz_path}: raw arrays (x_train, y_train, x_test, y_test), not a prepared "
+                    f"dataset (it lacks {missing}). Declare it as a dataset of format npz "
+                    "(README, 'Adding a dataset') and give the .npz that `memnet prepare` "
+                    "writes from it"
+                )
             if missing:
                 raise ValueError(
                     f"{npz_path}: missing keys {missing} (written by another version of memnet, "

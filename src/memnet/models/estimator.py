@@ -91,6 +91,11 @@ class Estimator:
     def _check_params(self) -> None:
         raise NotImplementedError
 
+    def check_input_shape(self, image_shape) -> None:
+        """Raise ValueError naming the parameter that does not fit images of ``image_shape``
+        (C, H, W), before any data is read (config validation asks, for each planned run).
+        A model whose parameters fit any image accepts every shape."""
+
     # ---- fitting and predicting ----------------------------------------------------------
 
     def fit(self, X, y):

@@ -109,6 +109,10 @@ def _deskew(X, out):
 def deskew(X) -> np.ndarray:
     """Deskewed copies of images X (n, C, H, W), float32 (see the module docstring)."""
     X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.ndim != 4:
+        raise ValueError(
+            f"deskew needs images of shape (n, C, H, W); got an array of shape {X.shape}"
+        )
     out = np.empty_like(X)
     _deskew(X, out)
     return out
@@ -190,10 +194,24 @@ class Preprocessor:
             if step not in STEPS:
                 raise ValueError(f"unknown preprocessing step {step!r}; expected one of {STEPS}")
         self.steps = tuple(steps)
+        if isinstance(zca_eps, bool) or not isinstance(zca_eps, int | float) or not zca_eps >= 0:
+            raise ValueError(f"zca_eps must be a number >= 0 (added to each eigenvalue); got "
+                             f"{zca_eps!r}")  # fmt: skip
         self.zca_eps = float(zca_eps)
         self._moments = {}  # step index -> _Moments, while fitting
         self._params = {}  # step index -> dict of arrays, once fitted
         self._fitting = None
+
+    def output_shape(self, image_shape) -> tuple[int, int, int]:
+        """The (C, H, W) that the steps turn images of ``image_shape`` (C, H, W) into; a
+        ValueError naming the first step that does not fit them (before any data is read)."""
+        c, h, w = (int(v) for v in image_shape)
+        for step in self.steps:
+            if step in ("grayscale", "opponent") and c != 3:
+                raise ValueError(f"preprocess step {step!r} needs colour images with 3 channels "
+                                 f"(RGB); these images have {c}")  # fmt: skip
+            c = 1 if step == "grayscale" else c
+        return c, h, w
 
     @property
     def stateful(self) -> bool:
@@ -214,6 +232,9 @@ class Preprocessor:
         reads X k times (one for the usual chains, which have at most one).
         """
         X = np.asarray(X)
+        if self.stateful and (X.ndim != 4 or len(X) == 0):
+            raise ValueError(f"Preprocessor.fit needs at least one image (n, C, H, W) to gather "
+                             f"the statistics of {'+'.join(self.steps)}; got shape {X.shape}")  # fmt: skip
         self._params = {}
         stateful = [i for i, s in enumerate(self.steps) if s in ("standardise", "zca")]
         for i in stateful:
@@ -316,7 +337,10 @@ def parse_steps(preprocess) -> tuple[str, ...]:
     if preprocess is None:
         return ()
     if isinstance(preprocess, str):
-        steps = tuple(s for s in preprocess.split("+") if s)
+        steps = tuple(preprocess.split("+"))
+        if "" in steps:
+            raise ValueError(f"preprocess {preprocess!r} has an empty step; write step names "
+                             f"joined by '+' (e.g. 'opponent+zca'), or null for none")  # fmt: skip
     elif isinstance(preprocess, list | tuple):
         steps = tuple(preprocess)
     else:

@@ -46,12 +46,72 @@ def validate(config: dict, schema_path: str | Path = SCHEMA_FILE) -> dict:
                     f"config key 'data.subset.{name}.{part}': {subset[part]} is more than the "
                     f"{available} images {name} has"
                 )
+    _check_incremental_tasks(config, known)
     _check_families(config)
     try:
-        plan(config)  # cross-checks: every baseline an experiment names must be defined
+        runs = plan(config)  # cross-checks: every baseline an experiment names must be defined
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    _check_runs_fit_data(config, runs, known)
     return config
+
+
+def _check_runs_fit_data(config: dict, runs, known: dict) -> None:
+    """Every planned run's parameters, valid alone, also fit its dataset's images (a patch larger
+    than the image, a colour step on one channel, patch and stride lists of different lengths):
+    one message naming the key, not a failure in every job."""
+    from memnet.models.registry import make_model
+
+    seen = set()
+    for run in runs:
+        key = (run.dataset, run.model, run.variant)
+        if key in seen:
+            continue
+        seen.add(key)
+        shape = known[run.dataset].image_shape
+        try:
+            model = make_model(run.model, run.params, 0, 1, config)
+            model.check_input_shape(shape)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"config key '{_variant_key(config, run)}' on {run.dataset} (images of "
+                f"{' x '.join(map(str, shape))}, C x H x W): {exc}. Fix the value, or limit the "
+                "variant to other datasets with only_datasets"
+            ) from None
+
+
+def _variant_key(config: dict, run) -> str:
+    """Where the config declares the parameters of ``run``'s variant."""
+    if run.model == "memnet":
+        ablations = config.get("experiments", {}).get("ablations", {})
+        declared = run.variant in ablations and run.variant != "paper"
+        return f"experiments.ablations.{run.variant}" if declared else "memnet"
+    for section in (config.get("baselines", {}), config):
+        if run.variant in (section.get(run.model) or {}):
+            prefix = "baselines." if section is not config else ""
+            return f"{prefix}{run.model}.{run.variant}"
+    return f"experiments.{run.experiment}.models.{run.model}"
+
+
+def _check_incremental_tasks(config: dict, known: dict) -> None:
+    """The incremental experiment's tasks cover every class of each dataset it runs on exactly
+    once; the class count comes from the dataset's declaration."""
+    from memnet.pipeline.incremental import check_tasks
+
+    incremental = config.get("experiments", {}).get("incremental")
+    if not incremental:
+        return
+    only = incremental.get("only_datasets")
+    for name in config.get("datasets", []):
+        if only is None or name in only:
+            n_classes = len(known[name].classes)
+            try:
+                check_tasks(incremental["tasks"], n_classes)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"config key 'experiments.incremental.tasks' on {name} ({n_classes} classes): "
+                    f"{str(exc).removeprefix('tasks: ')}"
+                ) from None
 
 
 def _check_families(config: dict) -> None:

@@ -1,7 +1,7 @@
 """Class-incremental learning (our own experiment, beyond the paper): tasks of classes arrive in turn.
 
 The protocol is the standard class-incremental split (van de Ven & Tolias, 2019): the classes are
-grouped into tasks (MNIST: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]); each task's training samples
+grouped into tasks, each class in exactly one (MNIST: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]); each task's training samples
 arrive once, in task order, in a seeded order within the task; after each task the model is tested
 on every class seen so far, with no task label given. A model learns the stream through
 ``partial_fit(X, y, classes=...)``.
@@ -16,6 +16,7 @@ Measures, after task t (t = 0..n-1) and for each task j <= t:
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,28 +42,77 @@ class Stream:
         return np.concatenate(self.order)
 
 
-def check_tasks(tasks: Sequence[Sequence[int]], n_classes: int) -> tuple[tuple[int, ...], ...]:
-    """The tasks as tuples; each class appears in at most one task, and every class is known."""
-    out = tuple(tuple(int(c) for c in task) for task in tasks)
+def check_tasks(
+    tasks: Sequence[Sequence[int]], n_classes: int | None, *, name: str = "tasks"
+) -> tuple[tuple[int, ...], ...]:
+    """The tasks as tuples, after checking that they cover every class exactly once.
+
+    A class left out would leave the stream's final accuracy on fewer classes than a joint
+    model's. ``n_classes`` None (the dataset not known yet) checks only that no class appears
+    twice; ``name`` says where the tasks come from in messages (a config key, a CLI option).
+    """
+    try:
+        out = tuple(tuple(operator.index(c) for c in task) for task in tasks)
+    except TypeError:
+        out = ()
     if not out or any(not task for task in out):
-        raise ValueError(f"tasks must be a non-empty list of non-empty class lists; got {tasks!r}")
-    flat = [c for task in out for c in task]
-    if len(set(flat)) != len(flat):
-        raise ValueError(f"a class appears in two tasks: {tasks!r}; each class belongs to one task")
-    bad = [c for c in flat if not 0 <= c < n_classes]
-    if bad:
         raise ValueError(
-            f"tasks name classes {bad} that the dataset lacks (classes 0..{n_classes - 1})"
+            f"{name} must be a non-empty list of non-empty lists of class indices; got {tasks!r}"
+        )
+    first_task: dict[int, int] = {}
+    for t, task in enumerate(out):
+        for c in task:
+            if c not in first_task:
+                first_task[c] = t
+            elif first_task[c] == t:
+                raise ValueError(
+                    f"{name}: class {c} appears twice in task {t} {list(task)}; list it once"
+                )
+            else:
+                raise ValueError(
+                    f"{name}: class {c} appears in two tasks, task {first_task[c]} and task {t}; "
+                    "each class belongs to one task"
+                )
+    if n_classes is None:
+        return out
+    last = f"0..{n_classes - 1}"
+    for t, task in enumerate(out):
+        for c in task:
+            if not 0 <= c < n_classes:
+                raise ValueError(
+                    f"{name}: task {t} names class {c}, which the dataset lacks (its classes are "
+                    f"{last}); use class indices {last}"
+                )
+    missing = [c for c in range(n_classes) if c not in first_task]
+    if missing:
+        raise ValueError(
+            f"{name}: {_classes(missing)} of the dataset's {n_classes} (classes {last}) "
+            f"{'is' if len(missing) == 1 else 'are'} in no task; the tasks must cover every class "
+            "exactly once, or the final accuracy would be on fewer classes than the joint one. "
+            "Add each left-out class to a task"
         )
     return out
 
 
+def _classes(classes: list[int]) -> str:
+    return f"class {classes[0]}" if len(classes) == 1 else f"classes {', '.join(map(str, classes))}"
+
+
 def make_stream(y: np.ndarray, tasks: Sequence[Sequence[int]], seed: int, n_classes: int) -> Stream:
-    """Each task's training samples, shuffled within the task by ``seed``."""
+    """Each task's training samples (``y``: the training labels), shuffled within the task by
+    ``seed``; every class of every task needs at least one training sample."""
     tasks = check_tasks(tasks, n_classes)
     rng = np.random.default_rng(seed)
+    present = set(np.unique(y).tolist())
     order = []
-    for task in tasks:
+    for t, task in enumerate(tasks):
+        absent = [c for c in task if c not in present]
+        if absent:
+            raise ValueError(
+                f"task {t} {list(task)} has no training sample of {_classes(absent)}: the "
+                f"training labels lack {'it' if len(absent) == 1 else 'them'}. Train on data "
+                "with samples of every class (e.g. a larger subset)"
+            )
         idx = np.flatnonzero(np.isin(y, task))
         order.append(idx[rng.permutation(len(idx))])
     return Stream(tasks, tuple(order))

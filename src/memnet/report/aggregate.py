@@ -24,13 +24,37 @@ from memnet.report.results import (
 
 __all__ = ["TIMING_COLUMNS", "runs_table", "summary_table", "write_csv"]
 
+RUN_KEYS = [
+    *KEYS,
+    "seed",
+]  # one run: its setting (x too: a sweep's points share a variant) and seed
+
 
 def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per metrics file (RUN_COLUMNS), sorted by setting and seed; params as JSON text."""
-    rows = []
+    """One row per metrics file (RUN_COLUMNS), sorted by setting and seed; params as JSON text.
+
+    A file given twice, or two files of the same run (setting and seed), are refused: each
+    would count as a seed of its own.
+    """
+    rows, files, runs = [], {}, {}
     for path in paths:
-        run = read_json(path)
-        rows.append(_row(run, path))
+        resolved = Path(path).resolve()
+        if resolved in files:
+            raise ValueError(
+                f"{path}: metrics file given twice (also as {files[resolved]}); each run counts "
+                "once, so give each file once"
+            )
+        files[resolved] = path
+        row = _row(read_json(path), path)
+        run = tuple(row[c] for c in RUN_KEYS)
+        if run in runs:
+            what = ", ".join(f"{c} {row[c]!r}" for c in RUN_KEYS if row[c] is not None)
+            raise ValueError(
+                f"{runs[run]} and {path} are the same run ({what}): it would count as two seeds. "
+                "Keep one of them (the other is likely a stale copy) or rerun one with its own seed"
+            )
+        runs[run] = path
+        rows.append(row)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return df.sort_values([*KEYS, "seed"], na_position="first", kind="stable").reset_index(
         drop=True

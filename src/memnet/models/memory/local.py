@@ -541,6 +541,17 @@ class LocalMemoryNetwork(MemoryModel):
     def _is_fitted(self) -> bool:
         return hasattr(self, "_scales")
 
+    def check_input_shape(self, image_shape) -> None:
+        """The preprocessing steps and every scale's patch fit images of ``image_shape``."""
+        scales = self._check_params()
+        _, h, w = make_preprocessor(self.preprocess).output_shape(image_shape)
+        for patch, *_ in scales:
+            if patch > min(h, w):
+                raise ValueError(
+                    f"patch {patch} does not fit images of {h} x {w} pixels; choose patch <= "
+                    f"{min(h, w)}"
+                )
+
     def _check_params(self):
         """Check the parameters; return the scales as (patch, stride, shift, n_per_bank)."""
         patch = _as_tuple("patch", self.patch, 1)

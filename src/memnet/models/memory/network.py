@@ -201,6 +201,11 @@ class MemoryNetwork(MemoryModel):
     def _owner(cls):
         return "MemoryNetwork (memnet)"
 
+    def check_input_shape(self, image_shape) -> None:
+        """The preprocessing steps fit images of ``image_shape``."""
+        self._check_params()
+        make_preprocessor(self.preprocess).output_shape(image_shape)
+
     def _check_params(self):
         check_int("n_neurons", self.n_neurons, minimum=1)
         check_choice("distance", self.distance, DISTANCES)
