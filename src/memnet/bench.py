@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memnet.io import write_json, write_text
+from memnet.cli import _positive_int
+from memnet.io import output_dir, write_json, write_text
 from memnet.pipeline.execute import peak_rss_bytes
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -47,10 +48,26 @@ def find_mnist(mirror: str | None) -> Path:
             return Path(root) / "mnist"
         tried.append(f"{where}={root} lacks mnist/{', mnist/'.join(missing)}")
     found = "; ".join(tried) if tried else "no mirror is set"
-    raise SystemExit(
+    raise FileNotFoundError(
         f"MNIST not found ({found}): set MEMNET_DATA_MIRROR to a directory holding "
         f"mnist/{'.gz, mnist/'.join(MNIST_FILES)}.gz (or pass --mirror DIR)"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments, shared by the benchmark tools (memnet.bench_local, memnet.bench_pipeline) and
+# memnet.datasets.synthetic; numbers use the argparse types of the `memnet` command (memnet.cli).
+
+
+def mnist_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser``'s arguments, with ``mnist``: the MNIST directory --mirror or
+    $MEMNET_DATA_MIRROR leads to (a usage error, exit status 2, when there is none)."""
+    args = parser.parse_args(argv)
+    try:
+        args.mnist = find_mnist(args.mirror)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def load_mnist(directory: Path, test_as_float: bool = True):
@@ -399,19 +416,29 @@ def markdown(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/bench", help="output directory")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m memnet.bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--out", type=output_dir, default="results/bench", help="output directory")
     parser.add_argument("--mirror", default=None, help="a directory holding mnist/*-ubyte.gz")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--neurons", type=int, nargs="+", default=[20000, 60000])
-    parser.add_argument("--cifar-neurons", type=int, nargs="+", default=[20000, 60000],
+    parser.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=_positive_int, default=3)
+    parser.add_argument("--neurons", type=_positive_int, nargs="+", default=[20000, 60000])
+    parser.add_argument("--cifar-neurons", type=_positive_int, nargs="+", default=[20000, 60000],
                         help="neurons of the runs on the full-size synthetic CIFAR-10")  # fmt: skip
     parser.add_argument("--no-cifar", action="store_true", help="skip the CIFAR-sized runs")
-    args = parser.parse_args(argv)
+    return parser
 
-    mnist_dir = find_mnist(args.mirror)
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The checked arguments (a usage error, exit status 2, names a bad one); starts nothing."""
+    return mnist_args(build_parser(), argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    mnist_dir = args.mnist
     data = load_mnist(mnist_dir)
     load_before = [round(v, 2) for v in os.getloadavg()]
     runs = []

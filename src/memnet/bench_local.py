@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from memnet.bench import find_mnist, load_mnist, machine, matmul_rate, timed
-from memnet.io import write_json, write_text
+from memnet.bench import load_mnist, machine, matmul_rate, mnist_args, timed
+from memnet.cli import _positive_int, _seed
+from memnet.io import output_dir, write_json, write_text
 from memnet.pipeline.execute import peak_rss_bytes
 
 PROTOTYPE_SECONDS = 14.0 + 15.0  # the throwaway prototype: train + infer, same machine
@@ -125,22 +126,33 @@ def markdown(report) -> str:
     ])  # fmt: skip
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/bench", help="output directory")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m memnet.bench_local", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--out", type=output_dir, default="results/bench", help="output directory")
     parser.add_argument("--mirror", default=None, help="a directory holding mnist/*-ubyte.gz")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=_positive_int, default=1)
     parser.add_argument(
         "--seeds",
-        type=int,
-        nargs="*",
+        type=_seed,
+        nargs="+",
         default=None,
+        metavar="SEED",
         help="instead: the test accuracy of each seed (writes local_seeds.json)",
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    data = load_mnist(find_mnist(args.mirror), test_as_float=False)
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The checked arguments (a usage error, exit status 2, names a bad one); starts nothing."""
+    return mnist_args(build_parser(), argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    data = load_mnist(args.mnist, test_as_float=False)
     if args.seeds:
         result = accuracy_over_seeds(data, args.seeds, args.threads)
         write_json(Path(args.out) / "local_seeds.json", result)

@@ -13,6 +13,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from memnet.io import write_json, write_text
+from memnet.cli import _positive_int, _positive_real
+from memnet.io import output_dir, write_json, write_text
 from memnet.pipeline import paths
 
 
@@ -31,7 +33,7 @@ def find_workflow(repo: str | None) -> Path:
     Snakefile (the installed package carries no workflow of its own)."""
     root = Path(repo or ".").resolve()
     if not (root / "Snakefile").is_file() or not (root / "config" / "config.yaml").is_file():
-        raise SystemExit(
+        raise FileNotFoundError(
             f"{root}: not a memnet checkout (no Snakefile and config/config.yaml); run from the "
             "repository's root or give --repo"
         )
@@ -60,9 +62,10 @@ SEED_FREE_RULES = {
 def config_of(configfile: str | None, overrides: list[str], repo: Path | None = None) -> dict:
     """The config Snakemake runs: the config file (the default one if none), then each
     `--config key=value` override (a YAML value, replacing the key)."""
-    config = yaml.safe_load(
-        Path(configfile or find_workflow(repo) / "config/config.yaml").read_text()
-    )
+    path = Path(configfile or find_workflow(repo) / "config/config.yaml")
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: not a config (a YAML mapping of keys), but {config!r:.60}")
     for item in overrides:
         key, value = item.split("=", 1)
         config[key] = yaml.safe_load(value)
@@ -157,25 +160,104 @@ def predict(costs: pd.DataFrame, wall_seconds: float, seeds_run: int, seeds: int
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--name", required=True, help="names the output files")
+# --name: a plain file-name component (it names the files written in --out)
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+
+
+def _name(text: str) -> str:
+    if not NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "expected a plain file name of at most 200 letters, digits, '-', '_' and '.', not "
+            f"starting with '.' (it names the files written in --out), got {text!r}"
+        )
+    return text
+
+
+def _cores(text: str) -> str:
+    """Snakemake's --cores: a number >= 1 or 'all' (0 would never run a job)."""
+    if text == "all":
+        return text
+    try:
+        return str(_positive_int(text))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 1 or 'all', got {text!r}"
+        ) from None
+
+
+def _config_item(text: str) -> str:
+    """One `--config` override: KEY=VALUE, the value in YAML (checked here, read after the run)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (the value in YAML), got {text!r}")
+    try:
+        yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise argparse.ArgumentTypeError(
+            f"the value of {key} is not valid YAML ({problem}): {text!r}"
+        ) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m memnet.bench_pipeline", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--name", type=_name, required=True, help="names the output files")
     parser.add_argument("--repo", default=None, help="the memnet checkout (default: .)")
     parser.add_argument("--configfile", default=None)
-    parser.add_argument("--config", nargs="*", default=[], help="passed to snakemake --config")
-    parser.add_argument("--cores", default="2")
-    parser.add_argument("--out", default="results/bench")
-    parser.add_argument("--workdir", default=None, help="default: a fresh temporary directory")
-    parser.add_argument("--predict-seeds", type=int, default=5,
+    parser.add_argument("--config", type=_config_item, nargs="+", default=[], metavar="KEY=VALUE",
+                        help="passed to snakemake --config")  # fmt: skip
+    parser.add_argument("--cores", type=_cores, default="2", help="an integer >= 1, or 'all'")
+    parser.add_argument("--out", type=output_dir, default="results/bench")
+    parser.add_argument("--workdir", type=output_dir, default=None,
+                        help="default: a fresh temporary directory")  # fmt: skip
+    parser.add_argument("--predict-seeds", type=_positive_int, default=5,
                         help="extrapolate the wall time to this many seeds")  # fmt: skip
-    parser.add_argument("--wall", type=float, default=None,
+    parser.add_argument("--wall", type=_positive_real, default=None,
                         help="do not run: read the benchmarks of the earlier run in --workdir, "
                         "which took this many seconds")  # fmt: skip
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The checked arguments, with ``repo_root`` (the checkout) and ``run_config`` (the config
+    Snakemake runs): everything read after the run is checked before it. A usage error (exit
+    status 2) names a bad argument; nothing runs."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.wall is not None and not args.workdir:
         parser.error("--wall reads an earlier run: give its --workdir")
+    try:
+        args.repo_root = find_workflow(args.repo)
+    except FileNotFoundError as exc:
+        parser.error(f"argument --repo: {exc}" if args.repo else str(exc))
+    source = "--configfile" if args.configfile else "--repo (its config/config.yaml)"
+    try:
+        config = config_of(args.configfile, args.config, args.repo_root)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        parser.error(f"argument {source}: cannot read the config: {exc}")
+    for key in ("results", "seeds"):
+        overridden = any(item.partition("=")[0] == key for item in args.config)
+        value = config.get(key)
+        if not value or (key == "seeds" and not isinstance(value, list)):
+            what = "a non-empty list" if key == "seeds" else "a directory"
+            parser.error(
+                f"argument {'--config' if overridden else source}: the config's {key} must be "
+                f"{what}, got {value!r}"
+            )
+    args.run_config = config
+    if args.wall is not None:
+        benchmarks = args.workdir / paths.under(paths.results_dir(config), "benchmarks")
+        if not any(benchmarks.rglob("*.tsv")):
+            parser.error(f"argument --workdir: no benchmark files (*.tsv) under {benchmarks}")
+    return args
 
-    repo = find_workflow(args.repo)
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    repo = args.repo_root
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"memnet-bench-{args.name}-"))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile")]
     cmd += ["--directory", str(workdir), "--cores", args.cores, "--keep-going"]  # every target
@@ -194,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         wall = args.wall
 
-    config = config_of(args.configfile, args.config, repo)
+    config = args.run_config
     benchmarks = workdir / paths.under(paths.results_dir(config), "benchmarks")
     costs = job_costs(benchmarks, declared_memory(config))
     rules = summarize(costs)

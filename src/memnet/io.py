@@ -8,6 +8,7 @@ output is written. An error about the temporary file names the output instead.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -131,3 +132,21 @@ def _to_builtin(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def output_dir(text: str) -> Path:
+    """An argparse type: a directory to write in, made if missing. Refused at once (not after
+    the run) when it, or the nearest of its parents that exists, is not a writable directory."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a directory, got ''")
+    path = Path(text)
+    nearest = next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
+    if nearest == path and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    if not nearest.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} cannot be made: {str(nearest)!r} is not a directory"
+        )
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(nearest)!r} is not writable")
+    return path

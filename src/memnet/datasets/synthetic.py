@@ -232,15 +232,41 @@ def write_archive(out_dir: str | Path, seed: int = 0, rows: int = ROWS) -> Path:
     return dest
 
 
-def main(argv: list[str] | None = None) -> int:
+def _rows(text: str) -> int:
+    """--rows (tests): images per batch, 1..ROWS (the canonical archive's 10,000)."""
+    from memnet.cli import _positive_int
+
+    try:
+        rows = _positive_int(text)
+    except argparse.ArgumentTypeError:
+        rows = ROWS + 1
+    if rows > ROWS:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to {ROWS}, got {text!r}")
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The argument types of the `memnet` command and the benchmarks (imported here: the
+    # datasets package does not depend on them otherwise).
+    from memnet.cli import _seed
+    from memnet.io import output_dir
+
     parser = argparse.ArgumentParser(
         prog="python -m memnet.datasets.synthetic", description=__doc__.split("\n")[0]
     )
     parser.add_argument("dataset", choices=["cifar10"], help="the format and size to imitate")
-    parser.add_argument("--out", default=".", help="the directory to write the archive in")
-    parser.add_argument("--seed", type=int, default=0, help="config/datasets.yaml declares seed 0")
-    parser.add_argument("--rows", type=int, default=ROWS, help=argparse.SUPPRESS)  # tests
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--out", type=output_dir, default=".", help="the directory to write the archive in"
+    )
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="config/datasets.yaml declares seed 0"
+    )
+    parser.add_argument("--rows", type=_rows, default=ROWS, help=argparse.SUPPRESS)  # tests
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     path = write_archive(args.out, seed=args.seed, rows=args.rows)
     size, sha256 = file_digest(path)
     print(f"{path}\n  size: {size}\n  sha256: {sha256}")
