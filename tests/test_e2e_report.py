@@ -83,3 +83,18 @@ def test_snakemake_report_packs_every_figure(quick_pipeline, quick, tmp_path):
     for stem in figure_names(config["datasets"]):
         assert any(n.endswith(f"{stem}.png") for n in names), stem
     assert any(n.endswith("report.html") for n in names)
+
+
+def test_review_notebook_names_its_config_and_shows_each_models_mistakes(quick_pipeline, quick):
+    workdir, config = quick
+    nb = json.loads((workdir / "results/quick/notebooks/results.ipynb").read_text())
+    cells = {c["id"]: c for c in nb["cells"]}
+
+    def text(cell_id):
+        return "".join("".join(o.get("text", "")) for o in cells[cell_id].get("outputs", []))
+
+    assert f"Config: {quick_pipeline.configfile}" in text("results-2")
+    # the review: a confusion matrix figure and a gallery per dataset, drawn from real runs
+    images = [o for o in cells["results-15"]["outputs"] if "image/png" in o.get("data", {})]
+    assert len(images) == 2 * len(config["datasets"]), text("results-15")
+    assert "timing outliers" in text("results-17")

@@ -371,3 +371,27 @@ def test_stand_in_data_gets_no_paper_figure_and_no_paper_verdict(tmp_path_factor
     assert t2.loc["cifar10-accuracy", "verdict"] == "not measurable here"
     assert "stands in for cifar10" in t2.loc["cifar10-accuracy", "detail"]
     assert t2.loc["mnist-accuracy", "verdict"] != "not measurable here"
+
+
+def test_no_finding_of_ours_is_tabled_as_the_papers(tmp_path_factory):
+    """T1's paper column holds the paper's claims only, even when handed our findings."""
+    from fixtures_runs import full_tree
+
+    from memnet.report.claims import load_claims
+    from memnet.report.results import load_summary
+    from memnet.report.tables import table_main
+
+    claims = load_claims(fixtures_runs.REPO / "paper" / "claims.yaml")
+    findings = [c for c in claims if c.ours and c.metric == "accuracy" and "model" in c.select]
+    assert findings  # the test needs a finding to be able to fail
+    summary = load_summary(full_tree(tmp_path_factory) / "tables" / "summary.csv")
+    template = summary[summary.experiment == "main"].iloc[[0]]
+    added = [
+        template.assign(dataset=c.dataset, model=c.select["model"], variant=c.select["variant"])
+        for c in findings
+    ]
+    summary = pd.concat([summary, *added], ignore_index=True)
+    t1 = table_main(summary, claims)  # every claim, findings included
+    for c in findings:
+        row = t1[(t1.model == c.select["model"]) & (t1.variant == c.select["variant"])]
+        assert row["paper_reported"].isna().all(), c.id

@@ -126,8 +126,18 @@ def declaration_arg(w):
 
 # Each notebook's papermill parameters: the files it reads, all of them declared inputs of its job.
 def notebook_params(wildcards, input):
+    review = {
+        "config_files": ", ".join(str(f) for f in CONFIG_FILES),
+        "data_files": json.dumps(
+            {
+                d: {"path": path, "subset": config["data"].get("subset", {}).get(d)}
+                for d, path in zip(config["datasets"], input.review_data)
+            }
+        ),
+        "metrics_files": json.dumps(list(input.review_metrics)),
+    }
     params = {
-        "results": {"results_dir": RESULTS},
+        "results": {"results_dir": RESULTS, **review},
         "memories": {"model_path": input.model, "data_path": input.data},
     }[wildcards.name]
     return " ".join(f"-p {shlex.quote(f'{k}={v}')}" for k, v in params.items())

@@ -48,6 +48,10 @@ REPORT_CONFUSIONS = [
     for dataset in (REPORT_DATASETS if REPORT_MAIN_MEMNET else [])
     for seed in config["seeds"]
 ]
+# The main experiment's runs of the first seed: the review notebook shows each model's mistakes
+REPORT_REVIEW_METRICS = [
+    r.metrics_path(REPORT_MODEL_SEED, RESULTS) for r in RUNS if r.experiment == "main"
+]
 # The run whose metrics give the report's software versions and git revision (the first by path)
 REPORT_METRICS = min(METRICS, key=lambda path: Path(path).parts)
 REPORT_TABLE_FILES = expand(
@@ -193,6 +197,9 @@ rule notebook:
         model=REPORT_MODELS[0],
         # memories.ipynb shows test images of the model's dataset beside their nearest memories
         data=data(paths.PREPARED, dataset=REPORT_DATASETS[0]),
+        # results.ipynb: each main model's confusion matrix and misclassified test images
+        review_data=[data(paths.PREPARED, dataset=d) for d in REPORT_DATASETS],
+        review_metrics=REPORT_REVIEW_METRICS,
     output:
         ipynb=results(paths.NOTEBOOK, ext="ipynb"),
         html=report(

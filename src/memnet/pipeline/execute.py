@@ -177,6 +177,7 @@ def _metrics(estimator, y_true, y_pred, *, classes, n_train, seconds, threads, r
         "classes": [str(c) for c in classes],
         "accuracy": float(np.mean(y_pred == y_true)),
         "confusion": confusion_matrix(y_true, y_pred, n_classes).tolist(),
+        "misclassified": misclassified(y_true, y_pred),
         "n_train": n_train,
         "n_test": int(len(y_true)),
         "train_seconds": seconds[0],
@@ -190,6 +191,16 @@ def _metrics(estimator, y_true, y_pred, *, classes, n_train, seconds, threads, r
         "seen_accuracy": None,
         **facts,
     }
+
+
+MISCLASSIFIED_KEPT = 64  # test images a run's metrics name among those it got wrong
+
+
+def misclassified(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
+    """[test index, predicted class] of the first MISCLASSIFIED_KEPT test images (in test order)
+    that the model got wrong: the review notebook shows them."""
+    wrong = np.flatnonzero(np.asarray(y_pred) != np.asarray(y_true))[:MISCLASSIFIED_KEPT]
+    return [[int(i), int(y_pred[i])] for i in wrong]
 
 
 def peak_rss_bytes() -> int:
