@@ -126,3 +126,37 @@ def test_a_missing_raw_file_says_how_to_fetch_it(tmp_path, capsys):
                      "--out", str(tmp_path / "m.npz")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "Run snakemake, which fetches it" in err and "Delete it" not in err
+
+
+@pytest.mark.parametrize("command", ["aggregate", "run"])
+def test_a_full_disk_names_the_output(data_npz, tmp_path, command):
+    """A write past the file size limit (as a full disk: the error names no file) names the real
+    output, and leaves no temporary file behind."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    metrics = tmp_path / "metrics.json"
+    cli.main([*RUN, "--data", str(data_npz), "--out", str(metrics)])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if command == "aggregate":
+        out = out_dir / "runs.csv"
+        args = ["aggregate", "--runs-csv", str(out), "--summary-csv", str(out_dir / "s.csv"),
+                str(metrics)]  # fmt: skip
+    else:
+        out = out_dir / "seed0.json"
+        args = [*RUN, "--data", str(data_npz), "--out", str(out)]
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "memnet.cli", *args],
+        capture_output=True, text=True, preexec_fn=limit, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot write {out}: File too large" in proc.stderr, proc.stderr
+    assert not [p for p in out_dir.iterdir() if p.name.endswith(".part")]

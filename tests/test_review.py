@@ -40,7 +40,7 @@ def test_one_confusion_matrix_and_one_gallery_row_per_main_model(tmp_path):
     metrics = metrics_frame(files)
     fig = review.confusion_figure(metrics, "mnist")
     titles = sorted(ax.get_title() for ax in fig.axes if ax.get_visible())
-    assert titles == ["Memory Network (paper): 100.0%", "kNN (k1-l2): 75.0%"]
+    assert titles == ["Memory Network (paper)\n100.0%", "kNN (k1-l2)\n75.0%"]
 
     X = np.stack([np.full((1, 2, 2), v, np.float32) for v in (0.0, 0.25, 0.5, 0.75)])
     y = np.array([0, 0, 1, 1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 STALE_PART_S = 3600  # a temp file of another host untouched this long belongs to a dead writer
 
 
@@ -93,10 +95,11 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     except OutputError:
         raise
     except OSError as err:
-        if str(tmp) not in (err.filename, err.filename2) and err.filename not in (
-            str(dest.parent),
-            str(dest),
-        ):
+        about_tmp = str(tmp) in (err.filename, err.filename2)
+        about_dest = err.filename in (str(dest.parent), str(dest))
+        # a write that fails (a full disk, a quota, a file size limit) often names no file
+        unnamed_write = err.filename is None and err.errno in WRITE_ERRORS
+        if not (about_tmp or about_dest or unnamed_write):
             raise
         raise OutputError(err.errno, f"cannot write {dest}: {err.strerror}") from None
     finally:

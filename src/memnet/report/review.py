@@ -36,7 +36,7 @@ def confusion_figure(metrics: pd.DataFrame, dataset: str) -> Figure:
         return placeholder(f"Confusion matrices ({dataset_label(dataset)})", "No main runs given.")
     cols = min(4, len(runs))
     rows = -(-len(runs) // cols)
-    fig, axes = _figure(len(runs), rows=rows, height=2.0)
+    fig, axes = _figure(len(runs), rows=rows, height=2.2)
     for ax, (_, run) in zip(axes, runs.iterrows(), strict=False):
         matrix = np.asarray(run["metrics"]["confusion"], dtype=float)
         totals = matrix.sum(axis=1, keepdims=True)
@@ -48,7 +48,8 @@ def confusion_figure(metrics: pd.DataFrame, dataset: str) -> Figure:
         )  # fmt: skip
         ax.tick_params(labelsize=NOTE_SIZE)
         accuracy = 100 * run["metrics"]["accuracy"]
-        ax.set_title(f"{model_label(run['model'], run['variant'])}: {accuracy:.1f}%")
+        title = f"{model_label(run['model'], run['variant'])}\n{accuracy:.1f}%"
+        ax.set_title(title, fontsize=NOTE_SIZE + 1)
         ax.set_xlabel("Predicted")
         ax.set_ylabel("True")
     return fig
