@@ -281,6 +281,7 @@ def test_t6_final_accuracy_forgetting_and_joint_match_the_fixture(full_tables):
         assert row["joint_mean"] == pytest.approx(np.mean(joint[0]["mnist"] + 0.002 * seeds))
     published = t6[t6["model"] == "published"]
     anchors = yaml.safe_load((fixtures_runs.REPO / "paper/claims.yaml").read_text())["anchors"]
+    anchors = [a for a in anchors if "model" not in a]  # a peer's anchor is T9's, not T6's
     assert len(published) == len(anchors) and published["source"].str.startswith("published").all()
     assert published["forgetting_mean"].isna().all()  # never mixed with our measurements
 

@@ -15,8 +15,8 @@ Names are imported on first use (PEP 562), so ``import memnet`` loads neither nu
 the pipeline imports ``memnet.pipeline.config`` in every job, and only the jobs that train pay for them.
 
 The package is grouped by job: ``memnet.datasets`` (declarations, fetching, the prepared .npz),
-``memnet.models`` (the registry of model families, the estimator interface, the baselines and
-``memory/`` for the two memory models), ``memnet.pipeline`` (config, plan, execute) and
+``memnet.models`` (the registry of model families, the estimator interface, the baselines,
+``memory/`` for the two memory models and ``peers/`` for the learners beside them), ``memnet.pipeline`` (config, plan, execute) and
 ``memnet.report`` (the outputs catalogue, tables, figures and the replication report).
 """
 
@@ -39,6 +39,8 @@ _LAZY = {
     "CNN": ("memnet.models.baselines", "CNN"),
     "KNearestNeighbours": ("memnet.models.baselines", "KNearestNeighbours"),
     "NearestClassMean": ("memnet.models.baselines", "NearestClassMean"),
+    "StreamingLDA": ("memnet.models.peers.slda", "StreamingLDA"),
+    "RandomFieldELM": ("memnet.models.peers.rf_elm", "RandomFieldELM"),
     "make_baseline": ("memnet.models.baselines", "make_baseline"),
     "make_model": ("memnet.models.registry", "make_model"),
     "FAMILIES": ("memnet.models.registry", "FAMILIES"),
@@ -61,6 +63,8 @@ __all__ = [
     "CNN",
     "KNearestNeighbours",
     "NearestClassMean",
+    "StreamingLDA",
+    "RandomFieldELM",
     "make_baseline",
     "make_model",
     "FAMILIES",
@@ -88,6 +92,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from memnet.models.estimator import Estimator
     from memnet.models.memory.local import LocalMemoryNetwork
     from memnet.models.memory.network import MemoryNetwork, default_tau
+    from memnet.models.peers.rf_elm import RandomFieldELM
+    from memnet.models.peers.slda import StreamingLDA
     from memnet.models.registry import FAMILIES, make_model
 
 

@@ -147,15 +147,33 @@ FAMILIES: dict[str, Family] = {
             dashes=(0, (5, 1, 1, 1)),
             single_threaded=True,
         ),
+        # Peers (memnet.models.peers): learners without end-to-end backpropagation
+        Family(
+            "slda",
+            "memnet.models.peers.slda:StreamingLDA",
+            "Streaming LDA",
+            colour=6,
+            marker="X",
+            dashes=(0, (1, 1)),
+            single_threaded=True,
+        ),
+        Family(
+            "rf_elm",
+            "memnet.models.peers.rf_elm:RandomFieldELM",
+            "RF-ELM",
+            colour=7,
+            marker="*",
+            dashes=(0, (4, 2, 1, 2)),
+        ),
     )
 }
 
 MEMNET = "memnet"
 LOCAL = "local"
 CONFIG_KEY = "model_families"
-# Markers for families memnet does not ship, in turn (the shipped ones use o P s ^ D v)
-_SPARE_MARKERS = ("X", "*", "h", "<", ">", "p", "d", "8")
-_SPARE_DASHES = ((0, (1, 1)), (0, (4, 2, 1, 2)), (0, (2, 2)), (0, (6, 2)))
+# Markers for families memnet does not ship, in turn (the shipped ones use o P s ^ D v X *)
+_SPARE_MARKERS = ("h", "<", ">", "p", "d", "8", "H", "1")
+_SPARE_DASHES = ((0, (2, 2)), (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)))
 
 
 def families(config: dict | None = None) -> dict[str, Family]:

@@ -76,6 +76,7 @@ class Output:
 
 _T = "memnet.report.tables"
 _F = "memnet.report.figures"
+_P = "memnet.report.peers"
 _WIDE_CLAIMS = {"Claim": "4.5cm", "Why": "5.5cm"}
 
 TABLES: dict[str, Output] = {
@@ -106,6 +107,13 @@ TABLES: dict[str, Output] = {
             True,
             f"{_T}:build_local_ablations",
         ),
+        Output(
+            "T9_peers",
+            "Learners without backpropagation, side by side (ours)",
+            True,
+            f"{_P}:build_peers",
+            wide={"Published (%)": "3cm"},
+        ),
     )
 }
 
@@ -127,6 +135,12 @@ FIGURES: dict[str, Output] = {
         Output("F7_memory", "Accuracy vs model memory (ours)", True, f"{_F}:build_memory"),
         Output(
             "F8_incremental", "Class-incremental learning (ours)", True, f"{_F}:build_incremental"
+        ),
+        Output(
+            "F9_peers",
+            "Learners without backpropagation: accuracy vs training time (ours)",
+            True,
+            f"{_P}:build_peers_figure",
         ),
     )
 }

@@ -341,7 +341,9 @@ def table_incremental(
             "joint_mean": math.nan,
         }
         for a in anchors
-        if not table.empty and a["dataset"] in set(table["dataset"])
+        if "model" not in a  # a peer's anchor is T9's (memnet.report.peers)
+        and not table.empty
+        and a["dataset"] in set(table["dataset"])
     ]
     return pd.concat([table, pd.DataFrame(published, columns=columns)], ignore_index=True)
 

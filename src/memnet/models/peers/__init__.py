@@ -1,0 +1,11 @@
+"""Peers: the strongest learners without end-to-end backpropagation, run in the same DAG as the
+Memory Network (same data files, splits, seeds, timing and memory accounting).
+
+- ``"slda"``: streaming linear discriminant analysis (Hayes & Kanan, 2020), :mod:`.slda`.
+- ``"rf_elm"``: an extreme learning machine with random local receptive fields (McDonnell et al.,
+  2015), :mod:`.rf_elm`.
+
+Each is a :class:`memnet.models.baselines.Baseline` (``fit``, ``partial_fit``, ``predict``) and a
+family of :data:`memnet.models.registry.FAMILIES`; docs/model.md says what each published method
+does, what we built and where ours departs.
+"""
