@@ -28,7 +28,7 @@ from memnet.io import output_dir, write_json, write_text
 from memnet.pipeline.execute import peak_rss_bytes
 
 # The paper config's settings (config/config.yaml, baselines.rf_elm.h14000 and slda.default)
-RF_ELM = {"n_hidden": 14000, "preprocess": "deskew"}
+RF_ELM = {"n_hidden": 14000, "border": 3, "preprocess": "deskew"}
 SLDA = {"shrinkage": 1e-4}
 K = 10  # classes
 

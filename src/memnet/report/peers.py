@@ -20,7 +20,7 @@ from memnet.report.figures import (
     placeholder,
 )
 from memnet.report.results import dataset_label, dataset_order, model_label, ordered, select
-from memnet.report.tables import count, megabytes, pct, pct_interval, seconds, yes_no
+from memnet.report.tables import megabytes, model_facts, pct, pct_interval
 
 COLUMNS = """
     dataset model variant label n_seeds accuracy_mean accuracy_ci_low accuracy_ci_high n_passes
@@ -99,12 +99,7 @@ def display_peers(t9: pd.DataFrame) -> pd.DataFrame:
                 pct_interval(lo, hi)
                 for lo, hi in zip(t9["accuracy_ci_low"], t9["accuracy_ci_high"], strict=True)
             ],
-            "Seeds": t9["n_seeds"].map(count),
-            "Passes": t9["n_passes"].map(count),
-            "Backprop": t9["uses_backprop"].map(yes_no),
-            "Conv./sharing": t9["uses_weight_sharing"].map(yes_no),
-            "Train (s)": t9["train_seconds_mean"].map(seconds),
-            "Inference (s)": t9["infer_seconds_mean"].map(seconds),
+            **model_facts(t9),
             "Peak memory (MB)": t9["peak_memory_bytes_mean"].map(megabytes),
             "Model size (MB)": t9["model_bytes_mean"].map(megabytes),
             "Published (%)": [

@@ -399,15 +399,22 @@ def display_main(t1: pd.DataFrame) -> pd.DataFrame:
                 for lo, hi in zip(t1["accuracy_ci_low"], t1["accuracy_ci_high"], strict=True)
             ],
             "Paper (%)": [("–" if pd.isna(r) else f"≈{pct(r, 0)}") for r in t1["paper_reported"]],
-            "Seeds": t1["n_seeds"].map(count),
-            "Passes": t1["n_passes"].map(count),
-            "Backprop": t1["uses_backprop"].map(yes_no),
-            "Conv./sharing": t1["uses_weight_sharing"].map(yes_no),
-            "Train (s)": t1["train_seconds_mean"].map(seconds),
-            "Inference (s)": t1["infer_seconds_mean"].map(seconds),
+            **model_facts(t1),
             "Size (MB)": t1["model_bytes_mean"].map(megabytes),
         }
     )
+
+
+def model_facts(t: pd.DataFrame) -> dict:
+    """The display columns of a setting's seeds, passes, facts and mean times (T1, T9)."""
+    return {
+        "Seeds": t["n_seeds"].map(count),
+        "Passes": t["n_passes"].map(count),
+        "Backprop": t["uses_backprop"].map(yes_no),
+        "Conv./sharing": t["uses_weight_sharing"].map(yes_no),
+        "Train (s)": t["train_seconds_mean"].map(seconds),
+        "Inference (s)": t["infer_seconds_mean"].map(seconds),
+    }
 
 
 def display_claims(t2: pd.DataFrame) -> pd.DataFrame:

@@ -51,8 +51,9 @@ class RandomFieldELM(Baseline):
     min_field : int, default 5
         Smallest side of a receptive field, in pixels; sides are drawn uniformly from
         ``min_field`` to the image's smaller side.
-    border : int, default 3
-        Pixels at each edge that no field covers (MNIST's digits leave a blank border).
+    border : int, default 0
+        Pixels at each edge that no field covers (MNIST's digits leave a blank border: the paper
+        config sets 3 there).
     bias_scale : float, default 0.0
         Standard deviation of each unit's bias (its weights and inputs have unit length).
     ridge : float, default 1e-3
@@ -82,7 +83,7 @@ class RandomFieldELM(Baseline):
         n_hidden=4000,
         weights="difference",
         min_field=5,
-        border=3,
+        border=0,
         bias_scale=0.0,
         ridge=1e-3,
         preprocess=None,
