@@ -1,4 +1,4 @@
-"""Figures F1-F6: every file is written, at the documented size, also when experiments are missing."""
+"""Figures F1-F9: every file is written, at the documented size, also when experiments are missing."""
 
 from __future__ import annotations
 

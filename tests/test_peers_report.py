@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from memnet.report import peers
+from memnet.report import peers, peers_figure
 
 ANCHORS = [
     {"dataset": "mnist", "model": "rf_elm", "method": "RF-ELM", "accuracy": 0.99,
@@ -60,7 +60,7 @@ def test_a_model_below_its_anchor_fails():
 def test_f9_draws_one_marker_per_learner_without_backprop():
     rows = summary([("mnist", "rf_elm", "h", 0.99, False), ("mnist", "ncm", "d", 0.82, False),
                     ("mnist", "cnn", "e", 0.99, True)])  # fmt: skip
-    fig = peers.fig_peers(rows, ["mnist"])
+    fig = peers_figure.fig_peers(rows, ["mnist"])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert len(labels) == 2 and not any("CNN" in label for label in labels)
 

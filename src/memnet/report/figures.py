@@ -1,4 +1,5 @@
-"""The report's figures F1-F8 (PDF + PNG), from the result tables, the run files and a saved model.
+"""The report's figures F1-F8 (PDF + PNG; F9 is memnet.report.peers'), from the result tables,
+the run files and a saved model.
 
 F1 accuracy vs neurons, F2 accuracy vs training samples, F3 ablations (one file per dataset),
 F4 memories gallery and hits histogram (one file per dataset), F5 confusion matrices, F6 accuracy vs

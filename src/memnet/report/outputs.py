@@ -140,7 +140,7 @@ FIGURES: dict[str, Output] = {
             "F9_peers",
             "Learners without backpropagation: accuracy vs training time (ours)",
             True,
-            f"{_P}:build_peers_figure",
+            "memnet.report.peers_figure:build_peers_figure",
         ),
     )
 }

@@ -1,4 +1,4 @@
-"""T9 and F9 (ours): the learners without end-to-end backpropagation side by side, measured in the
+"""T9 (ours; F9 is memnet.report.peers_figure): the learners without end-to-end backpropagation side by side, measured in the
 same DAG (same data, splits, seeds, timing and memory accounting): the two memory models, the
 peers (memnet.models.peers), 1-NN and nearest class mean; beside each, the published figure of its
 method (an anchor from its own paper, claims.yaml `anchors:` entries that name a `model`), and
@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from memnet.report.figures import (
-    _error_bar,
-    _figure,
-    _seeds,
-    colour,
-    marker,
-    placeholder,
-)
-from memnet.report.results import dataset_label, dataset_order, model_label, ordered, select
+from memnet.report.results import dataset_label, model_label, ordered, select
 from memnet.report.tables import megabytes, model_facts, pct, pct_interval
 
 COLUMNS = """
@@ -121,33 +112,3 @@ def build_peers(ctx):
     """T9 from a memnet.report.tables.TableContext."""
     t9 = table_peers(ctx.summary, ctx.anchors, ctx.runs)
     return t9, display_peers(t9)
-
-
-def fig_peers(summary: pd.DataFrame, datasets: list[str] | None = None) -> Figure:
-    """F9: accuracy against mean training time (log), one marker per model without backprop."""
-    rows = without_backprop(summary)
-    if rows.empty:
-        return placeholder("F9: learners without backprop", "No such model in 'main' in this run.")
-    names = dataset_order(rows["dataset"], datasets)
-    fig, axes = _figure(len(names))
-    for ax, dataset in zip(axes, names, strict=True):
-        here = select(rows, dataset).reset_index(drop=True)
-        for _, row in here.iterrows():
-            acc = 100 * row["accuracy_mean"]
-            ax.errorbar(
-                row["train_seconds_mean"], acc, yerr=_error_bar(row, acc),
-                color=colour(row["model"]), marker=marker(row["model"]), markersize=5, capsize=2,
-                linestyle="none", markeredgecolor="black", markeredgewidth=0.5,
-                label=model_label(row["model"], row["variant"]),
-            )  # fmt: skip
-        ax.set_xscale("log")
-        ax.set_title(dataset_label(dataset) + _seeds(here))
-        ax.set_xlabel("Training time (s, mean over seeds)")
-        ax.set_ylabel("Test accuracy (%)")
-        ax.legend(loc="lower right")
-    return fig
-
-
-def build_peers_figure(ctx) -> Figure:
-    """F9 from a memnet.report.figures.FigureContext."""
-    return fig_peers(ctx.summary, ctx.datasets)
