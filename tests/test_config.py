@@ -152,6 +152,8 @@ def _quick(repo) -> dict:
          "'opponent' needs colour images"),
         (lambda c: c["experiments"]["ablations"].update(grey={"preprocess": "grayscale"}),
          "experiments.ablations.grey", "'grayscale' needs colour images"),
+        (lambda c: c["experiments"]["local_ablations"].update({"patch-40": {"patch": 40}}),
+         "experiments.local_ablations.patch-40", "patch 40 does not fit"),
     ],
 )  # fmt: skip
 def test_parameters_that_do_not_fit_the_data_are_refused_naming_the_key(repo, change, key, words):

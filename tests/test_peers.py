@@ -168,3 +168,31 @@ def test_the_peers_benchmark_checks_its_arguments(capsys, tmp_path):
     with pytest.raises(SystemExit) as err:
         bench_peers.main(["--threads", "0", "--out", str(tmp_path)])
     assert err.value.code == 2 and "--threads" in capsys.readouterr().err
+
+
+def test_rf_elm_after_grayscale_draws_its_layer_on_one_channel():
+    X, y = blobs(n=200, shape=(3, 9, 9))
+    model = RandomFieldELM(n_hidden=20, min_field=3, preprocess="grayscale", random_state=0)
+    assert model.fit(X, y).weights_.shape == (81, 20)  # 1 x 9 x 9 inputs
+    assert model.score(X, y) > 0.5
+
+
+def test_rf_elm_on_one_sample_of_one_class_has_no_dead_units_but_fits():
+    X, y = blobs(n=2)
+    model = RandomFieldELM(n_hidden=10, min_field=2, random_state=0)
+    model.partial_fit(X[:2], np.array([1, 1]), classes=range(4))
+    assert (np.abs(model.weights_).sum(axis=0) > 0).all()  # two different images in every field
+
+
+def test_rf_elm_names_a_ridge_too_small_to_solve():
+    X, y = blobs(n=50)
+    model = RandomFieldELM(n_hidden=200, min_field=2, ridge=1e-30, random_state=0)
+    with pytest.raises(ValueError, match="ridge 1e-30 is too small for 200 hidden units"):
+        model.fit(X, y)
+
+
+def test_rf_elm_warms_up_on_a_small_copy_of_itself():
+    model = RandomFieldELM(n_hidden=14000, border=3, preprocess="deskew", random_state=4)
+    small = model.for_warm_up()
+    assert small.n_hidden == 64
+    assert {**small.get_params(), "n_hidden": 14000} == model.get_params()

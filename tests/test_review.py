@@ -53,11 +53,16 @@ def test_one_confusion_matrix_and_one_gallery_row_per_main_model(tmp_path):
 
 def test_timing_outliers_are_far_from_their_settings_median():
     runs = pd.DataFrame({
-        "dataset": "mnist", "experiment": "main", "model": ["knn"] * 3 + ["mlp"],
-        "variant": "v", "x": np.nan, "seed": [0, 1, 2, 0],
-        "train_seconds": [1.0, 1.1, 5.0, 100.0], "infer_seconds": [2.0, 2.0, 2.0, 1.0],
+        "dataset": "mnist", "experiment": "main", "model": ["knn"] * 3 + ["mlp"] + ["ncm"] * 2,
+        "variant": "v", "x": np.nan, "seed": [0, 1, 2, 0, 0, 1],
+        "train_seconds": [1.0, 1.1, 5.0, 100.0, 1.0, 10.0],
+        "infer_seconds": [2.0, 2.0, 2.0, 1.0, 1.0, 1.0],
     })  # fmt: skip
     out = review.timing_outliers(runs)
-    assert out[["model", "seed", "time"]].values.tolist() == [["knn", 2, "train_seconds"]]
-    assert out["ratio"].iloc[0] == 5.0 / 1.1
-    assert review.timing_outliers(runs, factor=10).empty
+    # knn seed 2 against the median of seeds 0 and 1; ncm's slower seed of two; never the fast one
+    assert out[["model", "seed", "time"]].values.tolist() == [
+        ["ncm", 1, "train_seconds"],
+        ["knn", 2, "train_seconds"],
+    ]
+    assert out["ratio"].tolist() == [10.0, 5.0 / 1.05]
+    assert review.timing_outliers(runs, factor=20).empty

@@ -3,6 +3,7 @@ names, subsets that fit them, and every run it plans), with messages that name t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def _check_runs_fit_data(config: dict, runs, known: dict) -> None:
 
     seen = set()
     for run in runs:
-        key = (run.dataset, run.model, run.variant)
+        key = (run.dataset, run.model, json.dumps(run.params, sort_keys=True, default=str))
         if key in seen:
             continue
         seen.add(key)
@@ -82,6 +83,11 @@ def _check_runs_fit_data(config: dict, runs, known: dict) -> None:
 
 def _variant_key(config: dict, run) -> str:
     """Where the config declares the parameters of ``run``'s variant."""
+    experiment = config.get("experiments", {}).get(run.experiment, {})
+    if run.variant in experiment and isinstance(experiment[run.variant], dict):
+        return f"experiments.{run.experiment}.{run.variant}"  # an ablation (local_ablations)
+    if run.x is not None and run.experiment not in ("main", "samples"):
+        return f"experiments.{run.experiment}"  # a sweep of the reference (local_banks)
     if run.model == "memnet":
         ablations = config.get("experiments", {}).get("ablations", {})
         declared = run.variant in ablations and run.variant != "paper"

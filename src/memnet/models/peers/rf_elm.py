@@ -18,8 +18,10 @@ ELM literature (a reconstruction, not their code):
 - the readout is ridge regression onto one-hot targets.
 
 The readout's statistics ``H'H`` and ``H'T`` are sums over the samples, accumulated chunk by chunk;
-the solve happens when the model predicts, so ``partial_fit`` is the online sequential ELM,
-exactly: after any stream the readout equals the batch solve on the same samples.
+the solve happens when the model predicts, so ``partial_fit`` is the online sequential ELM: after any
+stream the readout equals the batch solve on the same samples through the same hidden layer, up to
+float rounding. (The layer itself is drawn from the first samples seen, so a stream that starts
+with two classes has other "difference" weights than a fit on all of them.)
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from memnet.models.preprocess import make_preprocessor, parse_steps
 from memnet.validation import check_choice, check_int, check_real
 
 WEIGHTS = ("difference", "random")
-CHUNK = 2048
+CHUNK = 2048  # samples whose hidden activations are held at a time
 # H'H is summed in this many float32 groups of chunks (chunk i in group i % GROUPS), one thread
-# each: the same sums on any number of threads, in float32 (half the memory of float64)
-GROUPS = 2  # samples whose hidden activations are held at a time (CHUNK x n_hidden float32)
+# each: the same sums on any number of threads (a thread holds CHUNK x n_hidden activations)
+GROUPS = 2
 
 
 class RandomFieldELM(Baseline):
@@ -126,8 +128,8 @@ class RandomFieldELM(Baseline):
     def _draw_layer(self, X, y) -> None:
         """Each unit's field (a random square), weights and bias; ``X``, ``y``: the first samples
         seen, whose differences give the "difference" weights."""
-        c, h, w = (int(v) for v in X.shape[1:])
-        self.check_input_shape((c, h, w))
+        self.check_input_shape(X.shape[1:])
+        c, h, w = self._preprocessor.output_shape(X.shape[1:])  # grayscale: one channel
         if self._preprocessor.stateful:
             self._preprocessor.fit(X)  # statistics of the first samples seen
         rng = np.random.default_rng(self.random_state)
@@ -235,7 +237,13 @@ class RandomFieldELM(Baseline):
                 gram += more
             gram[np.diag_indices_from(gram)] += self.ridge * max(np.mean(np.diag(gram)), 1e-12)
             with threadpool_limits(1):  # LAPACK's sums depend on its thread count
-                factor = cho_factor(gram, lower=False, overwrite_a=True, check_finite=False)
+                try:
+                    factor = cho_factor(gram, lower=False, overwrite_a=True, check_finite=False)
+                except np.linalg.LinAlgError:
+                    raise ValueError(
+                        f"ridge {self.ridge} is too small for {self.n_hidden} hidden units: the "
+                        "regularised H'H is not positive definite in float arithmetic; raise ridge"
+                    ) from None
                 self.readout_ = cho_solve(factor, self._cross, check_finite=False)
         return self.readout_
 
@@ -249,6 +257,11 @@ class RandomFieldELM(Baseline):
 
         return np.concatenate(list(self._in_chunks(chunk_predictions, len(X))))
 
+    def for_warm_up(self) -> RandomFieldELM:
+        """A small copy (64 units) for the pipeline's untimed warm-up fit: the same code, without
+        the solve of the real layer's size."""
+        return type(self)(**{**self.get_params(), "n_hidden": min(self.n_hidden, 64)})
+
     @property
     def model_bytes(self) -> int:
         self._check_fitted()
@@ -259,7 +272,10 @@ def _pairs_of_other_classes(y, n, rng) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random pairs of samples (indices into ``y``) whose classes differ (any pair, where
     ``y`` holds one class only)."""
     first, second = rng.integers(0, len(y), n), rng.integers(0, len(y), n)
-    if len(np.unique(y)) < 2:
+    if len(np.unique(y)) < 2:  # one class: any two different samples (a unit of one is all zero)
+        if len(y) > 1:
+            same = first == second
+            second[same] = (first[same] + rng.integers(1, len(y), int(same.sum()))) % len(y)
         return first, second
     same = y[first] == y[second]
     while same.any():
