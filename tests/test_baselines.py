@@ -288,14 +288,15 @@ def test_1nn_l2_on_mnist_is_exactly_96_91_percent(mirror, tmp_path):
 # ---- the one estimator interface ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["memnet", "mlp", "cnn", "knn", "ncm"])
+@pytest.mark.parametrize("name", ["memnet", "mlp", "cnn", "knn", "ncm", "slda", "rf_elm"])
 def test_every_model_has_the_same_interface(name):
     from memnet.models.estimator import Estimator
     from memnet.pipeline.execute import make_model
 
     rng = np.random.default_rng(0)
     X, y = random_task(rng, 60, (1, 4, 4), [0, 1, 2])
-    model = make_model(name, {}, seed=0, threads=1)
+    small = {"rf_elm": {"min_field": 2, "n_hidden": 50}}  # its default fields need 5 x 5 images
+    model = make_model(name, small.get(name, {}), seed=0, threads=1)
     assert isinstance(model, Estimator)
     assert model.can_save == (name == "memnet")
     assert model.fit(X, y) is model
@@ -307,7 +308,8 @@ def test_every_model_has_the_same_interface(name):
                            "uses_weight_sharing", "n_passes"]  # fmt: skip
     assert (facts["uses_backprop"], facts["uses_weight_sharing"]) == {
         "memnet": (False, False), "mlp": (True, False), "cnn": (True, True),
-        "knn": (False, False), "ncm": (False, False),
+        "knn": (False, False), "ncm": (False, False), "slda": (False, False),
+        "rf_elm": (False, False),
     }[name]  # fmt: skip
     assert facts["n_passes"] == 1 and facts["model_bytes"] == model.model_bytes > 0
     if name == "memnet":
