@@ -290,6 +290,7 @@ def cmd_check_config(args) -> None:
     """Read config files as Snakemake's --configfile does (later files over earlier ones), then
     validate: a missing, empty or broken file is named, with the line of a YAML error."""
     import yaml
+    from snakemake.utils import update_config  # how Snakemake merges its --configfile files
 
     from memnet.pipeline.config import ConfigError, validate
 
@@ -309,20 +310,12 @@ def cmd_check_config(args) -> None:
                 f"{path}: a config file is a mapping of keys (results:, datasets:, ...); this one "
                 f"is {'empty' if loaded is None else type(loaded).__name__}"
             )
-        _merge(merged, loaded)
+        update_config(merged, loaded)
     try:
         validate(merged)
     except ConfigError as exc:
         raise ValueError(f"{', '.join(map(str, args.configfile))}: {exc}") from None
     print(f"{', '.join(map(str, args.configfile))}: a valid config")
-
-
-def _merge(into: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
 
 
 def cmd_aggregate(args) -> None:

@@ -105,9 +105,12 @@ FAMILIES = families(config)
 code_of = step_hash
 
 
+# The code of a run: executing it, and its model family's module (hashed once per family)
+RUN_CODE = {m: step_hash("memnet.pipeline.execute", f.cls) for m, f in FAMILIES.items()}
+
+
 def run_code(w):
-    """The code of one run: executing it, and its model family's module."""
-    return step_hash("memnet.pipeline.execute", FAMILIES[w.model].cls)
+    return RUN_CODE[w.model]
 
 
 def run_threads(w):

@@ -96,6 +96,11 @@ class Estimator:
         (C, H, W), before any data is read (config validation asks, for each planned run).
         A model whose parameters fit any image accepts every shape."""
 
+    def for_warm_up(self) -> Estimator:
+        """The model the pipeline's untimed warm-up fit uses (memnet.pipeline.execute.warm_up):
+        itself, or a smaller copy where the real size needs no warming (the RF-ELM)."""
+        return self
+
     # ---- fitting and predicting ----------------------------------------------------------
 
     def fit(self, X, y):

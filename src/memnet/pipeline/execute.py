@@ -245,16 +245,14 @@ def warm_up(make, X, y, X_test) -> float:
     metrics' ``warmup_seconds``), which ``train_seconds`` and ``infer_seconds`` leave out.
 
     The warm-up model is thrown away; the run's own model starts from scratch with its seed. A
-    model with ``for_warm_up()`` warms up a smaller copy of itself (the RF-ELM: its solve's size
-    needs no warming). A warm-up that fails is ignored: the real fit then meets the same problem
+    model may warm up a smaller copy of itself (Estimator.for_warm_up: the RF-ELM, whose solve's
+    size needs no warming). A warm-up that fails is ignored: the real fit then meets the same problem
     and says so.
     """
     start = time.perf_counter()
     n = min(len(y), WARMUP_SAMPLES)
     try:
-        model = make()
-        model = model.for_warm_up() if hasattr(model, "for_warm_up") else model
-        model.fit(X[:n], y[:n]).predict(X_test[:WARMUP_QUERIES])
+        make().for_warm_up().fit(X[:n], y[:n]).predict(X_test[:WARMUP_QUERIES])
     except Exception:  # noqa: BLE001  (the real fit reports it)
         pass
     return time.perf_counter() - start

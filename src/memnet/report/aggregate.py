@@ -24,10 +24,8 @@ from memnet.report.results import (
 
 __all__ = ["TIMING_COLUMNS", "runs_table", "summary_table", "write_csv"]
 
-RUN_KEYS = [
-    *KEYS,
-    "seed",
-]  # one run: its setting (x too: a sweep's points share a variant) and seed
+# One run: its setting (x too: a sweep's points share a variant) and seed
+RUN_KEYS = [*KEYS, "seed"]
 
 
 def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:

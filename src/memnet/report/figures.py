@@ -394,6 +394,12 @@ def confusions(paths: Iterable[str | Path]) -> dict[str, tuple[np.ndarray, int, 
     return found
 
 
+def row_percent(matrix: np.ndarray) -> np.ndarray:
+    """A confusion matrix as % of each true class (a class with no sample: zeros)."""
+    totals = matrix.sum(axis=1, keepdims=True)
+    return 100 * matrix / np.where(totals == 0, 1, totals)
+
+
 def fig_confusion(runs: Iterable[str | Path], datasets: list[str]) -> Figure:
     """F5: memnet's row-normalised confusion matrix (% of each true class) per dataset of
     ``datasets``, from the main/memnet/paper run files ``runs``."""
@@ -403,8 +409,7 @@ def fig_confusion(runs: Iterable[str | Path], datasets: list[str]) -> Figure:
         return placeholder("F5: confusion matrices", "No main Memory Network runs in this run.")
     fig, axes = _figure(len(found), height=3.6)
     for ax, (dataset, (matrix, n_seeds, recorded)) in zip(axes, found.items(), strict=True):
-        totals = matrix.sum(axis=1, keepdims=True)
-        percent = 100 * matrix / np.where(totals == 0, 1, totals)
+        percent = row_percent(matrix)
         names = recorded or class_names(dataset, len(matrix))
         sns.heatmap(
             percent,

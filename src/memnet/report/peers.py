@@ -1,5 +1,5 @@
-"""T9 (ours; F9 is memnet.report.peers_figure): the learners without end-to-end backpropagation side by side, measured in the
-same DAG (same data, splits, seeds, timing and memory accounting): the two memory models, the
+"""T9 (ours; F9 is memnet.report.peers_figure): the learners without end-to-end backpropagation
+side by side, measured in the same DAG (same data, splits, seeds, timing and memory accounting): the two memory models, the
 peers (memnet.models.peers), 1-NN and nearest class mean; beside each, the published figure of its
 method (an anchor from its own paper, claims.yaml `anchors:` entries that name a `model`), and
 whether our measurement meets it.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from memnet.report.results import dataset_label, model_label, ordered, select
+from memnet.report.results import as_bool, dataset_label, model_label, ordered, select
 from memnet.report.tables import megabytes, model_facts, pct, pct_interval
 
 COLUMNS = """
@@ -23,7 +23,7 @@ COLUMNS = """
 def without_backprop(summary: pd.DataFrame) -> pd.DataFrame:
     """The main experiment's settings of models that declare no backpropagation."""
     rows = select(summary, experiment="main")
-    return ordered(rows[rows["uses_backprop"].astype(str).str.lower() == "false"])
+    return ordered(rows[as_bool(rows["uses_backprop"]).eq(False).fillna(False)])
 
 
 def anchor_of(anchors: list[dict], dataset: str, model: str, variant: str) -> dict | None:

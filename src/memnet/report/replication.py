@@ -31,7 +31,7 @@ import pandas as pd
 from memnet.io import atomic_path, read_json, write_text
 from memnet.report import tables
 from memnet.report.outputs import TABLES, Output, figure_names, output_of
-from memnet.report.results import MAIN_MEMNET, dataset_label, load_runs, select
+from memnet.report.results import MAIN_MEMNET, as_bool, dataset_label, load_runs, select
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -127,12 +127,11 @@ def code_revisions(runs: pd.DataFrame, first: dict) -> list[dict]:
     rows = runs[runs["git_revision"].astype(str) != "unknown"] if "git_revision" in runs else []
     if len(rows) == 0:
         return [{"commit": first.get("git_revision", "unknown"), "dirty": None, "source": None}]
-    found = rows[["git_revision", "git_dirty", "source_hash"]].astype(object)
-    found = found.where(found.notna(), None).drop_duplicates()
-    return [
-        {"commit": c, "dirty": None if d is None else str(d).lower() == "true", "source": h}
-        for c, d, h in found.itertuples(index=False)
-    ]
+    found = rows[["git_revision", "git_dirty", "source_hash"]].assign(
+        git_dirty=as_bool(rows["git_dirty"])
+    )
+    found = found.astype(object).where(found.notna(), None).drop_duplicates()
+    return [{"commit": c, "dirty": d, "source": h} for c, d, h in found.itertuples(index=False)]
 
 
 def provenance_warning(revisions: list[dict]) -> str | None:

@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from memnet.report.figures import NOTE_SIZE, _figure, class_names, placeholder
+from memnet.report.figures import NOTE_SIZE, _figure, class_names, placeholder, row_percent
 from memnet.report.results import dataset_label, model_label, ordered, select
 
 MAX_PANELS = 12  # models per figure (the first ones in the report's order)
@@ -39,8 +39,7 @@ def confusion_figure(metrics: pd.DataFrame, dataset: str) -> Figure:
     fig, axes = _figure(len(runs), rows=rows, height=2.2)
     for ax, (_, run) in zip(axes, runs.iterrows(), strict=False):
         matrix = np.asarray(run["metrics"]["confusion"], dtype=float)
-        totals = matrix.sum(axis=1, keepdims=True)
-        percent = 100 * matrix / np.where(totals == 0, 1, totals)
+        percent = row_percent(matrix)
         names = run["metrics"].get("classes") or class_names(dataset, len(matrix))
         sns.heatmap(
             percent, ax=ax, cmap="viridis", vmin=0, vmax=100, square=True, cbar=False,
