@@ -150,7 +150,7 @@ def _paper_params(runs: pd.DataFrame) -> dict:
     return json.loads(rows["params"].iloc[0]) if len(rows) else {}
 
 
-def _headline(t1: pd.DataFrame) -> list[dict]:
+def _headline(t1: pd.DataFrame, paper_datasets: set[str]) -> list[dict]:
     lines = []
     for dataset in dict.fromkeys(t1["dataset"]):
         here = select(t1, dataset)
@@ -163,6 +163,7 @@ def _headline(t1: pd.DataFrame) -> list[dict]:
         lines.append(
             {
                 "label": dataset_label(dataset),
+                "ours": dataset not in paper_datasets,
                 "memnet": tables.pct(m["accuracy_mean"]),
                 "ci": "" if ci == "–" else ci,
                 "n_seeds": int(m["n_seeds"]),
@@ -224,6 +225,8 @@ def build_context(
         _given(table_files, "T2_claims.csv", "--tables"), keep_default_na=False, na_values=[""]
     )
     counts = t2["verdict"].value_counts()
+    paper_datasets = set(t2["dataset"].dropna()) - {"all"}
+    beyond_datasets = [d for d in datasets if d not in paper_datasets]
     figures = []
     for stem in figure_names(datasets):
         png = figure_files.get(f"{stem}.png")
@@ -233,9 +236,13 @@ def build_context(
             )
         output = output_of(stem)
         title = output.title
+        entry = _figure_entry(output, stem, title, png, out_md, captions)
         if output.per_dataset:
-            title += f" ({dataset_label(stem.removeprefix(output.stem + '_'))})"
-        figures.append(_figure_entry(output, stem, title, png, out_md, captions))
+            dataset = stem.removeprefix(output.stem + "_")
+            entry["title"] += f" ({dataset_label(dataset)})"
+            # a dataset the paper does not study: even its figures of the paper's kind are ours
+            entry["ours"] = entry["ours"] or dataset in beyond_datasets
+        figures.append(entry)
     all_tables = [
         {
             "id": output.id,
@@ -267,7 +274,8 @@ def build_context(
         "run": _run_facts(runs, metrics),
         "config": None if config_file is None else _config_facts(config_file, runs, out_md),
         "verdict_counts": {v: int(counts[v]) for v in counts.index},
-        "headline": _headline(t1),
+        "headline": _headline(t1, paper_datasets),
+        "beyond_datasets": [dataset_label(d) for d in beyond_datasets],
         "claims": _claims(t2),
         "findings": _claims(t7) if len(t7) else [],
         "paper_params": _paper_params(runs),

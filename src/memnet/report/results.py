@@ -252,7 +252,7 @@ MODEL_NAMES = {name: f.label for name, f in registry.FAMILIES.items()}
 # The memory models and the experiment that sweeps each one's memory: neurons, or neurons per bank
 MEMORY_SWEEPS = registry.memory_sweeps()
 BYTES_PER_FLOAT = 4  # model_bytes / 4: the learnt state counted in stored (float32-sized) numbers
-DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 
 def model_label(model: str, variant: str) -> str:

@@ -377,9 +377,10 @@ def _insert(vals, ids, v, r):
 
 @njit(cache=True)
 def _score_block(xq, xn, bank, pn, n, kk, dist, filtered, kappa, half, slack, prod, cand,
-                 chunk_max, vals, ids, ubuf, out, stats):  # fmt: skip
+                 chunk_max, vals, ids, ubuf, out, each, stats):  # fmt: skip
     """out[i] = min(out[i], mean of the kk smallest exact distances of xq[i] to bank[:n]) for
-    one block of queries (see score_location); stats[1] += exact distances taken."""
+    one block of queries (see score_location); where the minimum changes, each[i, u] = the
+    u-th smallest of them (inf past kk); stats[1] += exact distances taken."""
     q = xq.shape[0]
     n_exact = 0
     dots = prod[: q * n].reshape((q, n))
@@ -430,14 +431,18 @@ def _score_block(xq, xn, bank, pn, n, kk, dist, filtered, kappa, half, slack, pr
         mean = total / kk
         if mean < out[i]:
             out[i] = mean
+            for u in range(each.shape[1]):
+                each[i, u] = vals[u] if u < kk else np.inf
     stats[1] += n_exact
 
 
 @njit(cache=True, nogil=True)
-def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, stats):
+def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, each, stats):
     """out[i, c] = min over the shifts (dr, dc) that keep the patch inside the image of the
     mean of the k smallest exact distances (fewer if the bank has fewer) between the patch of
-    X[i] at (r0 + dr, c0 + dc) and bank c's memories; inf for an empty bank.
+    X[i] at (r0 + dr, c0 + dc) and bank c's memories; inf for an empty bank. each[i, c, u]
+    (u < each.shape[2] <= k; shape (q, K, 0) for none): the u-th smallest of those distances,
+    at the shift of the minimum (inf for fewer memories).
 
     The mean is the sum of the k distances in ascending order, divided by their number.
     stats[0] += (query, memory) pairs compared; stats[1] += exact distances taken.
@@ -450,6 +455,7 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
     w = X.shape[3]
     filtered = dist == L2
     out[:, :] = np.inf
+    each[:, :, :] = np.inf
     xq = np.empty((q, n_feat), np.float32)
     xn = np.empty(q)
     prod = np.empty(min(q, QUERY_BLOCK) * cap, np.float32)
@@ -484,6 +490,7 @@ def score_location(X, r0, c0, p, shifts, mem, norm, count, dist, k, kappa, out, 
                 q1 = min(q0 + QUERY_BLOCK, q)
                 _score_block(
                     xq[q0:q1], xn[q0:q1], bank, pn, n, kk, dist, filtered, kappa, half,
-                    slack, prod, cand, chunk_max, vals, ids, ubuf, out[q0:q1, c], stats,
+                    slack, prod, cand, chunk_max, vals, ids, ubuf, out[q0:q1, c],
+                    each[q0:q1, c], stats,
                 )  # fmt: skip
     stats[0] += n_pairs

@@ -351,10 +351,14 @@ class LocalMemoryNetwork(MemoryModel):
                 votes[sl] += part_votes
         return totals, votes
 
-    def _location_distances(self, Xp, sc):
-        """(n_locations, n, K) float64: D of each location for each query and class."""
+    def _location_distances(self, Xp, sc, k=None, n_nearest=0):
+        """(n_locations, n, K) float64: D of each location for each query and class (the mean of
+        its ``k`` nearest, default the model's k); with ``n_nearest`` > 0 also (n_locations, n,
+        K, n_nearest): the n_nearest smallest distances themselves (n_nearest <= k)."""
         n = len(Xp)
+        k = self.k if k is None else k
         D = np.empty((len(sc.positions), n, self._n_classes))
+        each = np.empty((len(sc.positions), n, self._n_classes, n_nearest))
         kappa = K.kappa_l2(sc.n_features)
         tasks, stats = [], []
         for loc, (r0, c0) in enumerate(sc.positions):
@@ -364,11 +368,12 @@ class LocalMemoryNetwork(MemoryModel):
                 tasks.append(lambda loc=loc, r0=r0, c0=c0, q=q, st=st: K.score_location(
                     Xp[q : q + QUERY_CHUNK], int(r0), int(c0), sc.patch, sc.shifts,
                     sc.mem[loc], sc.norm[loc], sc.count[loc], DISTANCES[self.distance],
-                    int(self.k), kappa, D[loc, q : q + QUERY_CHUNK], st))  # fmt: skip
+                    int(k), kappa, D[loc, q : q + QUERY_CHUNK], each[loc, q : q + QUERY_CHUNK],
+                    st))  # fmt: skip
         _run(tasks, self.n_threads)
         self._predict_stats = getattr(self, "_predict_stats", 0) + sum(stats)
         self._predict_macs = getattr(self, "_predict_macs", 0) + int(sum(stats)[0]) * sc.n_features
-        return D
+        return (D, each) if n_nearest else D
 
     # ---- fitted state -----------------------------------------------------------------------
 

@@ -1,0 +1,420 @@
+"""A hierarchical Memory Network: ours, beyond the paper (its named next step, hierarchy).
+
+Layer 1 is the locally connected Memory Network (memnet.models.memory.local), as it is. Layer 2
+learns from layer 1's *evidence* for each sample: at every location, the distances from the
+sample's patch to the nearest memories of each class bank there. Layer 1 weighs every location
+the same; layer 2 learns which locations' distances to trust for which classes.
+
+One pass for both layers (``schedule="prequential"``): the stream arrives in blocks of ``block``
+samples; layer 2 learns each block's evidence computed *before* layer 1 stores the block, which
+is the evidence layer 1 gives for images it has not seen, as test images are. Then layer 1 stores
+the block. Each sample is presented once, to both layers. ``schedule="two-pass"``: layer 1 over
+the whole stream, then layer 2 over the stream again with the final layer 1 (two passes).
+
+Layer 2 learns without gradients: streaming linear discriminant analysis (``readout="slda"``: one
+shared covariance, exact running statistics, memnet.models.peers.slda), nearest class mean
+(``"ncm"``), or a Memory Network of the paper's rules on the evidence vectors (``"memory"``).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from memnet.models.memory.base import MemoryModel, corrupt_file
+from memnet.models.memory.local import LocalMemoryNetwork
+from memnet.models.memory.network import MemoryNetwork
+from memnet.models.peers.slda import StreamingLDA
+from memnet.validation import check_choice, check_images, check_int, check_labels, check_real
+
+EVIDENCES = ("distance", "nearest", "rank", "vote")
+NORMALISATIONS = ("none", "location")
+READOUTS = ("slda", "ncm", "memory")
+SCHEDULES = ("prequential", "two-pass")
+LAYER1 = ("patch", "stride", "n_per_bank", "shift", "preprocess", "beta")
+
+
+class HierarchicalMemoryNetwork(MemoryModel):
+    """Two layers of memory learnt in one pass: locally connected banks, then a readout of their
+    evidence (ours, beyond the paper; see the module docs).
+
+    Evidence of a sample, per location and class (layer 1's banks there):
+
+    - ``"distance"``: sqrt of the distance to the bank's nearest memory;
+    - ``"nearest"``: sqrt of the distances to its ``n_nearest`` nearest memories, each apart;
+    - ``"rank"``: the class's rank among the classes at that location (0: the nearest);
+    - ``"vote"``: 1 for the class of the nearest memory (none when several tie), else 0.
+
+    A bank with no memory yet (a class not seen) gives sqrt(patch features) as its distance, the
+    largest that two patches of pixels in [0, 1] can be apart. ``normalise="location"``: at each
+    location the distances less their smallest over the classes, divided by their mean.
+
+    Parameters
+    ----------
+    patch, stride, n_per_bank, shift, preprocess, beta
+        Layer 1's (memnet.models.memory.local.LocalMemoryNetwork, the same defaults).
+    evidence : {"distance", "nearest", "rank", "vote"}
+        What layer 1 tells layer 2 (above).
+    n_nearest : int
+        Distances per class and location for ``evidence="nearest"``.
+    normalise : {"none", "location"}
+        Distances as they are, or normalised per location.
+    readout : {"slda", "ncm", "memory"}
+        Layer 2: streaming LDA, nearest class mean, or a Memory Network (``layer2_neurons``).
+    shrinkage : float
+        Streaming LDA's shrinkage of the covariance toward the identity.
+    layer2_neurons : int
+        The Memory Network readout's neuron budget.
+    schedule : {"prequential", "two-pass"}
+        Layer 2 learns from evidence before each block is stored (one pass), or after layer 1
+        has seen everything (two passes).
+    block : int
+        Samples of the stream whose evidence is taken with one state of layer 1.
+    expected_samples : None, int or sequence of int
+        Layer 1's T (LocalMemoryNetwork); fit: the class counts of y. partial_fit needs it.
+    shuffle, random_state, n_threads
+        As LocalMemoryNetwork: the seeded order of fit's samples; identical for any threads.
+    """
+
+    name = "hierarchy"
+    FORMAT_NAME = "memnet.HierarchicalMemoryNetwork"
+    FORMAT_VERSION = 1
+    can_save = True
+    uses_backprop = False
+    uses_weight_sharing = False
+
+    def __init__(
+        self,
+        patch=7,
+        stride=3,
+        n_per_bank=1600,
+        shift=0,
+        preprocess="deskew",
+        beta=0.01,
+        evidence="nearest",
+        n_nearest=3,
+        normalise="none",
+        readout="slda",
+        shrinkage=1e-4,
+        layer2_neurons=2000,
+        schedule="prequential",
+        block=1000,
+        expected_samples=None,
+        shuffle=True,
+        random_state=None,
+        n_threads=None,
+    ):
+        self.patch = patch
+        self.stride = stride
+        self.n_per_bank = n_per_bank
+        self.shift = shift
+        self.preprocess = preprocess
+        self.beta = beta
+        self.evidence = evidence
+        self.n_nearest = n_nearest
+        self.normalise = normalise
+        self.readout = readout
+        self.shrinkage = shrinkage
+        self.layer2_neurons = layer2_neurons
+        self.schedule = schedule
+        self.block = block
+        self.expected_samples = expected_samples
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    @property
+    def n_passes(self) -> int:
+        return 2 if self.schedule == "two-pass" else 1
+
+    # ---- training ---------------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Forget everything, then learn one pass over (X, y) in the seeded order: equal to
+        partial_fit over X[order] in blocks of ``block``, with the class counts of y as
+        expected_samples."""
+        self._check_params()
+        X = check_images(X)
+        y = check_labels(y, len(X), zero_based=True)
+        n_classes = int(y.max()) + 1
+        order = np.arange(len(X))
+        if self.shuffle:
+            order = np.random.default_rng(self.random_state).permutation(len(X))
+        counts = np.bincount(y, minlength=n_classes)
+        self._start(X, np.arange(n_classes), counts.tolist())
+        blocks = [order[b] for b in self._blocks(len(X))]
+        if self.schedule == "two-pass":
+            for idx in blocks:
+                self._layer1.partial_fit(X[idx], y[idx], classes=self.classes_)
+            for idx in blocks:
+                self._learn_readout(self.evidence_(X[idx]), y[idx])
+        else:
+            for idx in blocks:
+                self._prequential(X[idx], y[idx])
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """Continue the single pass with (X, y), in the order given, in blocks of ``block``
+        (``schedule="prequential"`` only: the two-pass variant needs the whole stream)."""
+        self._check_params()
+        if self.schedule == "two-pass":
+            raise ValueError(
+                "partial_fit needs schedule='prequential': the two-pass variant revisits the "
+                "whole stream; use fit"
+            )
+        X = check_images(X)
+        if not hasattr(self, "_layer1"):
+            if self.expected_samples is None:
+                raise ValueError(
+                    "partial_fit needs expected_samples (the samples of the whole pass, or one "
+                    "count per class) to set layer 1's target birth rates"
+                )
+            y, n_classes = self._first_labels(y, len(X), classes)
+            self._start(X, np.arange(n_classes), self.expected_samples)
+        else:
+            self._check_same_shape(X)
+            y = self._later_labels(y, len(X), classes)
+        for b in self._blocks(len(X)):
+            self._prequential(X[b], y[b])
+        return self
+
+    def _blocks(self, n):
+        """Slices of the next n samples of the stream: blocks of ``block``, except the stream's
+        first, of one tenth of the expected samples when that is smaller (layer 2 cannot learn
+        from it, layer 1 being empty)."""
+        start = 0
+        if self._n_seen == 0:
+            start = max(1, min(self.block, self._n_expected // 10, n))
+            yield slice(0, start)
+        for s in range(start, n, self.block):
+            yield slice(s, min(s + self.block, n))
+        self._n_seen += n
+
+    def _start(self, X, classes, expected):
+        self._n_classes = len(classes)
+        self.classes_ = np.arange(self._n_classes)
+        self.image_shape_ = tuple(int(s) for s in X.shape[1:])
+        self.n_features_in_ = math.prod(self.image_shape_)
+        self._layer1 = LocalMemoryNetwork(
+            **{k: getattr(self, k) for k in LAYER1},
+            expected_samples=expected,
+            shuffle=False,
+            n_threads=self.n_threads,
+        )
+        self._layer2 = None
+        self._n_layer2 = 0
+        self._n_seen = 0
+        self._n_expected = int(np.sum(expected))
+
+    def _prequential(self, X, y):
+        if self._layer1._is_fitted():
+            self._learn_readout(self.evidence_(X), y)
+        self._layer1.partial_fit(X, y, classes=self.classes_)
+
+    def _learn_readout(self, F, y):
+        if self._layer2 is None:
+            self._layer2 = self._make_readout(F.shape[1])
+        if self.readout == "slda":
+            if not hasattr(self._layer2, "_counts"):
+                self._layer2.classes_ = self.classes_
+                self._layer2._start((F.shape[1],), self._n_classes)
+            self._layer2._learn_more(F, y)
+        elif self.readout == "ncm":
+            sums, counts = self._layer2
+            np.add.at(sums, y, F)
+            counts += np.bincount(y, minlength=self._n_classes)
+        else:
+            self._layer2.partial_fit(F[:, None, None, :].astype(np.float32), y,
+                                     classes=self.classes_)  # fmt: skip
+        self._n_layer2 += len(y)
+
+    def _make_readout(self, d):
+        if self.readout == "slda":
+            return StreamingLDA(shrinkage=self.shrinkage)
+        if self.readout == "ncm":
+            return np.zeros((self._n_classes, d)), np.zeros(self._n_classes, np.int64)
+        return MemoryNetwork(n_neurons=self.layer2_neurons, expected_samples=self._n_expected,
+                             preprocess=None, shuffle=False, n_threads=self.n_threads)  # fmt: skip
+
+    # ---- evidence and inference -------------------------------------------------------------
+
+    def evidence_(self, X) -> np.ndarray:
+        """(n, n_locations x K x j) float64: layer 1's evidence for X as layer 2 reads it (j:
+        ``n_nearest`` for "nearest", else 1), location-major."""
+        layer1 = self._layer1
+        layer1._check_fitted()
+        X = check_images(X)
+        n, K = len(X), self._n_classes
+        j = self.n_nearest if self.evidence == "nearest" else 1
+        sc = layer1._scales[0]
+        out = np.empty((n, len(sc.positions), K, j))
+        for s in range(0, n, 4096):
+            Xp = np.ascontiguousarray(layer1._transform(X[s : s + 4096]), np.float32)
+            D, each = layer1._location_distances(Xp, sc, k=j, n_nearest=j)
+            out[s : s + len(Xp)] = each.transpose(1, 0, 2, 3)
+        return self._code(out, sc.n_features).reshape(n, -1)
+
+    def _code(self, D, n_features):
+        """The evidence of squared distances D (n, L, K, j), as the parameters say."""
+        if self.evidence in ("rank", "vote"):
+            first = D[..., 0]
+            if self.evidence == "rank":
+                ranks = np.argsort(np.argsort(first, axis=2, kind="stable"), axis=2, kind="stable")
+                return ranks[..., None].astype(np.float64)
+            low = first.min(axis=2, keepdims=True)
+            won = first == low
+            return (won & (won.sum(axis=2, keepdims=True) == 1))[..., None].astype(np.float64)
+        E = np.sqrt(np.minimum(D, n_features))  # an empty bank's inf: the largest distance
+        if self.normalise == "location":
+            low = E[..., :1].min(axis=2, keepdims=True)
+            E = E - low
+            E /= E[..., :1].mean(axis=2, keepdims=True) + 1e-12
+        return E
+
+    def predict(self, X):
+        """Layer 2's class for each sample, from layer 1's evidence."""
+        self._check_fitted()
+        X = check_images(X)
+        self._check_same_shape(X)
+        F = self.evidence_(X)
+        if self.readout == "slda":
+            return self._layer2.classes_[self._layer2._predict_index(F)]
+        if self.readout == "ncm":
+            sums, counts = self._layer2
+            means = sums / np.maximum(counts, 1)[:, None]
+            d = ((F[:, None, :] - means[None]) ** 2).sum(axis=2)
+            d[:, counts == 0] = np.inf
+            return np.argmin(d, axis=1).astype(np.int64)
+        return self._layer2.predict(F[:, None, None, :].astype(np.float32))
+
+    # ---- fitted state -----------------------------------------------------------------------
+
+    @property
+    def layer1_(self) -> LocalMemoryNetwork:
+        self._check_fitted()
+        return self._layer1
+
+    @property
+    def n_layer2_samples_(self) -> int:
+        """Samples layer 2 learnt from (the first block is not: layer 1 was empty)."""
+        self._check_fitted()
+        return int(self._n_layer2)
+
+    @property
+    def n_born_(self) -> int:
+        return self.layer1_.n_born_
+
+    @property
+    def model_bytes(self) -> int:
+        """Layer 1's learnt state plus layer 2's (its statistics or memories)."""
+        self._check_fitted()
+        if self.readout == "slda":
+            two = self._layer2.model_bytes
+        elif self.readout == "ncm":
+            two = self._layer2[0].nbytes + self._layer2[1].nbytes
+        else:
+            two = self._layer2.model_bytes
+        return int(self._layer1.model_bytes + two)
+
+    def run_facts(self, n_classes: int) -> dict:
+        facts = super().run_facts(n_classes)
+        facts.update(n_born=int(self.n_born_), layer2_samples=self.n_layer2_samples_)
+        return facts
+
+    def for_warm_up(self):
+        """A small copy of the model: the same code paths with little work."""
+        return type(self)(**{**self.get_params(), "n_per_bank": 8, "layer2_neurons": 16})
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` (.npz): layer 1's and a Memory Network readout's own files
+        inside it, streaming LDA's or nearest class mean's statistics as arrays."""
+        self._check_fitted()
+        state = {"n_classes": self._n_classes, "image_shape": list(self.image_shape_),
+                 "n_layer2": int(self._n_layer2), "n_seen": int(self._n_seen),
+                 "n_expected": int(self._n_expected)}  # fmt: skip
+        arrays = {"layer1": _file_bytes(self._layer1)}
+        if self.readout == "slda":
+            arrays.update(l2_counts=self._layer2._counts, l2_means=self._layer2.means_,
+                          l2_scatter=self._layer2._scatter)  # fmt: skip
+        elif self.readout == "ncm":
+            arrays.update(l2_sums=self._layer2[0], l2_counts=self._layer2[1])
+        else:
+            arrays["layer2"] = _file_bytes(self._layer2)
+        self._write(path, state, arrays)
+
+    @classmethod
+    def load(cls, path) -> HierarchicalMemoryNetwork:
+        """Read a model written by save(); a wrong, corrupt or other-version file: ValueError."""
+        data, config, state = cls._read(path)
+        with corrupt_file(path):
+            for name in ("patch", "stride", "n_per_bank", "shift", "expected_samples"):
+                if isinstance(config.get(name), list):
+                    config[name] = tuple(config[name])
+            model = cls(**config)
+            model._n_classes = int(state["n_classes"])
+            model.classes_ = np.arange(model._n_classes)
+            model.image_shape_ = tuple(state["image_shape"])
+            model.n_features_in_ = math.prod(model.image_shape_)
+            model._n_layer2 = int(state["n_layer2"])
+            model._n_seen = int(state["n_seen"])
+            model._n_expected = int(state["n_expected"])
+            model._layer1 = _from_bytes(LocalMemoryNetwork, data["layer1"])
+            if model.readout == "slda":
+                model._layer2 = StreamingLDA(shrinkage=model.shrinkage)
+                model._layer2.classes_ = model.classes_
+                model._layer2._counts = np.asarray(data["l2_counts"], np.int64)
+                model._layer2.means_ = np.asarray(data["l2_means"], np.float64)
+                model._layer2._scatter = np.asarray(data["l2_scatter"], np.float64)
+                model._layer2._discriminant = None
+            elif model.readout == "ncm":
+                model._layer2 = (np.asarray(data["l2_sums"], np.float64),
+                                 np.asarray(data["l2_counts"], np.int64))  # fmt: skip
+            else:
+                model._layer2 = _from_bytes(MemoryNetwork, data["layer2"])
+        return model
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def _is_fitted(self) -> bool:
+        return getattr(self, "_layer2", None) is not None
+
+    def check_input_shape(self, image_shape) -> None:
+        """Layer 1's patches fit images of ``image_shape``."""
+        self._check_params()
+        LocalMemoryNetwork(**{k: getattr(self, k) for k in LAYER1}).check_input_shape(image_shape)
+
+    def _check_params(self):
+        check_choice("evidence", self.evidence, EVIDENCES)
+        check_choice("normalise", self.normalise, NORMALISATIONS)
+        check_choice("readout", self.readout, READOUTS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_int("n_nearest", self.n_nearest, minimum=1)
+        check_int("block", self.block, minimum=1)
+        check_int("layer2_neurons", self.layer2_neurons, minimum=1)
+        check_real("shrinkage", self.shrinkage, low=0, high=1, low_open=True)
+        if isinstance(self.patch, tuple | list) and len(self.patch) > 1:
+            raise ValueError(
+                f"patch={self.patch}: the hierarchical model's layer 1 has one scale; give one "
+                "patch size"
+            )
+        LocalMemoryNetwork(**{k: getattr(self, k) for k in LAYER1})._check_params()
+
+
+def _file_bytes(model) -> np.ndarray:
+    """A saved sub-model's file, as bytes in an array."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        return np.frombuffer(path.read_bytes(), np.uint8)
+
+
+def _from_bytes(cls, array):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        path.write_bytes(np.asarray(array, np.uint8).tobytes())
+        return cls.load(path)

@@ -1,0 +1,163 @@
+"""The hierarchical Memory Network (ours): the numpy reference, its one pass (layer 2 learns each
+block's evidence before layer 1 stores it), its local rule, determinism, inputs and files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memnet.models.memory import reference_hierarchy as RH
+from memnet.models.memory.hierarchy import HierarchicalMemoryNetwork
+from memnet.models.memory.local import LocalMemoryNetwork
+
+
+def blobs(n=160, n_classes=3, size=8, seed=0, noise=0.3):
+    """Images in [0, 1] around one random template per class."""
+    rng = np.random.default_rng(seed)
+    templates = rng.random((n_classes, 1, size, size))
+    y = rng.integers(0, n_classes, n)
+    X = np.clip(templates[y] + noise * rng.normal(size=(n, 1, size, size)), 0, 1)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+BASE = dict(patch=4, stride=2, n_per_bank=6, preprocess=None, block=30, n_nearest=2,
+            shrinkage=0.05, random_state=3)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"normalise": "location"},
+        {"evidence": "distance"},
+        {"evidence": "rank"},
+        {"evidence": "vote"},
+        {"readout": "ncm"},
+    ],  # fmt: skip
+    ids=lambda v: "-".join(map(str, v.values())) or "base",
+)
+def test_it_equals_the_numpy_reference(variant):
+    X, y = blobs(150)
+    X_test, _ = blobs(40, seed=1)
+    model = HierarchicalMemoryNetwork(**{**BASE, **variant}).fit(X, y)
+    order = np.random.default_rng(3).permutation(len(X))
+    counts = np.bincount(y).tolist()
+    params = model.get_params()
+    j = params["n_nearest"] if params["evidence"] == "nearest" else 1
+    state, F, predicted = RH.fit_predict(
+        X[order], y[order], X_test, n_classes=3, patch=4, stride=2, n_per_bank=6,
+        tau=model.layer1_.initial_tau_(), block=30, expected=counts, j=j,
+        evidence=params["evidence"], normalise=params["normalise"], readout=params["readout"],
+        shrinkage=0.05,
+    )  # fmt: skip
+    mems = model.layer1_.memories_()
+    for loc in range(len(state["locations"])):
+        for c in range(3):
+            ref = np.array(state["banks"][loc][c], np.float32).reshape(-1, 16)
+            np.testing.assert_array_equal(mems[loc][c], ref)
+    assert model.n_layer2_samples_ == len(F) == 150 - 15  # the first block: a tenth of 150
+    # the evidence layer 2 reads for the test images, and its predictions
+    n_features = 16
+    D = RH.nearest(state, X_test, j)
+    np.testing.assert_allclose(model.evidence_(X_test), RH.code(D, n_features, params["evidence"],
+                               params["normalise"]), rtol=1e-10, atol=1e-10)  # fmt: skip
+    np.testing.assert_array_equal(model.predict(X_test), predicted)
+
+
+def test_layer2_learns_each_block_before_layer1_stores_it():
+    """The prequential evidence of a training sample is that of an unseen image: for the second
+    block it equals layer 1 fitted on the first block alone, scoring the second."""
+    X, y = blobs(120)
+    model = HierarchicalMemoryNetwork(**{**BASE, "shuffle": False, "readout": "ncm"})
+    seen = []
+    model._learn_readout = lambda F, y_: seen.append(F.copy())  # record what layer 2 is given
+    model.fit(X, y)
+    first = LocalMemoryNetwork(patch=4, stride=2, n_per_bank=6, preprocess=None, shuffle=False,
+                               expected_samples=np.bincount(y).tolist())  # fmt: skip
+    first.partial_fit(X[:12], y[:12], classes=np.arange(3))  # the first block: 120 // 10
+    probe = HierarchicalMemoryNetwork(**{**BASE, "readout": "ncm"})
+    probe._layer1, probe._n_classes = first, 3
+    np.testing.assert_array_equal(seen[0], probe.evidence_(X[12:42]))
+
+
+def test_fit_equals_partial_fit_over_the_same_blocks():
+    X, y = blobs(200)
+    order = np.random.default_rng(3).permutation(len(X))
+    whole = HierarchicalMemoryNetwork(**BASE).fit(X, y)
+    parts = HierarchicalMemoryNetwork(**{**BASE, "expected_samples": np.bincount(y).tolist()})
+    Xo, yo = X[order], y[order]
+    parts.partial_fit(Xo[:80], yo[:80], classes=np.arange(3))  # 20, then blocks of 30
+    parts.partial_fit(Xo[80:], yo[80:])
+    X_test, _ = blobs(50, seed=2)
+    np.testing.assert_array_equal(whole.evidence_(X_test), parts.evidence_(X_test))
+    np.testing.assert_array_equal(whole.predict(X_test), parts.predict(X_test))
+
+
+def test_a_sample_changes_at_most_one_memory_per_bank_of_layer1():
+    X, y = blobs(100)
+    model = HierarchicalMemoryNetwork(**{**BASE, "expected_samples": np.bincount(y).tolist()})
+    model.partial_fit(X[:60], y[:60], classes=np.arange(3))
+    before = [[m.copy() for m in loc] for loc in model.layer1_.memories_()]
+    model.partial_fit(X[60:61], y[60:61])
+    after = model.layer1_.memories_()
+    for loc in range(len(before)):
+        for c in range(3):
+            old, new = before[loc][c], after[loc][c]
+            grown = len(new) - len(old)
+            changed = int((old != new[: len(old)]).any(axis=1).sum())
+            assert grown + changed <= 1 and (c == y[60] or grown + changed == 0)
+
+
+def test_one_and_two_threads_give_the_same_model():
+    X, y = blobs(300, size=12)
+    X_test, _ = blobs(60, size=12, seed=5)
+    a = HierarchicalMemoryNetwork(**{**BASE, "n_threads": 1}).fit(X, y)
+    b = HierarchicalMemoryNetwork(**{**BASE, "n_threads": 2}).fit(X, y)
+    np.testing.assert_array_equal(a.evidence_(X_test), b.evidence_(X_test))
+    np.testing.assert_array_equal(a.predict(X_test), b.predict(X_test))
+
+
+@pytest.mark.parametrize("readout", ["slda", "ncm", "memory"])
+def test_save_and_load_give_the_same_predictions(tmp_path, readout):
+    X, y = blobs(150)
+    X_test, _ = blobs(40, seed=1)
+    model = HierarchicalMemoryNetwork(**{**BASE, "readout": readout, "layer2_neurons": 20})
+    model.fit(X, y)
+    model.save(tmp_path / "h.npz")
+    loaded = HierarchicalMemoryNetwork.load(tmp_path / "h.npz")
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
+    assert loaded.model_bytes == model.model_bytes
+
+
+def test_two_pass_variant_learns_layer2_from_the_final_layer1_and_says_two_passes():
+    X, y = blobs(120)
+    model = HierarchicalMemoryNetwork(**{**BASE, "schedule": "two-pass", "readout": "ncm"})
+    model.fit(X, y)
+    assert model.n_passes == 2 and model.n_layer2_samples_ == 120
+    order = np.random.default_rng(3).permutation(len(X))
+    F = model.evidence_(X[order])  # every sample's evidence from the final layer 1
+    sums = np.zeros((3, F.shape[1]))
+    np.add.at(sums, y[order], F)
+    np.testing.assert_allclose(model._layer2[0], sums, rtol=1e-12)
+    assert HierarchicalMemoryNetwork(**BASE).n_passes == 1
+    with pytest.raises(ValueError, match="partial_fit needs schedule='prequential'"):
+        model.partial_fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [({"evidence": "winners"}, "evidence"), ({"readout": "mlp"}, "readout"),
+     ({"n_nearest": 0}, "n_nearest"), ({"block": 0}, "block"),
+     ({"patch": (4, 6), "stride": (2, 2)}, "one scale"), ({"patch": 9}, "patch 9")],
+)  # fmt: skip
+def test_bad_parameters_are_named(params, message):
+    X, y = blobs(40)
+    with pytest.raises(ValueError, match=message):
+        HierarchicalMemoryNetwork(**{**BASE, **params}).fit(X, y)
+
+
+def test_partial_fit_needs_the_stream_length():
+    X, y = blobs(40)
+    with pytest.raises(ValueError, match="expected_samples"):
+        HierarchicalMemoryNetwork(**BASE).partial_fit(X, y)
