@@ -379,3 +379,67 @@ def test_local_checks_without_local_runs_are_not_measurable():
     ev = evidence([summary_row()], [run_row()])
     for check in ("local_no_weight_sharing", "local_single_pass"):
         assert C.evaluate(structural(check), ev).verdict == C.NOT_MEASURABLE
+
+
+# ---- the hierarchical model's findings (ours): its layer 1 is probed as the local model is
+
+
+def hierarchy_claim(check: str) -> C.Claim:
+    select = {"model": "hierarchy", "variant": "default"}
+    return C.Claim(id=check, claim=check, source="ours", kind="structural", dataset=None,
+                   check=check, select=select, ours=True)  # fmt: skip
+
+
+def hierarchy_rows(**kw) -> list[dict]:
+    params = '{"n_per_bank": 50, "patch": 7, "stride": 3, "block": 50}'
+    return [{**run_row(model="hierarchy", variant="default", n_born=None, **kw), "params": params}]
+
+
+def test_hierarchy_single_pass_on_the_real_model_and_on_a_layer2_that_sees_twice():
+    from memnet.models.memory.hierarchy import HierarchicalMemoryNetwork
+
+    class TwiceToLayer2(HierarchicalMemoryNetwork):
+        def _learn_readout(self, F, y):
+            super()._learn_readout(F, y)
+            super()._learn_readout(F, y)
+
+    claim = hierarchy_claim("local_single_pass")
+    v = C.evaluate(claim, evidence([], hierarchy_rows()))
+    assert v.verdict == C.REPRODUCED, v.detail
+    v = C.evaluate(claim, evidence([], hierarchy_rows(), local_model=TwiceToLayer2))
+    assert v.verdict == C.NOT_REPRODUCED and "layer 2" in v.detail
+    # the two-pass ablation is not the default: its runs are not the finding's
+    two_pass = [{**r, "variant": "schedule-two-pass", "n_passes": 2} for r in hierarchy_rows()]
+    assert C.evaluate(claim, evidence([], hierarchy_rows() + two_pass)).verdict == C.REPRODUCED
+    v = C.evaluate(claim, evidence([], hierarchy_rows(passes=2)))
+    assert v.verdict == C.NOT_REPRODUCED
+
+
+def test_hierarchy_no_weight_sharing_on_the_real_model_and_on_tied_layer1_memories():
+    from memnet.models.memory.hierarchy import HierarchicalMemoryNetwork
+
+    class Tied(HierarchicalMemoryNetwork):
+        def fit(self, X, y):
+            super().fit(X, y)
+            for sc in self._layer1._scales:
+                sc.mem[:] = sc.mem[0]
+            return self
+
+    claim = hierarchy_claim("local_no_weight_sharing")
+    v = C.evaluate(claim, evidence([], hierarchy_rows()))
+    assert v.verdict == C.REPRODUCED, v.detail
+    assert "hierarchy.py" in v.detail
+    v = C.evaluate(claim, evidence([], hierarchy_rows(), local_model=Tied))
+    assert v.verdict == C.NOT_REPRODUCED and "every location holds the same memories" in v.detail
+
+
+@pytest.mark.parametrize("finding, dataset", [("hierarchy-mnist-99.3", "mnist"),
+                                              ("hierarchy-fashion-90", "fashion-mnist")])  # fmt: skip
+def test_hierarchy_accuracy_findings_fail_a_model_below_them(repo, finding, dataset):
+    claim = next(c for c in C.load_claims(repo / "paper" / "claims.yaml") if c.id == finding)
+    rows = lambda acc: evidence(  # noqa: E731
+        [summary_row(dataset, model="hierarchy", variant="default", acc=acc)],
+        [{**run_row(dataset, model="hierarchy", variant="default"), "params": "{}"}],
+    )
+    assert C.evaluate(claim, rows(claim.reported + 0.001)).verdict == C.REPRODUCED
+    assert C.evaluate(claim, rows(claim.reported - 0.001)).verdict == C.NOT_REPRODUCED

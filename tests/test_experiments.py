@@ -18,7 +18,7 @@ def config(repo):
 
 def expected_runs(config: dict) -> int:
     """Count the runs of a config straight from its lists (independently of plan())."""
-    sizes = {"mnist": 60000, "cifar10": 50000}
+    sizes = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000}
     total = 0
     for ds in config["datasets"]:
 
@@ -26,7 +26,8 @@ def expected_runs(config: dict) -> int:
             return ds in entry.get("only_datasets", [ds])
 
         def variants(models, ds=ds, applies=applies):
-            entries = {**config["baselines"], "local": config.get("local", {})}
+            entries = {**config["baselines"], "local": config.get("local", {}),
+                       "hierarchy": config.get("hierarchy", {})}  # fmt: skip
             return sum(
                 len(vs) if m == "memnet" else sum(applies(entries[m][v]) for v in vs)
                 for m, vs in models.items()
@@ -43,6 +44,8 @@ def expected_runs(config: dict) -> int:
         if applies(local):
             total += len(exp.get("local_banks", {}).get("n_per_bank", []))
             total += sum(applies(o) for o in exp.get("local_ablations", {}).values())
+        if applies(config.get("hierarchy", {}).get("default", {})):
+            total += sum(applies(o) for o in exp.get("hierarchy_ablations", {}).values())
         inc = exp.get("incremental")
         if inc and applies(inc):
             models = inc["models"]
@@ -65,7 +68,7 @@ def test_incremental_runs_carry_their_tasks_and_horizons(config):
     runs = [r for r in plan(config) if r.experiment == "incremental"]
     tasks = tuple(tuple(t) for t in config["experiments"]["incremental"]["tasks"])
     assert runs and all(r.tasks == tasks for r in runs)
-    assert {r.dataset for r in runs} == {"mnist"}  # only_datasets
+    assert {r.dataset for r in runs} == {"mnist", "fashion-mnist"}  # only_datasets
     memnet = {r.name: r.params for r in runs if r.model == "memnet"}
     assert memnet["paper-open"]["birth_schedule"] == "open"
     assert "birth_schedule" not in memnet["paper-known"]

@@ -167,7 +167,7 @@ def test_slurm_profile_plans_the_paper_config(tmp_path):
     planned = planned_jobs(proc.stdout)
 
     assert "workflow specific profile" in proc.stdout + proc.stderr  # profiles/default is used
-    assert planned["run"] > 100 and planned["tune"] == 2  # the paper's runs on mnist and cifar10
+    assert planned["run"] > 100 and planned["tune"] == 3  # on mnist, fashion-mnist and cifar10
     run_threads = re.findall(r"^rule run:\n(?:    .*\n)*?    threads: (\d+)$", proc.stdout, re.M)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     # memnet and kNN take the config's threads; one-thread jobs (the torch nets) print no threads line

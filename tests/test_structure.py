@@ -134,6 +134,7 @@ def _param_block(s: dict, name: str) -> set[str]:
     block = {
         "memnet": defs["memnet_params"],
         "local": defs["local_params"],
+        "hierarchy": defs["hierarchy_params"],
     }.get(name)
     if block is None:
         block = props["baselines"]["properties"][name]["additionalProperties"]

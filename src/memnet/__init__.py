@@ -16,7 +16,7 @@ the pipeline imports ``memnet.pipeline.config`` in every job, and only the jobs 
 
 The package is grouped by job: ``memnet.datasets`` (declarations, fetching, the prepared .npz),
 ``memnet.models`` (the registry of model families, the estimator interface, the baselines,
-``memory/`` for the two memory models and ``peers/`` for the learners beside them), ``memnet.pipeline`` (config, plan, execute) and
+``memory/`` for the memory models and ``peers/`` for the learners beside them), ``memnet.pipeline`` (config, plan, execute) and
 ``memnet.report`` (the outputs catalogue, tables, figures and the replication report).
 """
 
@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MemoryNetwork": ("memnet.models.memory.network", "MemoryNetwork"),
     "LocalMemoryNetwork": ("memnet.models.memory.local", "LocalMemoryNetwork"),
+    "HierarchicalMemoryNetwork": ("memnet.models.memory.hierarchy", "HierarchicalMemoryNetwork"),
     "default_tau": ("memnet.models.memory.network", "default_tau"),
     "Estimator": ("memnet.models.estimator", "Estimator"),
     "Baseline": ("memnet.models.baselines", "Baseline"),
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     "MemoryNetwork",
     "LocalMemoryNetwork",
+    "HierarchicalMemoryNetwork",
     "default_tau",
     "Estimator",
     "Baseline",
@@ -90,6 +92,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         make_baseline,
     )
     from memnet.models.estimator import Estimator
+    from memnet.models.memory.hierarchy import HierarchicalMemoryNetwork
     from memnet.models.memory.local import LocalMemoryNetwork
     from memnet.models.memory.network import MemoryNetwork, default_tau
     from memnet.models.peers.rf_elm import RandomFieldELM

@@ -113,6 +113,17 @@ FAMILIES: dict[str, Family] = {
             given_threads=False,
         ),
         Family(
+            "hierarchy",
+            "memnet.models.memory.hierarchy:HierarchicalMemoryNetwork",
+            "Hierarchical Memory Network (ours)",
+            colour=8,
+            marker="h",
+            dashes=(0, (2, 1, 2, 3)),
+            variants=OWN_KEY,
+            reference="default",
+            given_threads=False,
+        ),
+        Family(
             "mlp",
             "memnet.models.baselines:MLP",
             "MLP",
@@ -170,9 +181,10 @@ FAMILIES: dict[str, Family] = {
 
 MEMNET = "memnet"
 LOCAL = "local"
+HIERARCHY = "hierarchy"
 CONFIG_KEY = "model_families"
-# Markers for families memnet does not ship, in turn (the shipped ones use o P s ^ D v X *)
-_SPARE_MARKERS = ("h", "<", ">", "p", "d", "8", "H", "1")
+# Markers for families memnet does not ship, in turn (the shipped ones use o P h s ^ D v X *)
+_SPARE_MARKERS = ("<", ">", "p", "d", "8", "H", "1", "2")
 _SPARE_DASHES = ((0, (2, 2)), (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)))
 
 

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memnet import datasets
-from memnet.models.registry import CONFIG_KEY, FAMILIES, LOCAL, MEMNET, OWN_KEY, SINGLE, families
+from memnet.models.registry import (
+    CONFIG_KEY,
+    FAMILIES,
+    HIERARCHY,
+    LOCAL,
+    MEMNET,
+    OWN_KEY,
+    SINGLE,
+    families,
+)
 from memnet.pipeline import paths
 from memnet.pipeline.incremental import check_tasks
 
@@ -149,6 +158,9 @@ def clipped_sweep_points(config: dict) -> list[str]:
 
 # The variant of the config's `local:` entry that `local_banks` sweeps and `local_ablations` vary.
 LOCAL_REFERENCE = FAMILIES[LOCAL].reference
+# Experiments that change one parameter of a family's reference variant (its `<family>:` entry) at a
+# time: experiment -> family
+OWN_KEY_ABLATIONS = {"local_ablations": LOCAL, "hierarchy_ablations": HIERARCHY}
 
 
 def own_entry(config: dict, model: str, variant: str, key: str) -> dict:
@@ -217,13 +229,15 @@ def plan(config: dict) -> list[Run]:
                 params = {**_params(entry), "n_per_bank": n}
                 runs.append(Run(dataset, "local_banks", LOCAL, f"b{n}", f"b{n}", params, x=n))
 
-        local_ablations = experiments.get("local_ablations", {})
-        if local_ablations:
-            entry = local_entry(config, LOCAL_REFERENCE, "experiments.local_ablations")
-            for name, overrides in local_ablations.items():
-                if _applies(entry, dataset) and _applies(overrides, dataset):
-                    params = {**_params(entry), **_params(overrides)}
-                    runs.append(Run(dataset, "local_ablations", LOCAL, name, name, params))
+        for experiment, model in OWN_KEY_ABLATIONS.items():
+            ablations = experiments.get(experiment, {})
+            if ablations:
+                reference = FAMILIES[model].reference
+                entry = own_entry(config, model, reference, f"experiments.{experiment}")
+                for name, overrides in ablations.items():
+                    if _applies(entry, dataset) and _applies(overrides, dataset):
+                        params = {**_params(entry), **_params(overrides)}
+                        runs.append(Run(dataset, experiment, model, name, name, params))
 
         incremental = experiments.get("incremental")
         if incremental and _applies(incremental, dataset):

@@ -369,6 +369,7 @@ def _source_check(
     the locally connected model's)."""
     if local:
         paths = model_sources(ev.local_source, "memnet.models.memory.local")
+        paths += model_sources(ev.local_source, "memnet.models.memory.hierarchy")
     else:
         paths = model_sources(ev.model_source)
     if not paths:
@@ -498,8 +499,10 @@ CONVOLUTION = {
 PROBE_SAMPLES, PROBE_BUDGET, PROBE_CLASSES = 200, 5, 10
 
 
-def _local_runs(ev: Evidence) -> pd.DataFrame:
-    return select(ev.runs, model="local", x=ANY)
+def _local_runs(ev: Evidence, claim: Claim) -> pd.DataFrame:
+    """The runs a local check reads: the locally connected model's, or those ``claim.select``
+    names (the hierarchical model's, whose layer 1 is a locally connected model)."""
+    return select(ev.runs, **{"model": "local", **claim.select, "x": ANY})
 
 
 def _local_probes(ev: Evidence, runs: pd.DataFrame):
@@ -510,10 +513,11 @@ def _local_probes(ev: Evidence, runs: pd.DataFrame):
     import numpy as np
 
     from memnet import datasets
+    from memnet.models.registry import family
 
     cls = ev.local_model
     if cls is None:
-        from memnet.models.memory.local import LocalMemoryNetwork as cls
+        cls = family(runs["model"].iloc[0]).load_class()
     for dataset, text in dict.fromkeys(
         zip(runs["dataset"], runs["params"].astype(str), strict=True)
     ):
@@ -528,7 +532,8 @@ def _local_probes(ev: Evidence, runs: pd.DataFrame):
         rng = np.random.default_rng(0)
         X = rng.random((PROBE_SAMPLES, *shape), dtype=np.float32)
         y = np.arange(PROBE_SAMPLES) % PROBE_CLASSES
-        yield cls.from_params(params, random_state=0, n_threads=1).fit(X, y), X, y
+        fitted = cls.from_params(params, random_state=0, n_threads=1).fit(X, y)
+        yield getattr(fitted, "layer1_", fitted), X, y, fitted
 
 
 @check
@@ -537,7 +542,7 @@ def local_no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
     source has no convolution; fitted on a probe, each location keeps memory arrays of its own
     (no two locations' arrays even span common addresses) that differ between locations, and changing one
     location's memories changes that location's distances and no other's."""
-    runs = _local_runs(ev)
+    runs = _local_runs(ev, claim)
     if runs.empty:
         return Verdict(
             claim.id, NOT_MEASURABLE, None, "no locally connected model runs in this run"
@@ -546,14 +551,15 @@ def local_no_weight_sharing(claim: Claim, ev: Evidence) -> Verdict:
     source_problem, source_fact = _source_check(
         ev, AUTOGRAD, CONVOLUTION, "no convolution or autograd layer", local=True
     )
-    problems = [flags and flags.replace("memnet run", "local run"), source_problem]
+    kind = runs["model"].iloc[0]
+    problems = [flags and flags.replace("memnet run", f"{kind} run"), source_problem]
     n_locations, n_probes = 0, 0
-    for model, X, _ in _local_probes(ev, runs):
+    for model, X, _, _ in _local_probes(ev, runs):
         n_probes += 1
         n_locations += sum(len(sc.positions) for sc in model._scales)
         problems += _own_memories(model, X)
     facts = [
-        f"{len(runs)} local runs record no weight sharing",
+        f"{len(runs)} {kind} runs record no weight sharing",
         source_fact,
         f"{n_probes} probe fits (each parameter set of the runs), {n_locations} locations in all: "
         "each with memories of its own, which only its own distances read",
@@ -593,16 +599,19 @@ def local_single_pass(claim: Claim, ev: Evidence) -> Verdict:
     and absorbed (births included) exactly that many."""
     import numpy as np
 
-    runs = _local_runs(ev)
+    runs = _local_runs(ev, claim)
     if runs.empty:
         return Verdict(
             claim.id, NOT_MEASURABLE, None, "no locally connected model runs in this run"
         )
     flags = _flag_problem(runs, "n_passes", 1)
-    problems = [flags and flags.replace("memnet run", "local run")]
+    kind = runs["model"].iloc[0]
+    problems = [flags and flags.replace("memnet run", f"{kind} run")]
     n_probes = 0
-    for model, _, y in _local_probes(ev, runs):
+    for model, _, y, whole in _local_probes(ev, runs):
         n_probes += 1
+        if whole.n_passes != 1 or getattr(whole, "n_layer2_samples_", 0) > len(y):
+            problems.append("its layer 2 was presented samples other than once")
         per_class = np.bincount(y, minlength=PROBE_CLASSES)
         for s, scale in enumerate(model._scales):
             if not (scale.seen == per_class).all():
@@ -610,7 +619,7 @@ def local_single_pass(claim: Claim, ev: Evidence) -> Verdict:
             if not (scale.hits.sum(axis=2) == scale.seen).all():
                 problems.append(f"scale {s}: a bank absorbed other than the samples it saw")
     facts = [
-        f"{len(runs)} local runs record one pass",
+        f"{len(runs)} {kind} runs record one pass",
         f"{n_probes} probe fits (each parameter set of the runs): every bank saw and absorbed "
         f"each of its class's {PROBE_SAMPLES // PROBE_CLASSES} samples once",
     ]

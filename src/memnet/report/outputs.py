@@ -114,6 +114,12 @@ TABLES: dict[str, Output] = {
             f"{_P}:build_peers",
             wide={"Published (%)": "3cm"},
         ),
+        Output(
+            "T10_hierarchy_ablations",
+            "Ablations of the hierarchical model (ours)",
+            True,
+            f"{_T}:build_hierarchy_ablations",
+        ),
     )
 }
 

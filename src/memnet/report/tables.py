@@ -597,6 +597,16 @@ def build_local_ablations(ctx: TableContext):
     return t8, display_ablations(t8, LOCAL_REFERENCE)
 
 
+HIERARCHY_REFERENCE = FAMILIES["hierarchy"].reference
+HIERARCHY_MAIN = {"experiment": "main", "model": "hierarchy", "variant": HIERARCHY_REFERENCE}
+
+
+def build_hierarchy_ablations(ctx: TableContext):
+    """T10 (ours): the hierarchical model's ablations against its `default` variant, as T8."""
+    t10 = table_ablations(ctx.summary, ctx.runs, "hierarchy_ablations", HIERARCHY_MAIN)
+    return t10, display_ablations(t10, HIERARCHY_REFERENCE)
+
+
 def build_all(
     summary: pd.DataFrame,
     runs: pd.DataFrame,
