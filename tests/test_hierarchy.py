@@ -29,6 +29,7 @@ BASE = dict(patch=4, stride=2, n_per_bank=6, preprocess=None, block=30, n_neares
     [
         {},
         {"normalise": "location"},
+        {"normalise": "threshold"},
         {"evidence": "distance"},
         {"evidence": "rank"},
         {"evidence": "vote"},
@@ -59,8 +60,8 @@ def test_it_equals_the_numpy_reference(variant):
     # the evidence layer 2 reads for the test images, and its predictions
     n_features = 16
     D = RH.nearest(state, X_test, j)
-    np.testing.assert_allclose(model.evidence_(X_test), RH.code(D, n_features, params["evidence"],
-                               params["normalise"]), rtol=1e-10, atol=1e-10)  # fmt: skip
+    expected = RH.code(D, n_features, params["evidence"], params["normalise"], state["tau"])
+    np.testing.assert_allclose(model.evidence_(X_test), expected, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(model.predict(X_test), predicted)
 
 

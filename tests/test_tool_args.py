@@ -197,3 +197,15 @@ def test_synthetic_refuses_a_file_as_out_and_parses_good_arguments(a_file, tmp_p
         ["cifar10", "--out", str(tmp_path / "new"), "--seed", "7", "--rows", "100"]
     )
     assert (args.seed, args.rows, args.out) == (7, 100, tmp_path / "new")
+
+
+@pytest.mark.parametrize(
+    "option, argv",
+    [("--threads", ["--threads", "0"]), ("--seeds", ["--seeds", "-1"]),
+     ("--dataset", ["--dataset", "cifar10"]), ("--param", ["--param", "readout=mlp"]),
+     ("--param", ["--param", "=3"]), ("fashion-mnist", ["--dataset", "fashion-mnist"])],
+)  # fmt: skip
+def test_bench_hierarchy_refuses_bad_arguments(mirror, capsys, option, argv):
+    from memnet import bench_hierarchy
+
+    refused(bench_hierarchy.main, ["--mirror", mirror, *argv], option, capsys)

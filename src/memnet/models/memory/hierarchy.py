@@ -31,7 +31,7 @@ from memnet.models.peers.slda import StreamingLDA
 from memnet.validation import check_choice, check_images, check_int, check_labels, check_real
 
 EVIDENCES = ("distance", "nearest", "rank", "vote")
-NORMALISATIONS = ("none", "location")
+NORMALISATIONS = ("none", "location", "threshold")
 READOUTS = ("slda", "ncm", "memory")
 SCHEDULES = ("prequential", "two-pass")
 LAYER1 = ("patch", "stride", "n_per_bank", "shift", "preprocess", "beta")
@@ -50,7 +50,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
 
     A bank with no memory yet (a class not seen) gives sqrt(patch features) as its distance, the
     largest that two patches of pixels in [0, 1] can be apart. ``normalise="location"``: at each
-    location the distances less their smallest over the classes, divided by their mean.
+    location the distances less their smallest over the classes, divided by their mean;
+    ``"threshold"``: each bank's squared distances divided by the bank's own novelty threshold
+    tau (which follows the scale of its distances as the bank fills up, so that early and late
+    evidence speak the same units).
 
     Parameters
     ----------
@@ -60,8 +63,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
         What layer 1 tells layer 2 (above).
     n_nearest : int
         Distances per class and location for ``evidence="nearest"``.
-    normalise : {"none", "location"}
-        Distances as they are, or normalised per location.
+    normalise : {"none", "location", "threshold"}
+        Distances as they are, normalised per location, or in units of each bank's tau.
     readout : {"slda", "ncm", "memory"}
         Layer 2: streaming LDA, nearest class mean, or a Memory Network (``layer2_neurons``).
     shrinkage : float
@@ -255,9 +258,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
             Xp = np.ascontiguousarray(layer1._transform(X[s : s + 4096]), np.float32)
             D, each = layer1._location_distances(Xp, sc, k=j, n_nearest=j)
             out[s : s + len(Xp)] = each.transpose(1, 0, 2, 3)
-        return self._code(out, sc.n_features).reshape(n, -1)
+        return self._code(out, sc.n_features, sc.tau).reshape(n, -1)
 
-    def _code(self, D, n_features):
+    def _code(self, D, n_features, tau):
         """The evidence of squared distances D (n, L, K, j), as the parameters say."""
         if self.evidence in ("rank", "vote"):
             first = D[..., 0]
@@ -267,7 +270,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
             low = first.min(axis=2, keepdims=True)
             won = first == low
             return (won & (won.sum(axis=2, keepdims=True) == 1))[..., None].astype(np.float64)
-        E = np.sqrt(np.minimum(D, n_features))  # an empty bank's inf: the largest distance
+        E = np.minimum(D, n_features)  # an empty bank's inf: the largest distance
+        if self.normalise == "threshold":  # each bank's distances in units of its own tau
+            E = E / tau[None, :, :, None]
+        E = np.sqrt(E)
         if self.normalise == "location":
             low = E[..., :1].min(axis=2, keepdims=True)
             E = E - low

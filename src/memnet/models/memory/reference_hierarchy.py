@@ -37,8 +37,9 @@ def nearest(state, X, j):
     return out
 
 
-def code(D, n_features, evidence="nearest", normalise="none"):
-    """hierarchy's evidence of the squared distances D (n, L, K, j), written out plainly."""
+def code(D, n_features, evidence="nearest", normalise="none", tau=None):
+    """hierarchy's evidence of the squared distances D (n, L, K, j), written out plainly
+    (``tau``: the state's tau[loc][c], for normalise="threshold")."""
     n, L, K, j = D.shape
     if evidence in ("rank", "vote"):
         out = np.zeros((n, L, K, 1))
@@ -51,7 +52,12 @@ def code(D, n_features, evidence="nearest", normalise="none"):
                 elif first.count(min(first)) == 1:
                     out[i, loc, first.index(min(first)), 0] = 1.0
         return out.reshape(n, -1)
-    E = np.sqrt(np.minimum(D, n_features))
+    E = np.minimum(D, n_features)
+    if normalise == "threshold":
+        for loc in range(L):
+            for k in range(K):
+                E[:, loc, k] = E[:, loc, k] / tau[loc][k]
+    E = np.sqrt(E)
     if normalise == "location":
         for i in range(n):
             for loc in range(L):
@@ -82,12 +88,12 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
     for a, b in blocks(len(X), block, sum(expected)):
         if a > 0:
             D = nearest(state, X[a:b], j)
-            evidence_rows.append(code(D, n_features, evidence, normalise))
+            evidence_rows.append(code(D, n_features, evidence, normalise, state["tau"]))
             labels.append(y[a:b])
         state = R.fit(X[:b], y[:b], n_classes=n_classes, scales=[(patch, stride, n_per_bank)],
                       tau=[tau], beta=beta, expected=expected)[0]  # fmt: skip
     F, labels = np.concatenate(evidence_rows), np.concatenate(labels)
-    test = code(nearest(state, X_test, j), n_features, evidence, normalise)
+    test = code(nearest(state, X_test, j), n_features, evidence, normalise, state["tau"])
     if readout == "slda":
         W, b = lda(F, labels, n_classes, shrinkage)
         predicted = np.argmax(test @ W + b, axis=1)
