@@ -165,13 +165,21 @@ FAMILIES: dict[str, Family] = {
             marker="*",
             dashes=(0, (4, 2, 1, 2)),
         ),
+        Family(
+            "idm_knn",
+            "memnet.models.peers.idm_knn:IDMNearestNeighbours",
+            "IDM kNN",
+            colour=8,
+            marker="x",
+            dashes=(0, (2, 1)),
+        ),
     )
 }
 
 MEMNET = "memnet"
 LOCAL = "local"
 CONFIG_KEY = "model_families"
-# Markers for families memnet does not ship, in turn (the shipped ones use o P s ^ D v X *)
+# Markers for families memnet does not ship, in turn (the shipped ones use o P s ^ D v X * x)
 _SPARE_MARKERS = ("h", "<", ">", "p", "d", "8", "H", "1")
 _SPARE_DASHES = ((0, (2, 2)), (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)))
 
