@@ -292,9 +292,13 @@ class IDMNearestNeighbours(Baseline):
 
     # ---- predicting: pre-select, re-rank, vote --------------------------------------------
 
-    def candidates(self, queries: np.ndarray) -> np.ndarray:
-        """(q, n_candidates) int64, ascending: the stored images nearest each query (C, H, W,
-        preprocessed) by Euclidean distance (all of them when there are no more)."""
+    def candidates(self, X) -> np.ndarray:
+        """(q, n_candidates) int64, ascending: the stored images nearest each image of X by
+        Euclidean distance after ``preprocess`` (all of them when there are no more)."""
+        self._check_fitted()
+        return self._candidates(self._images(self._check_X(X)))
+
+    def _candidates(self, queries):
         n = len(self.labels_)
         if self.n_candidates >= n:
             return np.broadcast_to(np.arange(n), (len(queries), n)).copy()
@@ -350,7 +354,7 @@ class IDMNearestNeighbours(Baseline):
 
         def chunk_neighbours(start):
             chunk = queries[start : start + CHUNK]
-            candidates = self.candidates(chunk)
+            candidates = self._candidates(chunk)
             distances = self._distances(chunk, candidates)
             # candidates ascend, so a stable sort puts equal distances in training order
             order = np.argsort(distances, axis=1, kind="stable")[:, : self.k]
