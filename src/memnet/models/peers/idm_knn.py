@@ -21,9 +21,11 @@ minimum over shifts is summed over the pixels in float64. Each query's distances
 by one thread, in the same order, so they do not depend on the thread count; equal IDM
 distances go to the lower training index. The Euclidean pre-selection is a float32 BLAS product
 per fixed chunk of queries, on one BLAS thread, so its candidates do not depend on the thread
-count either (the chunks are shared among ``n_threads`` threads; the numba kernel releases the
-GIL). ``n_candidates >= `` the number of stored images skips the pre-selection: the exact IDM
-nearest neighbours.
+count either. The chunks are shared among ``n_threads`` threads (a thread pool; the numba
+kernel releases the GIL, as memnet.models._l1_kernels does), rather than numba's prange: a
+chunk's BLAS product and its re-ranking then overlap with other chunks'. With ``n_candidates``
+at least the number of stored images there is no pre-selection: the exact IDM nearest
+neighbours. Where ours departs from the published method: docs/model.md, section 5.3.
 """
 
 from __future__ import annotations
