@@ -288,7 +288,9 @@ def test_1nn_l2_on_mnist_is_exactly_96_91_percent(mirror, tmp_path):
 # ---- the one estimator interface ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["memnet", "mlp", "cnn", "knn", "ncm", "slda", "rf_elm"])
+@pytest.mark.parametrize(
+    "name", ["memnet", "mlp", "cnn", "knn", "ncm", "slda", "rf_elm", "idm_knn"]
+)
 def test_every_model_has_the_same_interface(name):
     from memnet.models.estimator import Estimator
     from memnet.pipeline.execute import make_model
@@ -309,7 +311,7 @@ def test_every_model_has_the_same_interface(name):
     assert (facts["uses_backprop"], facts["uses_weight_sharing"]) == {
         "memnet": (False, False), "mlp": (True, False), "cnn": (True, True),
         "knn": (False, False), "ncm": (False, False), "slda": (False, False),
-        "rf_elm": (False, False),
+        "rf_elm": (False, False), "idm_knn": (False, False),
     }[name]  # fmt: skip
     assert facts["n_passes"] == 1 and facts["model_bytes"] == model.model_bytes > 0
     if name == "memnet":

@@ -42,6 +42,7 @@ _LAZY = {
     "NearestClassMean": ("memnet.models.baselines", "NearestClassMean"),
     "StreamingLDA": ("memnet.models.peers.slda", "StreamingLDA"),
     "RandomFieldELM": ("memnet.models.peers.rf_elm", "RandomFieldELM"),
+    "IDMNearestNeighbours": ("memnet.models.peers.idm_knn", "IDMNearestNeighbours"),
     "make_baseline": ("memnet.models.baselines", "make_baseline"),
     "make_model": ("memnet.models.registry", "make_model"),
     "FAMILIES": ("memnet.models.registry", "FAMILIES"),
@@ -67,6 +68,7 @@ __all__ = [
     "NearestClassMean",
     "StreamingLDA",
     "RandomFieldELM",
+    "IDMNearestNeighbours",
     "make_baseline",
     "make_model",
     "FAMILIES",
@@ -95,6 +97,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from memnet.models.memory.hierarchy import HierarchicalMemoryNetwork
     from memnet.models.memory.local import LocalMemoryNetwork
     from memnet.models.memory.network import MemoryNetwork, default_tau
+    from memnet.models.peers.idm_knn import IDMNearestNeighbours
     from memnet.models.peers.rf_elm import RandomFieldELM
     from memnet.models.peers.slda import StreamingLDA
     from memnet.models.registry import FAMILIES, make_model

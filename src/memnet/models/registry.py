@@ -116,7 +116,7 @@ FAMILIES: dict[str, Family] = {
             "hierarchy",
             "memnet.models.memory.hierarchy:HierarchicalMemoryNetwork",
             "Hierarchical Memory Network (ours)",
-            colour=8,
+            colour=9,
             marker="h",
             dashes=(0, (2, 1, 2, 3)),
             variants=OWN_KEY,
@@ -176,6 +176,14 @@ FAMILIES: dict[str, Family] = {
             marker="*",
             dashes=(0, (4, 2, 1, 2)),
         ),
+        Family(
+            "idm_knn",
+            "memnet.models.peers.idm_knn:IDMNearestNeighbours",
+            "IDM kNN",
+            colour=8,
+            marker="x",
+            dashes=(0, (2, 1)),
+        ),
     )
 }
 
@@ -183,7 +191,7 @@ MEMNET = "memnet"
 LOCAL = "local"
 HIERARCHY = "hierarchy"
 CONFIG_KEY = "model_families"
-# Markers for families memnet does not ship, in turn (the shipped ones use o P h s ^ D v X *)
+# Markers for families memnet does not ship, in turn (the shipped ones use o P h s ^ D v X * x)
 _SPARE_MARKERS = ("<", ">", "p", "d", "8", "H", "1", "2")
 _SPARE_DASHES = ((0, (2, 2)), (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)))
 

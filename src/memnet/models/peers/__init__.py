@@ -4,6 +4,8 @@ Memory Network (same data files, splits, seeds, timing and memory accounting).
 - ``"slda"``: streaming linear discriminant analysis (Hayes & Kanan, 2020), :mod:`.slda`.
 - ``"rf_elm"``: an extreme learning machine with random local receptive fields (McDonnell et al.,
   2015), :mod:`.rf_elm`.
+- ``"idm_knn"``: nearest neighbours under the image distortion model (Keysers et al., 2007),
+  re-ranking Euclidean candidates, :mod:`.idm_knn`.
 
 Each is a :class:`memnet.models.baselines.Baseline` (``fit``, ``partial_fit``, ``predict``) and a
 family of :data:`memnet.models.registry.FAMILIES`; docs/model.md says what each published method
