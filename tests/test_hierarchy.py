@@ -34,6 +34,7 @@ BASE = dict(patch=4, stride=2, n_per_bank=6, preprocess=None, block=30, n_neares
         {"evidence": "rank"},
         {"evidence": "vote"},
         {"readout": "ncm"},
+        {"layer2_from": 0.5},
     ],  # fmt: skip
     ids=lambda v: "-".join(map(str, v.values())) or "base",
 )
@@ -49,14 +50,16 @@ def test_it_equals_the_numpy_reference(variant):
         X[order], y[order], X_test, n_classes=3, patch=4, stride=2, n_per_bank=6,
         tau=model.layer1_.initial_tau_(), block=30, expected=counts, j=j,
         evidence=params["evidence"], normalise=params["normalise"], readout=params["readout"],
-        shrinkage=0.05,
+        shrinkage=0.05, layer2_from=params["layer2_from"],
     )  # fmt: skip
     mems = model.layer1_.memories_()
     for loc in range(len(state["locations"])):
         for c in range(3):
             ref = np.array(state["banks"][loc][c], np.float32).reshape(-1, 16)
             np.testing.assert_array_equal(mems[loc][c], ref)
-    assert model.n_layer2_samples_ == len(F) == 150 - 15  # the first block: a tenth of 150
+    # the first block (a tenth of 150) never reaches layer 2; with layer2_from 0.5, the blocks
+    # that start before sample 75 (at 0, 15, 45) do not either
+    assert model.n_layer2_samples_ == len(F) == (150 - 15 if params["layer2_from"] == 0 else 75)
     # the evidence layer 2 reads for the test images, and its predictions
     n_features = 16
     D = RH.nearest(state, X_test, j)

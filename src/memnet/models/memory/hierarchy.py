@@ -76,6 +76,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
         has seen everything (two passes).
     block : int
         Samples of the stream whose evidence is taken with one state of layer 1.
+    layer2_from : float
+        Layer 2 learns the blocks that start after this fraction of the expected samples (0:
+        all but the first; later blocks' evidence is closer to what the full layer 1 gives test
+        images, and layer 1 alone learns the earlier ones).
     expected_samples : None, int or sequence of int
         Layer 1's T (LocalMemoryNetwork); fit: the class counts of y. partial_fit needs it.
     shuffle, random_state, n_threads
@@ -105,6 +109,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         layer2_neurons=2000,
         schedule="prequential",
         block=1000,
+        layer2_from=0.0,
         expected_samples=None,
         shuffle=True,
         random_state=None,
@@ -124,6 +129,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self.layer2_neurons = layer2_neurons
         self.schedule = schedule
         self.block = block
+        self.layer2_from = layer2_from
         self.expected_samples = expected_samples
         self.shuffle = shuffle
         self.random_state = random_state
@@ -148,15 +154,16 @@ class HierarchicalMemoryNetwork(MemoryModel):
             order = np.random.default_rng(self.random_state).permutation(len(X))
         counts = np.bincount(y, minlength=n_classes)
         self._start(X, np.arange(n_classes), counts.tolist())
-        blocks = [order[b] for b in self._blocks(len(X))]
+        blocks = [(b.start, order[b]) for b in self._blocks(len(X))]
         if self.schedule == "two-pass":
-            for idx in blocks:
+            for _, idx in blocks:
                 self._layer1.partial_fit(X[idx], y[idx], classes=self.classes_)
-            for idx in blocks:
-                self._learn_readout(self.evidence_(X[idx]), y[idx])
+            for start, idx in blocks:
+                if self._layer2_learns(start):
+                    self._learn_readout(self.evidence_(X[idx]), y[idx])
         else:
-            for idx in blocks:
-                self._prequential(X[idx], y[idx])
+            for start, idx in blocks:
+                self._prequential(X[idx], y[idx], start)
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -180,8 +187,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
         else:
             self._check_same_shape(X)
             y = self._later_labels(y, len(X), classes)
+        offset = self._n_seen
         for b in self._blocks(len(X)):
-            self._prequential(X[b], y[b])
+            self._prequential(X[b], y[b], offset + b.start)
         return self
 
     def _blocks(self, n):
@@ -212,8 +220,12 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self._n_seen = 0
         self._n_expected = int(np.sum(expected))
 
-    def _prequential(self, X, y):
-        if self._layer1._is_fitted():
+    def _layer2_learns(self, position):
+        """Whether layer 2 learns the block that starts at ``position`` in the stream."""
+        return position >= self.layer2_from * self._n_expected
+
+    def _prequential(self, X, y, position):
+        if self._layer1._is_fitted() and self._layer2_learns(position):
             self._learn_readout(self.evidence_(X), y)
         self._layer1.partial_fit(X, y, classes=self.classes_)
 
@@ -403,6 +415,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         check_int("block", self.block, minimum=1)
         check_int("layer2_neurons", self.layer2_neurons, minimum=1)
         check_real("shrinkage", self.shrinkage, low=0, high=1, low_open=True)
+        check_real("layer2_from", self.layer2_from, low=0, high=1, high_open=True)
         if isinstance(self.patch, tuple | list) and len(self.patch) > 1:
             raise ValueError(
                 f"patch={self.patch}: the hierarchical model's layer 1 has one scale; give one "

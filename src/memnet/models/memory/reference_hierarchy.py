@@ -79,14 +79,15 @@ def lda(F, y, n_classes, shrinkage):
 
 def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, block, expected,
                 j, evidence="nearest", normalise="none", readout="slda", shrinkage=1e-4,
-                beta=0.01):  # fmt: skip
+                beta=0.01, layer2_from=0.0):  # fmt: skip
     """The prequential hierarchy on the stream (X, y) in the order given: layer 2 learns each
-    block's evidence from layer 1 as the earlier blocks left it (the first block: none). Returns
+    block's evidence from layer 1 as the earlier blocks left it (the first block: none; nor the
+    blocks that start before ``layer2_from`` x the expected samples). Returns
     the final layer 1's reference state, layer 2's training evidence and the test predictions."""
     n_features = X.shape[1] * patch * patch
     evidence_rows, labels, state = [], [], None
     for a, b in blocks(len(X), block, sum(expected)):
-        if a > 0:
+        if a > 0 and a >= layer2_from * sum(expected):
             D = nearest(state, X[a:b], j)
             evidence_rows.append(code(D, n_features, evidence, normalise, state["tau"]))
             labels.append(y[a:b])
