@@ -165,3 +165,27 @@ def test_partial_fit_needs_the_stream_length():
     X, y = blobs(40)
     with pytest.raises(ValueError, match="expected_samples"):
         HierarchicalMemoryNetwork(**BASE).partial_fit(X, y)
+
+
+def test_bench_hierarchy_counts_layer2_work_and_compares_with_the_local_model(monkeypatch):
+    from memnet import bench_hierarchy
+
+    monkeypatch.setattr(bench_hierarchy, "matmul_rate", lambda d, r: 1e9)
+    X, y = blobs(150, size=10)
+    params = dict(patch=5, stride=5, n_per_bank=4, preprocess=None, block=30)
+    result = bench_hierarchy.bench((X, y, X[:20], y[:20]), [0], 1, params)
+    run = result["runs"][0]
+    model = HierarchicalMemoryNetwork(**params, random_state=0).fit(X, y)
+    work = model.layer1_.work_()
+    d = 4 * 3 * 3  # 4 locations x 3 classes x the 3 nearest distances
+    layer1 = 25 * (work["train_pairs"] + work["predict_pairs"])  # before any test evidence
+    test_pairs = 20 * model.layer1_.n_born_  # each test image against every memory
+    expected = layer1 + 25 * test_pairs + (150 - 15) * d * d + 20 * d * 3
+    assert run["hierarchy"]["multiply_adds"] == expected
+    h, lo = run["hierarchy"], run["local"]
+    assert run["time_ratio_to_local"] == pytest.approx(
+        (h["train_seconds"] + h["infer_seconds"]) / (lo["train_seconds"] + lo["infer_seconds"])
+    )
+    report = {"dataset": "mnist", "result": result, "threads": 1, "peak_rss_bytes": 2**20,
+              "machine": {"cpu": "x", "cores": 1, "load_before": [0], "load_after": [0]}}  # fmt: skip
+    assert "| ratio to local |" in bench_hierarchy.markdown(report)
