@@ -21,7 +21,7 @@ def blobs(n=160, n_classes=3, size=8, seed=0, noise=0.3):
 
 
 BASE = dict(patch=4, stride=2, n_per_bank=6, preprocess=None, block=30, n_nearest=2,
-            shrinkage=0.05, random_state=3)  # fmt: skip
+            shrinkage=0.05, layer2_from=0.0, random_state=3)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,7 @@ def test_bench_hierarchy_counts_layer2_work_and_compares_with_the_local_model(mo
 
     monkeypatch.setattr(bench_hierarchy, "matmul_rate", lambda d, r: 1e9)
     X, y = blobs(150, size=10)
-    params = dict(patch=5, stride=5, n_per_bank=4, preprocess=None, block=30)
+    params = dict(patch=5, stride=5, n_per_bank=4, preprocess=None, block=30, layer2_from=0.0)
     result = bench_hierarchy.bench((X, y, X[:20], y[:20]), [0], 1, params)
     run = result["runs"][0]
     model = HierarchicalMemoryNetwork(**params, random_state=0).fit(X, y)

@@ -78,8 +78,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
         Samples of the stream whose evidence is taken with one state of layer 1.
     layer2_from : float
         Layer 2 learns the blocks that start after this fraction of the expected samples (0:
-        all but the first; later blocks' evidence is closer to what the full layer 1 gives test
-        images, and layer 1 alone learns the earlier ones).
+        all but the first). Later blocks' evidence is closer to what the full layer 1 gives test
+        images; layer 1 alone learns the earlier ones.
     expected_samples : None, int or sequence of int
         Layer 1's T (LocalMemoryNetwork); fit: the class counts of y. partial_fit needs it.
     shuffle, random_state, n_threads
@@ -109,7 +109,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         layer2_neurons=2000,
         schedule="prequential",
         block=1000,
-        layer2_from=0.0,
+        layer2_from=0.5,
         expected_samples=None,
         shuffle=True,
         random_state=None,
