@@ -189,3 +189,13 @@ def test_bench_hierarchy_counts_layer2_work_and_compares_with_the_local_model(mo
     report = {"dataset": "mnist", "result": result, "threads": 1, "peak_rss_bytes": 2**20,
               "machine": {"cpu": "x", "cores": 1, "load_before": [0], "load_after": [0]}}  # fmt: skip
     assert "| ratio to local |" in bench_hierarchy.markdown(report)
+
+
+@pytest.mark.parametrize("layer2_from", [0.5, 0.95])
+def test_layer2_learns_even_a_stream_shorter_than_one_block(layer2_from):
+    """A block boundary falls where layer 2 starts, so it learns whatever the stream's length."""
+    X, y = blobs(60)
+    model = HierarchicalMemoryNetwork(**{**BASE, "block": 1000, "layer2_from": layer2_from})
+    model.fit(X, y)
+    assert model.n_layer2_samples_ == 60 - int(np.ceil(layer2_from * 60))
+    assert model.predict(X[:5]).shape == (5,)

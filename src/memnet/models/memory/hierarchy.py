@@ -195,14 +195,14 @@ class HierarchicalMemoryNetwork(MemoryModel):
     def _blocks(self, n):
         """Slices of the next n samples of the stream: blocks of ``block``, except the stream's
         first, of one tenth of the expected samples when that is smaller (layer 2 cannot learn
-        from it, layer 1 being empty)."""
-        start = 0
-        if self._n_seen == 0:
-            start = max(1, min(self.block, self._n_expected // 10, n))
-            yield slice(0, start)
-        for s in range(start, n, self.block):
-            yield slice(s, min(s + self.block, n))
+        from it, layer 1 being empty), and a block boundary where layer 2 starts learning
+        (``layer2_from`` x the expected samples)."""
+        offset = self._n_seen
+        first = max(1, min(self.block, self._n_expected // 10, n)) if offset == 0 else 0
+        cut = min(max(math.ceil(self.layer2_from * self._n_expected) - offset, first), n)
+        edges = sorted({0, first, *range(first, cut, self.block), *range(cut, n, self.block), n})
         self._n_seen += n
+        return [slice(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
     def _start(self, X, classes, expected):
         self._n_classes = len(classes)

@@ -10,16 +10,21 @@ or the kernels. Inputs are images already preprocessed, float32 (n, C, H, W).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from memnet.models.memory import reference_local as R
 
 
-def blocks(n, block, expected):
+def blocks(n, block, expected, layer2_from=0.0):
     """The (start, stop) of each block of a stream of n samples (hierarchy's rule: the first
-    block holds max(1, min(block, expected // 10, n)) samples, the others ``block``)."""
+    block holds max(1, min(block, expected // 10, n)) samples, the others ``block``, and a new
+    block starts where layer 2 starts learning, at ceil(layer2_from x expected))."""
     first = max(1, min(block, expected // 10, n))
-    edges = [0, first, *range(first + block, n, block), n]
+    start = min(max(math.ceil(layer2_from * expected), first), n)
+    edges = [0, first, *range(first, start, block), *range(start, n, block), n]
+    edges = sorted(set(edges))
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
@@ -86,7 +91,7 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
     the final layer 1's reference state, layer 2's training evidence and the test predictions."""
     n_features = X.shape[1] * patch * patch
     evidence_rows, labels, state = [], [], None
-    for a, b in blocks(len(X), block, sum(expected)):
+    for a, b in blocks(len(X), block, sum(expected), layer2_from):
         if a > 0 and a >= layer2_from * sum(expected):
             D = nearest(state, X[a:b], j)
             evidence_rows.append(code(D, n_features, evidence, normalise, state["tau"]))
