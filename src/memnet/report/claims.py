@@ -610,7 +610,9 @@ def local_single_pass(claim: Claim, ev: Evidence) -> Verdict:
     n_probes = 0
     for model, _, y, whole in _local_probes(ev, runs):
         n_probes += 1
-        if whole.n_passes != 1 or getattr(whole, "n_layer2_samples_", 0) > len(y):
+        # a hierarchical model's layer 2 learns the samples from layer2_from on, each once
+        after = len(y) - int(np.ceil(getattr(whole, "layer2_from", 0.0) * len(y)))
+        if whole.n_passes != 1 or getattr(whole, "n_layer2_samples_", 0) > after:
             problems.append("its layer 2 was presented samples other than once")
         per_class = np.bincount(y, minlength=PROBE_CLASSES)
         for s, scale in enumerate(model._scales):
