@@ -85,9 +85,9 @@ def submitted_jobs(output: str) -> tuple[str, list[str]]:
     return run_id, re.findall(r"has been submitted with SLURM jobid (\d+)", output)
 
 
-# Left out of the SLURM run: the two slowest models (the CNN and the local model) and the peers;
+# Left out of the SLURM run: the slowest models (the CNN and the local and hierarchical models) and the peers;
 # each SLURM job costs seconds of scheduling, and what is tested here is the executor, not a model
-LEFT_OUT = ("cnn", "local", "slda", "rf_elm", "idm_knn")
+LEFT_OUT = ("cnn", "local", "hierarchy", "slda", "rf_elm", "idm_knn")
 
 
 @pytest.mark.slurm
