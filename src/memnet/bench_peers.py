@@ -36,7 +36,10 @@ RF_ELM = {"n_hidden": 14000, "border": 3, "preprocess": "deskew"}
 SLDA = {"shrinkage": 1e-4}
 # baselines.idm_knn.w2-c3 (the class's defaults: deskewed, k 4, 200 candidates)
 IDM_KNN = {"k": 4, "warp": 2, "context": 3, "n_candidates": 200, "preprocess": "deskew"}
-PEERS = ("slda", "rf_elm", "idm_knn")
+# baselines.krotov_hopfield.h2000
+KROTOV_HOPFIELD = {"n_hidden": 2000, "p": 3.0, "k": 7, "delta": 0.4, "hidden_epochs": 100,
+                   "top_epochs": 30}  # fmt: skip
+PEERS = ("slda", "rf_elm", "idm_knn", "krotov_hopfield")
 K = 10  # classes
 
 
@@ -92,6 +95,28 @@ def idm_knn_work(
     }
 
 
+def krotov_hopfield_work(
+    n_train: int,
+    n_test: int,
+    d: int,
+    m: int,
+    *,
+    hidden_epochs: int,
+    top_epochs: int,
+    update_multiply_adds: int,
+) -> dict:
+    """Multiply-adds of the products: the hidden rule's currents (each sample, each unit, each
+    epoch) and its updates (``update_multiply_adds``, as the fitted model counted them: the rows of
+    the units ranked first or k-th only), the top layer's features (once) and, each top epoch, its
+    scores and gradient; the test's features and scores. No solve."""
+    return {
+        "train_multiply_adds": hidden_epochs * n_train * m * d + update_multiply_adds
+        + n_train * m * d + top_epochs * n_train * m * K * 2,
+        "infer_multiply_adds": n_test * m * d + n_test * m * K,
+        "solve_flops": 0,
+    }  # fmt: skip
+
+
 def bench_one(name, model, work, data, repeats, threads) -> dict:
     X_train, y_train, X_test, y_test = data
     d = X_train[0].size
@@ -99,6 +124,8 @@ def bench_one(name, model, work, data, repeats, threads) -> dict:
     train_s, train_cpu, _ = timed(lambda: model.fit(X_train, y_train), repeats)
     infer_s, infer_cpu, pred = timed(lambda: model.predict(X_test), repeats)
     rate = max(rate_before, matmul_rate(d, 1))
+    if callable(work):  # work the fitted model counted
+        work = work(model)
     lapack = cholesky_rate() if work["solve_flops"] else None
     macs = work["train_multiply_adds"] + work["infer_multiply_adds"]
     reference_s = macs / rate + (work["solve_flops"] / lapack if work["solve_flops"] else 0.0)
@@ -121,21 +148,25 @@ def bench_one(name, model, work, data, repeats, threads) -> dict:
     }
 
 
-def accuracy_over_seeds(data, seeds, threads) -> dict:
+def accuracy_over_seeds(data, seeds, threads, name="rf_elm") -> dict:
+    """The test accuracy and seconds (fit and predict) of the peer ``name`` for each seed."""
+    from memnet.models.peers.krotov_hopfield import KrotovHopfield
     from memnet.models.peers.rf_elm import RandomFieldELM
 
+    cls, params = {"rf_elm": (RandomFieldELM, RF_ELM),
+                   "krotov_hopfield": (KrotovHopfield, KROTOV_HOPFIELD)}[name]  # fmt: skip
     X_train, y_train, X_test, y_test = data
     runs = []
     for seed in seeds:
-        model = RandomFieldELM(**RF_ELM, random_state=seed, n_threads=threads)
+        model = cls(**params, random_state=seed, n_threads=threads)
         start = time.perf_counter()
         accuracy = float(model.fit(X_train, y_train).score(X_test, y_test))
         runs.append({"seed": seed, "accuracy": accuracy, "seconds": time.perf_counter() - start})
         print(json.dumps(runs[-1]), flush=True)
     acc = np.array([r["accuracy"] for r in runs])
     return {
-        "model": "rf_elm",
-        "params": RF_ELM,
+        "model": name,
+        "params": params,
         "runs": runs,
         "mean_accuracy": float(acc.mean()),
         "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
@@ -211,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="SEED",
-        help="instead: the RF-ELM's test accuracy for each seed (writes peers_seeds.json)",
+        help="instead: the test accuracy for each seed of the RF-ELM, or of the first of --models "
+        "that has randomness (rf_elm, krotov_hopfield; writes peers_seeds.json, or "
+        "peers_seeds_<model>.json for krotov_hopfield)",
     )
     parser.add_argument(
         "--idm-candidates",
@@ -238,6 +271,7 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     from memnet.models.peers.idm_knn import IDMNearestNeighbours
+    from memnet.models.peers.krotov_hopfield import KrotovHopfield
     from memnet.models.peers.rf_elm import RandomFieldELM
     from memnet.models.peers.slda import StreamingLDA
 
@@ -245,8 +279,10 @@ def main(argv=None) -> int:
     data = load_mnist(args.mnist)
     threadpool_limits(args.threads)
     if args.seeds:
-        result = accuracy_over_seeds(data, args.seeds, args.threads)
-        write_json(Path(args.out) / "peers_seeds.json", result)
+        seeded = [m for m in args.models if m in ("rf_elm", "krotov_hopfield")] or ["rf_elm"]
+        result = accuracy_over_seeds(data, args.seeds, args.threads, seeded[0])
+        suffix = "" if seeded[0] == "rf_elm" else f"_{seeded[0]}"
+        write_json(Path(args.out) / f"peers_seeds{suffix}.json", result)
         print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
         return 0
     if args.idm_candidates:
@@ -266,6 +302,15 @@ def main(argv=None) -> int:
             "idm_knn", IDMNearestNeighbours(**IDM_KNN, n_threads=args.threads),
             idm_knn_work(n_train, n_test, d, n_candidates=IDM_KNN["n_candidates"],
                          warp=IDM_KNN["warp"], context=IDM_KNN["context"], features=2),
+            data, args.repeats, args.threads),
+        "krotov_hopfield": lambda: bench_one(
+            "krotov_hopfield", KrotovHopfield(**KROTOV_HOPFIELD, random_state=0,
+                                              n_threads=args.threads),
+            lambda model: krotov_hopfield_work(
+                n_train, n_test, d, KROTOV_HOPFIELD["n_hidden"],
+                hidden_epochs=KROTOV_HOPFIELD["hidden_epochs"],
+                top_epochs=KROTOV_HOPFIELD["top_epochs"],
+                update_multiply_adds=model.update_multiply_adds_),
             data, args.repeats, args.threads),
     }  # fmt: skip
     runs = [benches[name]() for name in PEERS if name in args.models]
