@@ -37,8 +37,8 @@ SLDA = {"shrinkage": 1e-4}
 # baselines.idm_knn.w2-c3 (the class's defaults: deskewed, k 4, 200 candidates)
 IDM_KNN = {"k": 4, "warp": 2, "context": 3, "n_candidates": 200, "preprocess": "deskew"}
 # baselines.krotov_hopfield.h2000
-KROTOV_HOPFIELD = {"n_hidden": 2000, "p": 3.0, "k": 7, "delta": 0.4, "hidden_epochs": 100,
-                   "top_epochs": 30}  # fmt: skip
+KROTOV_HOPFIELD = {"n_hidden": 2000, "p": 3.0, "k": 7, "delta": 0.4, "hidden_epochs": 50,
+                   "lr": 0.1, "activation_power": 4.5, "top_epochs": 30, "loss": "power"}  # fmt: skip
 PEERS = ("slda", "rf_elm", "idm_knn", "krotov_hopfield")
 K = 10  # classes
 
