@@ -119,3 +119,19 @@ def test_a_bad_parameter_is_one_value_error_that_names_it(name, value):
     X, y = blobs(30)
     with pytest.raises(ValueError, match=name):
         KrotovHopfield(**{**SMALL, name: value}).fit(X, y)
+
+
+def test_the_benchmark_counts_the_work_the_model_did():
+    from memnet.bench_peers import krotov_hopfield_work
+
+    X, y = blobs()
+    model = KrotovHopfield(**SMALL, top_epochs=2).fit(X, y)
+    # 3 epochs of 15 minibatches of 20; each update's product: (units hit <= 40) x 20 x 16
+    assert 0 < model.update_multiply_adds_ <= 3 * 15 * 40 * 20 * 16
+    work = krotov_hopfield_work(
+        300, 50, 16, 40, hidden_epochs=3, top_epochs=2,
+        update_multiply_adds=model.update_multiply_adds_,
+    )  # fmt: skip
+    currents, features, top = 3 * 300 * 40 * 16, 300 * 40 * 16, 2 * 300 * 40 * 10 * 2
+    assert work["train_multiply_adds"] == currents + model.update_multiply_adds_ + features + top
+    assert work["infer_multiply_adds"] == 50 * 40 * 16 + 50 * 40 * 10
