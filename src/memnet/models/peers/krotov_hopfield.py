@@ -27,9 +27,11 @@ pass over the training data before its first epoch. A class-incremental stream (
 fine-tunes both parts on each task as the backprop nets do: ``hidden_epochs`` of the rule (its
 learning rate decaying again) then ``top_epochs`` of Adam, on that task's samples only.
 
-Threads: the currents are computed in GROUPS blocks of hidden units, each on one BLAS thread, and
-the threads take blocks: the same sums on any number of threads. Everything else runs on one
-thread. docs/model.md, section 5, says where ours departs from the publication.
+Threads: the currents are computed in GROUPS blocks of hidden units, and the top layer's features
+and predictions in chunks of samples, each on one BLAS thread; ``n_threads`` threads take blocks or
+chunks, so the sums are the same on any number of threads. The rest (the updates, the top layer's
+Adam steps) runs on one thread. docs/model.md, section 5.4, says where ours departs from the
+publication.
 """
 
 from __future__ import annotations
