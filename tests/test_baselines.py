@@ -289,7 +289,7 @@ def test_1nn_l2_on_mnist_is_exactly_96_91_percent(mirror, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["memnet", "mlp", "cnn", "knn", "ncm", "slda", "rf_elm", "idm_knn"]
+    "name", ["memnet", "mlp", "cnn", "knn", "ncm", "slda", "rf_elm", "idm_knn", "krotov_hopfield"]
 )
 def test_every_model_has_the_same_interface(name):
     from memnet.models.estimator import Estimator
@@ -297,7 +297,8 @@ def test_every_model_has_the_same_interface(name):
 
     rng = np.random.default_rng(0)
     X, y = random_task(rng, 60, (1, 4, 4), [0, 1, 2])
-    small = {"rf_elm": {"min_field": 2, "n_hidden": 50}}  # its default fields need 5 x 5 images
+    small = {"rf_elm": {"min_field": 2, "n_hidden": 50},  # its default fields need 5 x 5 images
+             "krotov_hopfield": {"n_hidden": 20, "hidden_epochs": 1, "top_epochs": 1}}  # fmt: skip
     model = make_model(name, small.get(name, {}), seed=0, threads=1)
     assert isinstance(model, Estimator)
     assert model.can_save == (name == "memnet")
@@ -306,14 +307,16 @@ def test_every_model_has_the_same_interface(name):
     assert predicted.shape == (60,) and predicted.dtype == np.int64
     assert model.score(X, y) == pytest.approx(np.mean(predicted == y))
     facts = model.run_facts(n_classes=3)
+    extra = ["hidden_epochs", "top_epochs"] if name == "krotov_hopfield" else []
     assert list(facts) == ["n_born", "births_per_class", "model_bytes", "uses_backprop",
-                           "uses_weight_sharing", "n_passes"]  # fmt: skip
+                           "uses_weight_sharing", "n_passes", *extra]  # fmt: skip
     assert (facts["uses_backprop"], facts["uses_weight_sharing"]) == {
         "memnet": (False, False), "mlp": (True, False), "cnn": (True, True),
         "knn": (False, False), "ncm": (False, False), "slda": (False, False),
-        "rf_elm": (False, False), "idm_knn": (False, False),
+        "rf_elm": (False, False), "idm_knn": (False, False), "krotov_hopfield": (True, False),
     }[name]  # fmt: skip
-    assert facts["n_passes"] == 1 and facts["model_bytes"] == model.model_bytes > 0
+    assert facts["n_passes"] == (2 if name == "krotov_hopfield" else 1)
+    assert facts["model_bytes"] == model.model_bytes > 0
     if name == "memnet":
         assert facts["n_born"] == model.n_born_ == sum(facts["births_per_class"])
         assert facts["births_per_class"] == np.bincount(model.labels_, minlength=3).tolist()

@@ -191,6 +191,7 @@ def test_faster_than_backprop_compares_with_the_fastest_backprop_baseline():
         summary_row(model="mlp", variant="epochs1", seconds=4.0, backprop=True),
         summary_row(model="cnn", variant="epochs1", seconds=9.0, backprop=True),
         summary_row(model="knn", variant="k1-l2", seconds=0.1),  # not backprop: ignored
+        summary_row(model="krotov_hopfield", variant="h", seconds=0.5, backprop=True),  # a peer
     ]
     v = C.evaluate(structural("faster_than_backprop", "mnist"), evidence(rows, [run_row()]))
     assert (v.verdict, v.measured) == (C.REPRODUCED, 3.0)
@@ -208,7 +209,8 @@ def test_little_data_uses_the_smallest_common_training_set():
                            backprop=backprop)  # fmt: skip
 
     rows = [at(10, "memnet", 0.5), at(100, "memnet", 0.7), at(10, "mlp", 0.3, True),
-            at(100, "mlp", 0.8, True), at(10, "knn", 0.6)]  # fmt: skip
+            at(100, "mlp", 0.8, True), at(10, "knn", 0.6),
+            at(10, "krotov_hopfield", 0.9, True)]  # a peer, not a backprop baseline: ignored  # fmt: skip
     v = C.evaluate(structural("little_data", "mnist"), evidence(rows, [run_row()]))
     assert (v.verdict, v.measured) == (C.REPRODUCED, 0.5)
     assert "at 10 training samples" in v.detail

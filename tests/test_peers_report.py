@@ -36,10 +36,13 @@ def test_t9_sets_each_learner_without_backprop_beside_its_anchor():
             ("mnist", "idm_knn", "w3", 0.9900, False),  # 0.46 points from 99.46: not within 0.2
             ("mnist", "slda", "default", 0.87, False),
             ("mnist", "mlp", "epochs1", 0.97, True),  # backprop: not in T9
+            ("mnist", "krotov_hopfield", "h2000", 0.981, True),  # a peer: in T9, "Backprop: yes"
         ]),
         ANCHORS,
     )  # fmt: skip
-    assert set(t9["model"]) == {"slda", "rf_elm", "idm_knn"}
+    assert set(t9["model"]) == {"slda", "rf_elm", "idm_knn", "krotov_hopfield"}
+    shown_backprop = peers.display_peers(t9).set_index("Model")["Backprop"]
+    assert shown_backprop[t9.set_index("model").loc["krotov_hopfield", "label"]] == "yes"
     by_model = t9.set_index("model")
     assert by_model.loc["rf_elm", "anchor"] == 0.99 and by_model.loc["rf_elm", "anchor_met"]
     assert (

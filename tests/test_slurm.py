@@ -87,7 +87,7 @@ def submitted_jobs(output: str) -> tuple[str, list[str]]:
 
 # Left out of the SLURM run: the slowest models (the CNN and the local and hierarchical models) and the peers;
 # each SLURM job costs seconds of scheduling, and what is tested here is the executor, not a model
-LEFT_OUT = ("cnn", "local", "hierarchy", "slda", "rf_elm", "idm_knn")
+LEFT_OUT = ("cnn", "local", "hierarchy", "slda", "rf_elm", "idm_knn", "krotov_hopfield")
 
 
 @pytest.mark.slurm

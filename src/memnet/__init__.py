@@ -43,6 +43,7 @@ _LAZY = {
     "StreamingLDA": ("memnet.models.peers.slda", "StreamingLDA"),
     "RandomFieldELM": ("memnet.models.peers.rf_elm", "RandomFieldELM"),
     "IDMNearestNeighbours": ("memnet.models.peers.idm_knn", "IDMNearestNeighbours"),
+    "KrotovHopfield": ("memnet.models.peers.krotov_hopfield", "KrotovHopfield"),
     "make_baseline": ("memnet.models.baselines", "make_baseline"),
     "make_model": ("memnet.models.registry", "make_model"),
     "FAMILIES": ("memnet.models.registry", "FAMILIES"),
@@ -69,6 +70,7 @@ __all__ = [
     "StreamingLDA",
     "RandomFieldELM",
     "IDMNearestNeighbours",
+    "KrotovHopfield",
     "make_baseline",
     "make_model",
     "FAMILIES",
@@ -98,6 +100,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from memnet.models.memory.local import LocalMemoryNetwork
     from memnet.models.memory.network import MemoryNetwork, default_tau
     from memnet.models.peers.idm_knn import IDMNearestNeighbours
+    from memnet.models.peers.krotov_hopfield import KrotovHopfield
     from memnet.models.peers.rf_elm import RandomFieldELM
     from memnet.models.peers.slda import StreamingLDA
     from memnet.models.registry import FAMILIES, make_model

@@ -6,11 +6,13 @@ train and inference seconds, the test accuracy, the peak memory of the process, 
 model did, set against the same work at the rates this machine reaches in the same run: float32
 matrix products (memnet.bench.matmul_rate, with the model's inner dimension) for the products, and
 LAPACK's float64 Cholesky factorisation (timed here on a smaller matrix) for the solve.
-Target (docs/model.md, section 5): (train + infer) <= 2 x that time for the RF-ELM; for IDM
+Target (docs/model.md, section 5): (train + infer) <= 2 x that time for the RF-ELM and for Krotov
+& Hopfield's competing hidden units (whose fit and test must also take at most 10 minutes); for IDM
 nearest neighbours, whose re-ranking is no matrix product, the reference is its Euclidean
 pre-selection's product alone and the target is the whole test set in under 10 minutes.
-``--seeds`` also gives the test accuracy of each seed (the RF-ELM's fields and weights; streaming
-LDA and IDM nearest neighbours have no randomness). ``--idm-candidates`` instead gives IDM nearest
+``--seeds`` instead gives the test accuracy of each seed of the RF-ELM (its fields and weights) or,
+with ``--models krotov_hopfield``, of the competing hidden units (initial weights and sample
+orders); streaming LDA and IDM nearest neighbours have no randomness. ``--idm-candidates`` instead gives IDM nearest
 neighbours' accuracy and seconds for each number of pre-selected candidates. ``--models`` picks
 the peers to run. Writes peers.json and peers.md (or peers_seeds.json, peers_idm_candidates.json).
 """
@@ -36,7 +38,10 @@ RF_ELM = {"n_hidden": 14000, "border": 3, "preprocess": "deskew"}
 SLDA = {"shrinkage": 1e-4}
 # baselines.idm_knn.w2-c3 (the class's defaults: deskewed, k 4, 200 candidates)
 IDM_KNN = {"k": 4, "warp": 2, "context": 3, "n_candidates": 200, "preprocess": "deskew"}
-PEERS = ("slda", "rf_elm", "idm_knn")
+# baselines.krotov_hopfield.h2000
+KROTOV_HOPFIELD = {"n_hidden": 2000, "p": 3.0, "k": 7, "delta": 0.4, "hidden_epochs": 50,
+                   "lr": 0.1, "activation_power": 4.5, "top_epochs": 30, "loss": "power"}  # fmt: skip
+PEERS = ("slda", "rf_elm", "idm_knn", "krotov_hopfield")
 K = 10  # classes
 
 
@@ -92,6 +97,28 @@ def idm_knn_work(
     }
 
 
+def krotov_hopfield_work(
+    n_train: int,
+    n_test: int,
+    d: int,
+    m: int,
+    *,
+    hidden_epochs: int,
+    top_epochs: int,
+    update_multiply_adds: int,
+) -> dict:
+    """Multiply-adds of the products: the hidden rule's currents (each sample, each unit, each
+    epoch) and its updates (``update_multiply_adds``, as the fitted model counted them: the rows of
+    the units ranked first or k-th only), the top layer's features (once) and, each top epoch, its
+    scores and gradient; the test's features and scores. No solve."""
+    return {
+        "train_multiply_adds": hidden_epochs * n_train * m * d + update_multiply_adds
+        + n_train * m * d + top_epochs * n_train * m * K * 2,
+        "infer_multiply_adds": n_test * m * d + n_test * m * K,
+        "solve_flops": 0,
+    }  # fmt: skip
+
+
 def bench_one(name, model, work, data, repeats, threads) -> dict:
     X_train, y_train, X_test, y_test = data
     d = X_train[0].size
@@ -99,6 +126,8 @@ def bench_one(name, model, work, data, repeats, threads) -> dict:
     train_s, train_cpu, _ = timed(lambda: model.fit(X_train, y_train), repeats)
     infer_s, infer_cpu, pred = timed(lambda: model.predict(X_test), repeats)
     rate = max(rate_before, matmul_rate(d, 1))
+    if callable(work):  # work the fitted model counted
+        work = work(model)
     lapack = cholesky_rate() if work["solve_flops"] else None
     macs = work["train_multiply_adds"] + work["infer_multiply_adds"]
     reference_s = macs / rate + (work["solve_flops"] / lapack if work["solve_flops"] else 0.0)
@@ -121,21 +150,25 @@ def bench_one(name, model, work, data, repeats, threads) -> dict:
     }
 
 
-def accuracy_over_seeds(data, seeds, threads) -> dict:
+def accuracy_over_seeds(data, seeds, threads, name="rf_elm") -> dict:
+    """The test accuracy and seconds (fit and predict) of the peer ``name`` for each seed."""
+    from memnet.models.peers.krotov_hopfield import KrotovHopfield
     from memnet.models.peers.rf_elm import RandomFieldELM
 
+    cls, params = {"rf_elm": (RandomFieldELM, RF_ELM),
+                   "krotov_hopfield": (KrotovHopfield, KROTOV_HOPFIELD)}[name]  # fmt: skip
     X_train, y_train, X_test, y_test = data
     runs = []
     for seed in seeds:
-        model = RandomFieldELM(**RF_ELM, random_state=seed, n_threads=threads)
+        model = cls(**params, random_state=seed, n_threads=threads)
         start = time.perf_counter()
         accuracy = float(model.fit(X_train, y_train).score(X_test, y_test))
         runs.append({"seed": seed, "accuracy": accuracy, "seconds": time.perf_counter() - start})
         print(json.dumps(runs[-1]), flush=True)
     acc = np.array([r["accuracy"] for r in runs])
     return {
-        "model": "rf_elm",
-        "params": RF_ELM,
+        "model": name,
+        "params": params,
         "runs": runs,
         "mean_accuracy": float(acc.mean()),
         "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
@@ -187,8 +220,11 @@ def markdown(report) -> str:
         "- reference s: the model's products at numpy's best float32 matmul rate here (inner "
         "dimension 784, the best of the rates taken before and after the model), plus its solve "
         "at LAPACK's one-thread float64 Cholesky rate (timed on a 3,000 x 3,000 matrix in the "
-        "same run). ratio: (train + infer) / reference s; target <= 2 for the RF-ELM (streaming "
-        "LDA works in float64 on one thread, seconds in all, and has no speed target). IDM "
+        "same run). ratio: (train + infer) / reference s; target <= 2 for the RF-ELM and "
+        "Krotov-Hopfield (streaming LDA works in float64 on one thread, seconds in all, and has "
+        "no speed target). Krotov-Hopfield's products are counted as the model did them: each "
+        "epoch's currents, the updated units' rows, the top layer's features once and its "
+        "epochs. IDM "
         "nearest neighbours: the reference is its Euclidean pre-selection's product alone (its "
         "IDM re-ranking is no product); its target is train + infer under 600 s.",
         "- peak MiB: the process's peak so far (VmHWM), so each row includes the rows before it.",
@@ -211,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="SEED",
-        help="instead: the RF-ELM's test accuracy for each seed (writes peers_seeds.json)",
+        help="instead: the test accuracy for each seed of the RF-ELM, or of the first of --models "
+        "that has randomness (rf_elm, krotov_hopfield; writes peers_seeds.json, or "
+        "peers_seeds_<model>.json for krotov_hopfield)",
     )
     parser.add_argument(
         "--idm-candidates",
@@ -238,6 +276,7 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     from memnet.models.peers.idm_knn import IDMNearestNeighbours
+    from memnet.models.peers.krotov_hopfield import KrotovHopfield
     from memnet.models.peers.rf_elm import RandomFieldELM
     from memnet.models.peers.slda import StreamingLDA
 
@@ -245,8 +284,10 @@ def main(argv=None) -> int:
     data = load_mnist(args.mnist)
     threadpool_limits(args.threads)
     if args.seeds:
-        result = accuracy_over_seeds(data, args.seeds, args.threads)
-        write_json(Path(args.out) / "peers_seeds.json", result)
+        seeded = [m for m in args.models if m in ("rf_elm", "krotov_hopfield")] or ["rf_elm"]
+        result = accuracy_over_seeds(data, args.seeds, args.threads, seeded[0])
+        suffix = "" if seeded[0] == "rf_elm" else f"_{seeded[0]}"
+        write_json(Path(args.out) / f"peers_seeds{suffix}.json", result)
         print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
         return 0
     if args.idm_candidates:
@@ -266,6 +307,15 @@ def main(argv=None) -> int:
             "idm_knn", IDMNearestNeighbours(**IDM_KNN, n_threads=args.threads),
             idm_knn_work(n_train, n_test, d, n_candidates=IDM_KNN["n_candidates"],
                          warp=IDM_KNN["warp"], context=IDM_KNN["context"], features=2),
+            data, args.repeats, args.threads),
+        "krotov_hopfield": lambda: bench_one(
+            "krotov_hopfield", KrotovHopfield(**KROTOV_HOPFIELD, random_state=0,
+                                              n_threads=args.threads),
+            lambda model: krotov_hopfield_work(
+                n_train, n_test, d, KROTOV_HOPFIELD["n_hidden"],
+                hidden_epochs=KROTOV_HOPFIELD["hidden_epochs"],
+                top_epochs=KROTOV_HOPFIELD["top_epochs"],
+                update_multiply_adds=model.update_multiply_adds_),
             data, args.repeats, args.threads),
     }  # fmt: skip
     runs = [benches[name]() for name in PEERS if name in args.models]

@@ -630,8 +630,16 @@ def local_single_pass(claim: Claim, ev: Evidence) -> Verdict:
 
 def _main_rows(ev: Evidence, dataset: str) -> tuple[pd.Series | None, pd.DataFrame]:
     memnet = select(ev.summary, dataset, **MAIN_MEMNET)
-    backprop = select(ev.summary, dataset, experiment="main", uses_backprop=True)
+    backprop = _baselines(select(ev.summary, dataset, experiment="main", uses_backprop=True))
     return (memnet.iloc[0] if len(memnet) else None), backprop
+
+
+def _baselines(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` without the peers (memnet.models.registry.peers): the paper's claims compare with
+    its backprop baselines, not with a peer whose top layer alone is trained by gradient descent."""
+    from memnet.models.registry import peers
+
+    return rows[~rows["model"].isin(peers())]
 
 
 @check
@@ -661,7 +669,7 @@ def little_data(claim: Claim, ev: Evidence) -> Verdict:
     """At the smallest training set of the samples sweep, memnet beats every backprop baseline."""
     sweep = {"experiment": "samples", "x": ANY}
     memnet = select(ev.summary, claim.dataset, model="memnet", **sweep)
-    backprop = select(ev.summary, claim.dataset, uses_backprop=True, **sweep)
+    backprop = _baselines(select(ev.summary, claim.dataset, uses_backprop=True, **sweep))
     common = sorted(set(memnet["x"].dropna()) & set(backprop["x"].dropna()))
     if not common:
         return Verdict(

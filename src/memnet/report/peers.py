@@ -1,6 +1,7 @@
 """T9 (ours; F9 is memnet.report.peers_figure): the learners without end-to-end backpropagation
 side by side, measured in the same DAG (same data, splits, seeds, timing and memory accounting): the two memory models, the
-peers (memnet.models.peers), 1-NN and nearest class mean; beside each, the published figure of its
+peers (memnet.models.peers; the Krotov-Hopfield model's top layer is trained by gradient descent, and
+its Backprop column says so), 1-NN and nearest class mean; beside each, the published figure of its
 method (an anchor from its own paper, claims.yaml `anchors:` entries that name a `model`), and
 whether our measurement meets it.
 """
@@ -21,9 +22,13 @@ COLUMNS = """
 
 
 def without_backprop(summary: pd.DataFrame) -> pd.DataFrame:
-    """The main experiment's settings of models that declare no backpropagation."""
+    """The main experiment's settings of models that declare no backpropagation, and of the peers
+    (memnet.models.peers: none backpropagates end to end, whatever its flag says)."""
+    from memnet.models.registry import peers
+
     rows = select(summary, experiment="main")
-    return ordered(rows[as_bool(rows["uses_backprop"]).eq(False).fillna(False)])
+    keep = as_bool(rows["uses_backprop"]).eq(False).fillna(False) | rows["model"].isin(peers())
+    return ordered(rows[keep])
 
 
 def anchor_of(anchors: list[dict], dataset: str, model: str, variant: str) -> dict | None:
