@@ -191,11 +191,35 @@ def test_bench_hierarchy_counts_layer2_work_and_compares_with_the_local_model(mo
     assert "| ratio to local |" in bench_hierarchy.markdown(report)
 
 
-@pytest.mark.parametrize("layer2_from", [0.5, 0.95])
-def test_layer2_learns_even_a_stream_shorter_than_one_block(layer2_from):
-    """A block boundary falls where layer 2 starts, so it learns whatever the stream's length."""
-    X, y = blobs(60)
+@pytest.mark.parametrize("n, layer2_from, learnt", [(60, 0.5, 30), (60, 0.95, 3), (10, 0.95, 1)])
+def test_layer2_learns_even_a_stream_shorter_than_one_block(n, layer2_from, learnt):
+    """A block boundary falls where layer 2 starts (at the last sample at the latest), so it
+    learns whatever the stream's length."""
+    X, y = blobs(n)
     model = HierarchicalMemoryNetwork(**{**BASE, "block": 1000, "layer2_from": layer2_from})
     model.fit(X, y)
-    assert model.n_layer2_samples_ == 60 - int(np.ceil(layer2_from * 60))
+    assert model.n_layer2_samples_ == learnt
     assert model.predict(X[:5]).shape == (5,)
+
+
+def test_before_layer2_starts_layer1_answers_and_the_model_saves(tmp_path):
+    X, y = blobs(100)
+    model = HierarchicalMemoryNetwork(**{**BASE, "layer2_from": 0.5, "expected_samples": 100})
+    model.partial_fit(X[:40], y[:40], classes=np.arange(3))  # layer 2 starts at sample 50
+    assert model.n_layer2_samples_ == 0
+    np.testing.assert_array_equal(model.predict(X[40:]), model.layer1_.predict(X[40:]))
+    model.save(tmp_path / "h.npz")
+    loaded = HierarchicalMemoryNetwork.load(tmp_path / "h.npz")
+    loaded.partial_fit(X[40:], y[40:])
+    model.partial_fit(X[40:], y[40:])
+    assert loaded.n_layer2_samples_ == model.n_layer2_samples_ == 50
+    np.testing.assert_array_equal(loaded.predict(X[:20]), model.predict(X[:20]))
+
+
+def test_evidence_of_standardised_images_is_not_capped():
+    """Only an empty bank's distance is replaced; standardised patches may lie farther apart
+    than pixels in [0, 1] can."""
+    X, y = blobs(150)
+    model = HierarchicalMemoryNetwork(**{**BASE, "preprocess": "standardise"}).fit(X, y)
+    E = model.evidence_(X[:40] * 4)
+    assert E.max() > 4.0  # sqrt(16 patch features): the old cap

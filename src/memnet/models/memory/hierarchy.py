@@ -35,6 +35,7 @@ NORMALISATIONS = ("none", "location", "threshold")
 READOUTS = ("slda", "ncm", "memory")
 SCHEDULES = ("prequential", "two-pass")
 LAYER1 = ("patch", "stride", "n_per_bank", "shift", "preprocess", "beta")
+CHUNK = 4096  # images whose evidence is formed at a time (float64: CHUNK x locations x K x j)
 
 
 class HierarchicalMemoryNetwork(MemoryModel):
@@ -49,7 +50,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
     - ``"vote"``: 1 for the class of the nearest memory (none when several tie), else 0.
 
     A bank with no memory yet (a class not seen) gives sqrt(patch features) as its distance, the
-    largest that two patches of pixels in [0, 1] can be apart. ``normalise="location"``: at each
+    largest that two patches of pixels in [0, 1] can be apart.
+    Layer 1's initial thresholds (and any preprocessing statistics) come from the stream's first
+    block, as LocalMemoryNetwork.partial_fit takes them from its first batch. ``normalise="location"``: at each
     location the distances less their smallest over the classes, divided by their mean;
     ``"threshold"``: each bank's squared distances divided by the bank's own novelty threshold
     tau (which follows the scale of its distances as the bank fills up, so that early and late
@@ -199,7 +202,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         (``layer2_from`` x the expected samples)."""
         offset = self._n_seen
         first = max(1, min(self.block, self._n_expected // 10, n)) if offset == 0 else 0
-        cut = min(max(math.ceil(self.layer2_from * self._n_expected) - offset, first), n)
+        cut = min(max(self._layer2_start() - offset, first), n)
         edges = sorted({0, first, *range(first, cut, self.block), *range(cut, n, self.block), n})
         self._n_seen += n
         return [slice(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
@@ -220,9 +223,14 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self._n_seen = 0
         self._n_expected = int(np.sum(expected))
 
+    def _layer2_start(self) -> int:
+        """Where in the stream layer 2 starts learning: ceil(layer2_from x the expected samples),
+        at most the last sample (so that a pass of the expected length always reaches it)."""
+        return min(math.ceil(self.layer2_from * self._n_expected), max(self._n_expected - 1, 0))
+
     def _layer2_learns(self, position):
         """Whether layer 2 learns the block that starts at ``position`` in the stream."""
-        return position >= self.layer2_from * self._n_expected
+        return position >= self._layer2_start()
 
     def _prequential(self, X, y, position):
         if self._layer1._is_fitted() and self._layer2_learns(position):
@@ -251,7 +259,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
             return StreamingLDA(shrinkage=self.shrinkage)
         if self.readout == "ncm":
             return np.zeros((self._n_classes, d)), np.zeros(self._n_classes, np.int64)
-        return MemoryNetwork(n_neurons=self.layer2_neurons, expected_samples=self._n_expected,
+        first = max(1, min(self.block, self._n_expected // 10))
+        seen = max(self._n_expected - max(self._layer2_start(), first), 1)  # what layer 2 will see
+        return MemoryNetwork(n_neurons=self.layer2_neurons, expected_samples=seen,
                              preprocess=None, shuffle=False, n_threads=self.n_threads)  # fmt: skip
 
     # ---- evidence and inference -------------------------------------------------------------
@@ -265,12 +275,13 @@ class HierarchicalMemoryNetwork(MemoryModel):
         n, K = len(X), self._n_classes
         j = self.n_nearest if self.evidence == "nearest" else 1
         sc = layer1._scales[0]
-        out = np.empty((n, len(sc.positions), K, j))
-        for s in range(0, n, 4096):
-            Xp = np.ascontiguousarray(layer1._transform(X[s : s + 4096]), np.float32)
+        out = np.empty((n, len(sc.positions) * K * j))
+        for s in range(0, n, CHUNK):
+            Xp = np.ascontiguousarray(layer1._transform(X[s : s + CHUNK]), np.float32)
             D, each = layer1._location_distances(Xp, sc, k=j, n_nearest=j)
-            out[s : s + len(Xp)] = each.transpose(1, 0, 2, 3)
-        return self._code(out, sc.n_features, sc.tau).reshape(n, -1)
+            code = self._code(each.transpose(1, 0, 2, 3), sc.n_features, sc.tau)
+            out[s : s + len(Xp)] = code.reshape(len(Xp), -1)
+        return out
 
     def _code(self, D, n_features, tau):
         """The evidence of squared distances D (n, L, K, j), as the parameters say."""
@@ -282,7 +293,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
             low = first.min(axis=2, keepdims=True)
             won = first == low
             return (won & (won.sum(axis=2, keepdims=True) == 1))[..., None].astype(np.float64)
-        E = np.minimum(D, n_features)  # an empty bank's inf: the largest distance
+        E = np.where(np.isinf(D), float(n_features), D)  # an empty bank: a large distance
         if self.normalise == "threshold":  # each bank's distances in units of its own tau
             E = E / tau[None, :, :, None]
         E = np.sqrt(E)
@@ -297,7 +308,16 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self._check_fitted()
         X = check_images(X)
         self._check_same_shape(X)
-        F = self.evidence_(X)
+        if self._layer2 is None:  # the stream has not reached layer 2 yet: layer 1 answers
+            return self._layer1.predict(X)
+        return np.concatenate(
+            [
+                self._predict_evidence(self.evidence_(X[s : s + CHUNK]))
+                for s in range(0, len(X), CHUNK)
+            ]
+        )
+
+    def _predict_evidence(self, F):
         if self.readout == "slda":
             return self._layer2.classes_[self._layer2._predict_index(F)]
         if self.readout == "ncm":
@@ -329,7 +349,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
     def model_bytes(self) -> int:
         """Layer 1's learnt state plus layer 2's (its statistics or memories)."""
         self._check_fitted()
-        if self.readout == "slda":
+        if self._layer2 is None:
+            two = 0
+        elif self.readout == "slda":
             two = self._layer2.model_bytes
         elif self.readout == "ncm":
             two = self._layer2[0].nbytes + self._layer2[1].nbytes
@@ -356,7 +378,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
                  "n_layer2": int(self._n_layer2), "n_seen": int(self._n_seen),
                  "n_expected": int(self._n_expected)}  # fmt: skip
         arrays = {"layer1": _file_bytes(self._layer1)}
-        if self.readout == "slda":
+        if self._layer2 is None:
+            pass
+        elif self.readout == "slda":
             arrays.update(l2_counts=self._layer2._counts, l2_means=self._layer2.means_,
                           l2_scatter=self._layer2._scatter)  # fmt: skip
         elif self.readout == "ncm":
@@ -382,7 +406,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
             model._n_seen = int(state["n_seen"])
             model._n_expected = int(state["n_expected"])
             model._layer1 = _from_bytes(LocalMemoryNetwork, data["layer1"])
-            if model.readout == "slda":
+            if "l2_counts" not in data and "layer2" not in data:
+                model._layer2 = None
+            elif model.readout == "slda":
                 model._layer2 = StreamingLDA(shrinkage=model.shrinkage)
                 model._layer2.classes_ = model.classes_
                 model._layer2._counts = np.asarray(data["l2_counts"], np.int64)
@@ -399,7 +425,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
     # ---- checks -----------------------------------------------------------------------------
 
     def _is_fitted(self) -> bool:
-        return getattr(self, "_layer2", None) is not None
+        return hasattr(self, "_layer1") and self._layer1._is_fitted()
 
     def check_input_shape(self, image_shape) -> None:
         """Layer 1's patches fit images of ``image_shape``."""

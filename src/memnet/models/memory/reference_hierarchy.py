@@ -22,7 +22,8 @@ def blocks(n, block, expected, layer2_from=0.0):
     block holds max(1, min(block, expected // 10, n)) samples, the others ``block``, and a new
     block starts where layer 2 starts learning, at ceil(layer2_from x expected))."""
     first = max(1, min(block, expected // 10, n))
-    start = min(max(math.ceil(layer2_from * expected), first), n)
+    layer2 = min(math.ceil(layer2_from * expected), max(expected - 1, 0))
+    start = min(max(layer2, first), n)
     edges = [0, first, *range(first, start, block), *range(start, n, block), n]
     edges = sorted(set(edges))
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
@@ -57,7 +58,8 @@ def code(D, n_features, evidence="nearest", normalise="none", tau=None):
                 elif first.count(min(first)) == 1:
                     out[i, loc, first.index(min(first)), 0] = 1.0
         return out.reshape(n, -1)
-    E = np.minimum(D, n_features)
+    E = D.copy()
+    E[np.isinf(E)] = n_features
     if normalise == "threshold":
         for loc in range(L):
             for k in range(K):
@@ -92,7 +94,7 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
     n_features = X.shape[1] * patch * patch
     evidence_rows, labels, state = [], [], None
     for a, b in blocks(len(X), block, sum(expected), layer2_from):
-        if a > 0 and a >= layer2_from * sum(expected):
+        if a > 0 and a >= min(math.ceil(layer2_from * sum(expected)), sum(expected) - 1):
             D = nearest(state, X[a:b], j)
             evidence_rows.append(code(D, n_features, evidence, normalise, state["tau"]))
             labels.append(y[a:b])
