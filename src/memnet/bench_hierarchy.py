@@ -28,14 +28,15 @@ from memnet.io import output_dir, write_json, write_text
 from memnet.pipeline.execute import peak_rss_bytes
 
 DATASETS = ("mnist", "fashion-mnist")  # same files, same shapes
-LAYER1 = ("patch", "stride", "n_per_bank", "shift", "preprocess", "beta")
 
 
 def layer2_macs(model, n_test: int) -> int:
-    d = model.evidence_(np.zeros((1, *model.image_shape_), np.float32)).shape[1]
     if model.readout != "slda":
         return 0
-    return model.n_layer2_samples_ * d * d + n_test * d * len(model.classes_)
+    j = model.n_nearest if model.evidence == "nearest" else 1
+    K = len(model.classes_)
+    d = len(model.layer1_.positions_()) * K * j  # the evidence's features
+    return model.n_layer2_samples_ * d * d + n_test * d * K
 
 
 def run_seed(data, seed, threads, params):
@@ -44,9 +45,7 @@ def run_seed(data, seed, threads, params):
 
     X_train, y_train, X_test, y_test = data
     hier = HierarchicalMemoryNetwork(random_state=seed, n_threads=threads, **params)
-    local = LocalMemoryNetwork(
-        random_state=seed, n_threads=threads, **{k: hier.get_params()[k] for k in LAYER1}
-    )
+    local = LocalMemoryNetwork(random_state=seed, n_threads=threads, **hier._layer1_params())
     out = {"seed": seed}
     for name, model in (("local", local), ("hierarchy", hier)):
         train_s, _, _ = timed(lambda m=model: m.fit(X_train, y_train), 1)

@@ -213,7 +213,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self.image_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = math.prod(self.image_shape_)
         self._layer1 = LocalMemoryNetwork(
-            **{k: getattr(self, k) for k in LAYER1},
+            **self._layer1_params(),
             expected_samples=expected,
             shuffle=False,
             n_threads=self.n_threads,
@@ -394,10 +394,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         """Read a model written by save(); a wrong, corrupt or other-version file: ValueError."""
         data, config, state = cls._read(path)
         with corrupt_file(path):
-            for name in ("patch", "stride", "n_per_bank", "shift", "expected_samples"):
-                if isinstance(config.get(name), list):
-                    config[name] = tuple(config[name])
-            model = cls(**config)
+            model = cls.from_params(config)
             model._n_classes = int(state["n_classes"])
             model.classes_ = np.arange(model._n_classes)
             model.image_shape_ = tuple(state["image_shape"])
@@ -430,7 +427,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
     def check_input_shape(self, image_shape) -> None:
         """Layer 1's patches fit images of ``image_shape``."""
         self._check_params()
-        LocalMemoryNetwork(**{k: getattr(self, k) for k in LAYER1}).check_input_shape(image_shape)
+        LocalMemoryNetwork(**self._layer1_params()).check_input_shape(image_shape)
+
+    def _layer1_params(self) -> dict:
+        return {k: getattr(self, k) for k in LAYER1}
 
     def _check_params(self):
         check_choice("evidence", self.evidence, EVIDENCES)
@@ -447,7 +447,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
                 f"patch={self.patch}: the hierarchical model's layer 1 has one scale; give one "
                 "patch size"
             )
-        LocalMemoryNetwork(**{k: getattr(self, k) for k in LAYER1})._check_params()
+        LocalMemoryNetwork(**self._layer1_params())._check_params()
 
 
 def _file_bytes(model) -> np.ndarray:
