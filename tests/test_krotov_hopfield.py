@@ -43,13 +43,16 @@ def test_one_update_of_the_hidden_rule_equals_the_reference(p):
     model._start((1, 3, 3), 2)
     V = rng.random((5, 9)).astype(np.float32)
     W = model.weights_.astype(np.float64)
-    model._wp = model._powered(model.weights_)
+    model._start_rule(len(V))
     with ThreadPoolExecutor(1) as pool:
         model._hidden_step(V, 0.05, pool)
     expected = reference_step(W, V.astype(np.float64), p, 3, 0.4, 0.05)
     assert np.allclose(model.weights_, expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(model.weights_, W)  # the step changed something
-    assert np.allclose(model._wp, model._powered(model.weights_))  # kept in step with W
+    for g in range(len(model._columns)):
+        model._refresh(g)  # as each block's next product does
+    rows = np.concatenate([columns.T for columns in model._columns])
+    assert np.allclose(rows, model._powered(model.weights_))  # kept in step with W
 
 
 def blobs(n=300, seed=0):
@@ -135,3 +138,49 @@ def test_the_benchmark_counts_the_work_the_model_did():
     currents, features, top = 3 * 300 * 40 * 16, 300 * 40 * 16, 2 * 300 * 40 * 10 * 2
     assert work["train_multiply_adds"] == currents + model.update_multiply_adds_ + features + top
     assert work["infer_multiply_adds"] == 50 * 40 * 16 + 50 * 40 * 10
+
+
+@pytest.mark.parametrize(("n_hidden", "k"), [(9, 3), (40, 7), (5, 5), (2, 2)])
+def test_the_ranks_equal_a_stable_sort_with_ties(n_hidden, k):
+    """The blocks' k first and their merge give the units a stable sort of -currents ranks
+    first and k-th; currents of a few values make ties common (the smaller unit wins)."""
+    from memnet.models.peers._krotov_kernels import first_and_kth, top_units
+
+    rng = np.random.default_rng(n_hidden)
+    currents = rng.integers(0, 4, (60, n_hidden)).astype(np.float32)
+    edges = np.linspace(0, n_hidden, 3).astype(int)
+    blocks = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        ids = np.empty((60, min(k, hi - lo)), np.int64)
+        top_units(currents, lo, hi, ids.shape[1], ids)
+        order = lo + np.argsort(-currents[:, lo:hi], axis=1, kind="stable")[:, : ids.shape[1]]
+        assert np.array_equal(ids, order)
+        blocks.append(ids)
+    first, kth = np.empty(60, np.int64), np.empty(60, np.int64)
+    first_and_kth(currents, np.concatenate(blocks, axis=1), k, first, kth)
+    ranked = np.argsort(-currents, axis=1, kind="stable")
+    assert np.array_equal(first, ranked[:, 0])
+    assert np.array_equal(kth, ranked[:, k - 1])
+
+
+def test_the_sparse_update_equals_the_dense_one():
+    """rule_update on the units hit equals the dense float64 update g (v - I W) of every unit."""
+    from memnet.models.peers._krotov_kernels import rule_update
+
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((30, 16)).astype(np.float32)
+    V = rng.random((25, 16)).astype(np.float32)
+    currents = (V @ W.T).astype(np.float32)
+    first, kth = rng.integers(0, 30, 25), rng.integers(0, 30, 25)
+    kth = np.where(kth == first, (first + 1) % 30, kth)
+    g = np.zeros((25, 30))
+    g[np.arange(25), first] = 1.0
+    g[np.arange(25), kth] = -0.4
+    dW = g.T @ V - (g * currents).sum(axis=0)[:, None] * W
+    expected = W + 0.05 * dW / np.abs(dW).max()
+    hit, row, scratch = np.empty(50, np.int64), np.empty(30, np.int64), np.full(16, 7.0)
+    n = rule_update(W, V, currents, first, kth, 0.4, 0.05, 1e-30, hit, row, scratch)
+    assert np.array_equal(hit[:n], np.unique(np.concatenate([first, kth])))
+    assert np.allclose(W, expected, rtol=1e-6, atol=1e-7)
+    untouched = np.setdiff1d(np.arange(30), hit[:n])
+    assert np.array_equal(W[untouched], expected[untouched].astype(np.float32))

@@ -1,4 +1,4 @@
-"""The SIMD helpers (memnet._simd) and the l2 candidate scan of the local model that uses them,
+"""The SIMD helpers (memnet.models._simd) and the l2 candidate scan of the local model that uses them,
 against plain numpy."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from numba import njit
 
+from memnet.models._simd import fmax, prefetch
 from memnet.models.memory import _local_kernels as K
-from memnet.models.memory._simd import fmax, prefetch
 
 
 @njit

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from memnet.models.memory._simd import fmax, prefetch
+from memnet.models._simd import fmax, prefetch
 
 L2, L1 = 0, 1
 ADAPTIVE, FIXED, NO_THRESHOLD = 0, 1, 2

@@ -10,8 +10,9 @@ sample the unit of the largest current gets ``g = 1`` (Hebbian), the unit ranked
     dW = g(I) (v - I W),     W += lr_t dW / max|dW|,     lr_t = lr (1 - epoch / hidden_epochs),
 
 the "precision" scaling of the authors' code (the largest change of a step is ``lr_t``). Only the
-units that some sample ranks first or ``k``-th change, so we update just their rows (the same
-arithmetic as the dense update, whose other rows are zero).
+units that some sample ranks first or ``k``-th change, so we update just their rows, and each
+sample adds its ``v`` to two rows only (``g`` has two non-zeros a sample): the dense update's
+values, whose other terms are zero, in float64 sums.
 
 The top layer sees ``h = relu(W v)^n`` (the plain product; the authors' exponent ``n`` 4.5), each
 sample's ``h`` divided by its largest (a departure: the scale of ``h`` then does not depend on ``n``
@@ -39,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from memnet.models.baselines import Baseline
+from memnet.models.peers._krotov_kernels import first_and_kth, rule_update, set_powered, top_units
 from memnet.validation import check_choice, check_int, check_real
 
 LOSSES = ("power", "cross_entropy")
@@ -100,8 +102,9 @@ class KrotovHopfield(Baseline):
     hidden_epochs, top_epochs : int
         The epochs of each part (run_facts records them).
     update_multiply_adds_ : int
-        Multiply-adds of the hidden rule's updates so far (``g v`` of the units some sample ranked
-        first or ``k``-th; the currents' products are ``n_hidden x d`` a sample each epoch).
+        Multiply-adds of the hidden rule's updates so far (``g v``: ``2 d`` a sample; ``I W``:
+        ``d`` a unit some sample ranked first or ``k``-th; the currents' products are
+        ``n_hidden x d`` a sample each epoch).
     """
 
     name = "krotov_hopfield"
@@ -186,57 +189,72 @@ class KrotovHopfield(Baseline):
 
     def _ranked(self, V, pool):
         """(currents (B, n_hidden), first, kth): each sample's currents <W, v> and the units that
-        rank first and ``k``-th. Each block of GROUPS blocks of units is computed apart and
-        gives its own ``k`` largest; the ranks come from those candidates."""
-        currents = np.empty((len(V), self.n_hidden), np.float32)
-        bounds = np.linspace(0, self.n_hidden, GROUPS + 1).astype(int)
-        k = self.k
+        rank first and ``k``-th (a tie: the smaller unit first). Each of GROUPS blocks of units is
+        computed apart and gives its own ``k`` first; the ranks come from those candidates. The
+        calling thread computes the first block and the pool (None: no other thread) the others."""
+        currents = self._currents[: len(V)]
 
         def block(g):
-            lo, hi = bounds[g], bounds[g + 1]
-            part = currents[:, lo:hi]
-            np.matmul(V, self._wp[lo:hi].T, out=part)
-            if hi - lo <= k:
-                return np.broadcast_to(np.arange(lo, hi), (len(V), hi - lo))
-            return np.argpartition(part, hi - lo - k, axis=1)[:, hi - lo - k :] + lo
+            lo, hi = self._blocks[g]
+            self._refresh(g)
+            np.matmul(V, self._columns[g], out=currents[:, lo:hi])
+            ids = np.empty((len(V), min(self.k, hi - lo)), np.int64)
+            top_units(currents, lo, hi, ids.shape[1], ids)
+            return ids
 
-        candidates = np.concatenate(list(pool.map(block, range(GROUPS))), axis=1)
-        values = np.take_along_axis(currents, candidates, axis=1)
-        order = np.argsort(-values, axis=1, kind="stable")
-        first = np.take_along_axis(candidates, order[:, :1], axis=1)[:, 0]
-        kth = np.take_along_axis(candidates, order[:, k - 1 : k], axis=1)[:, 0]
+        if pool is None:
+            candidates = np.concatenate([block(g) for g in range(GROUPS)], axis=1)
+        else:
+            others = [pool.submit(block, g) for g in range(1, GROUPS)]
+            candidates = np.concatenate([block(0)] + [f.result() for f in others], axis=1)
+        first, kth = np.empty(len(V), np.int64), np.empty(len(V), np.int64)
+        first_and_kth(currents, candidates, self.k, first, kth)
         return currents, first, kth
 
     def _hidden_step(self, V, rate, pool) -> None:
-        """One update of the rule on the minibatch V (B, d)."""
+        """One update of the rule on the minibatch V (B, d): only the rows of the units hit."""
         currents, first, kth = self._ranked(V, pool)
-        b = np.arange(len(V))
-        hit, where = np.unique(np.concatenate([first, kth]), return_inverse=True)
-        g = np.zeros((len(hit), len(V)), np.float32)  # g(I) of the units hit, for each sample
-        g[where[: len(V)], b] = 1.0
-        g[where[len(V) :], b] = -np.float32(self.delta)
-        W = self.weights_[hit]
-        drive = np.einsum("ub,bu->u", g, currents[:, hit])  # sum_b g I, per unit
-        dW = g @ V - drive[:, None] * W
-        self.update_multiply_adds_ += g.size * V.shape[1]
-        scale = max(float(np.abs(dW).max()), PRECISION)
-        W += np.float32(rate / scale) * dW
-        self.weights_[hit] = W
-        self._wp[hit] = self._powered(W)
+        hit, row, change = self._scratch
+        n = rule_update(self.weights_, V, currents, first, kth, float(self.delta), float(rate),
+                        PRECISION, hit, row, change)  # fmt: skip
+        self.update_multiply_adds_ += (2 * len(V) + n) * V.shape[1]
+        self._stale = [hit[:n]] * GROUPS
+
+    def _refresh(self, g) -> None:
+        """Bring block g's columns in step with the weights the last update changed (each
+        block's thread does its own, before its next product)."""
+        lo, hi = self._blocks[g]
+        set_powered(self.weights_, self._stale[g], lo, hi, float(self.p), self._columns[g])
+        self._stale[g] = self._stale[g][:0]
+
+    def _start_rule(self, n_samples) -> None:
+        """The rule's working copy of the weights: sign(W) |W|^(p-1), transposed, one
+        contiguous (d, units) array per block of units (the product's fastest layout)."""
+        edges = np.linspace(0, self.n_hidden, GROUPS + 1).astype(int).tolist()
+        self._blocks = list(zip(edges, edges[1:], strict=False))
+        powered = self._powered(self.weights_)
+        self._columns = [np.ascontiguousarray(powered[lo:hi].T) for lo, hi in self._blocks]
+        self._stale = [np.empty(0, np.int64)] * GROUPS  # units changed since, per block
+        b, d = min(self.batch_size, n_samples), self.weights_.shape[1]
+        self._currents = np.empty((b, self.n_hidden), np.float32)  # buffers used by every step
+        self._scratch = (np.empty(2 * b, np.int64), np.empty(self.n_hidden, np.int64),
+                         np.empty(d))  # fmt: skip
 
     def _train_hidden(self, V) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
 
-        self._wp = self._powered(self.weights_)
-        with threadpool_limits(1), ThreadPoolExecutor(min(self.n_threads, GROUPS)) as pool:
+        self._start_rule(len(V))
+        workers = min(self.n_threads, GROUPS) - 1  # besides this thread
+        with threadpool_limits(1), ThreadPoolExecutor(max(workers, 1)) as pool:
+            pool = pool if workers else None
             for epoch in range(self.hidden_epochs):
                 rate = self.lr * (1 - epoch / self.hidden_epochs)
                 order = self._rng.permutation(len(V))
                 for start in range(0, len(V), self.batch_size):
                     self._hidden_step(V[order[start : start + self.batch_size]], rate, pool)
-        del self._wp
+        del self._columns, self._blocks, self._stale, self._currents, self._scratch
 
     def hidden(self, X) -> np.ndarray:
         """(n, n_hidden) float32: relu(W v)^n, each sample divided by its largest (the top layer's
