@@ -3,6 +3,8 @@ block's evidence before layer 1 stores it), its local rule, determinism, inputs 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,19 @@ BASE = dict(patch=4, stride=2, n_per_bank=6, preprocess=None, block=30, n_neares
             shrinkage=0.05, layer2_from=0.0, random_state=3)  # fmt: skip
 
 
+def reference(model, X, y, X_test, n_classes=3):
+    """RH.fit_predict on the model's order and parameters (BASE's layer 1)."""
+    order = np.random.default_rng(3).permutation(len(X))
+    params = model.get_params()
+    j = params["n_nearest"] if params["evidence"] == "nearest" else 1
+    return RH.fit_predict(
+        X[order], y[order], X_test, n_classes=n_classes, patch=4, stride=2, n_per_bank=6,
+        tau=model.layer1_.initial_tau_(), block=30, expected=np.bincount(y).tolist(), j=j,
+        evidence=params["evidence"], normalise=params["normalise"], readout=params["readout"],
+        shrinkage=0.05, layer2_from=params["layer2_from"], layer1_weight=params["layer1_weight"],
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "variant",
     [
@@ -35,6 +50,10 @@ BASE = dict(patch=4, stride=2, n_per_bank=6, preprocess=None, block=30, n_neares
         {"evidence": "vote"},
         {"readout": "ncm"},
         {"layer2_from": 0.5},
+        {"layer1_weight": 0},
+        {"layer1_weight": 4.0},
+        {"layer1_weight": math.inf},
+        {"readout": "ncm", "layer1_weight": 2.0},
     ],  # fmt: skip
     ids=lambda v: "-".join(map(str, v.values())) or "base",
 )
@@ -42,16 +61,9 @@ def test_it_equals_the_numpy_reference(variant):
     X, y = blobs(150)
     X_test, _ = blobs(40, seed=1)
     model = HierarchicalMemoryNetwork(**{**BASE, **variant}).fit(X, y)
-    order = np.random.default_rng(3).permutation(len(X))
-    counts = np.bincount(y).tolist()
     params = model.get_params()
     j = params["n_nearest"] if params["evidence"] == "nearest" else 1
-    state, F, predicted = RH.fit_predict(
-        X[order], y[order], X_test, n_classes=3, patch=4, stride=2, n_per_bank=6,
-        tau=model.layer1_.initial_tau_(), block=30, expected=counts, j=j,
-        evidence=params["evidence"], normalise=params["normalise"], readout=params["readout"],
-        shrinkage=0.05, layer2_from=params["layer2_from"],
-    )  # fmt: skip
+    state, F, predicted, weight = reference(model, X, y, X_test)
     mems = model.layer1_.memories_()
     for loc in range(len(state["locations"])):
         for c in range(3):
@@ -66,6 +78,23 @@ def test_it_equals_the_numpy_reference(variant):
     expected = RH.code(D, n_features, params["evidence"], params["normalise"], state["tau"])
     np.testing.assert_allclose(model.evidence_(X_test), expected, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(model.predict(X_test), predicted)
+    assert model.layer1_weight_ == weight
+
+
+@pytest.mark.parametrize("readout", ["slda", "ncm"])
+def test_layer1_weight_is_chosen_in_the_pass_as_the_reference_chooses_it(readout):
+    """On noisy blobs the candidates disagree; the weight chosen is the reference's (the first
+    with the most right answers over the second half of layer 2's blocks), neither 0 nor inf,
+    and the model answers as one given that weight."""
+    X, y = blobs(150, noise=0.9)
+    X_test, _ = blobs(40, seed=1, noise=0.9)
+    model = HierarchicalMemoryNetwork(**BASE, readout=readout).fit(X, y)
+    _, _, predicted, weight = reference(model, X, y, X_test)
+    assert model.layer1_weight_ == weight
+    assert 0 < weight < math.inf
+    np.testing.assert_array_equal(model.predict(X_test), predicted)
+    fixed = HierarchicalMemoryNetwork(**BASE, readout=readout, layer1_weight=weight).fit(X, y)
+    np.testing.assert_array_equal(fixed.predict(X_test), predicted)
 
 
 def test_layer2_learns_each_block_before_layer1_stores_it():
@@ -153,7 +182,9 @@ def test_two_pass_variant_learns_layer2_from_the_final_layer1_and_says_two_passe
     "params, message",
     [({"evidence": "winners"}, "evidence"), ({"readout": "mlp"}, "readout"),
      ({"n_nearest": 0}, "n_nearest"), ({"block": 0}, "block"),
-     ({"patch": (4, 6), "stride": (2, 2)}, "one scale"), ({"patch": 9}, "patch 9")],
+     ({"patch": (4, 6), "stride": (2, 2)}, "one scale"), ({"patch": 9}, "patch 9"),
+     ({"layer1_weight": "best"}, "layer1_weight"), ({"layer1_weight": -1}, "layer1_weight"),
+     ({"readout": "memory", "layer1_weight": 2}, "no class scores")],
 )  # fmt: skip
 def test_bad_parameters_are_named(params, message):
     X, y = blobs(40)

@@ -4,8 +4,9 @@ tests (ours, beyond the paper).
 Layer 1 is the plain locally connected reference (reference_local), refitted from the stream's
 start at each block boundary (its state after the samples so far). The evidence is every distance
 sorted by brute force; layer 2 is batch linear discriminant analysis on all the evidence at once
-(what streaming LDA equals after the stream) or class means. It shares no code with hierarchy.py
-or the kernels. Inputs are images already preprocessed, float32 (n, C, H, W).
+(what streaming LDA equals after the stream) or class means. Layer 1's weight in the answer is
+chosen by refitting layer 2 on the evidence before each scored block. It shares no code with
+hierarchy.py or the kernels. Inputs are images already preprocessed, float32 (n, C, H, W).
 """
 
 from __future__ import annotations
@@ -74,6 +75,41 @@ def code(D, n_features, evidence="nearest", normalise="none", tau=None):
     return E.reshape(n, -1)
 
 
+# layer 1's weight: 0, the powers of 2 from 1/4 to 4096, and inf (layer 1 alone)
+CANDIDATES = [0.0] + [2.0**e for e in range(-2, 13)] + [math.inf]
+
+
+def layer1_scores(D, n_features):
+    """z1 (n, K): the sum over locations of each class's nearest squared distance (inf: n_features),
+    less the sample's smallest, over the sample's mean less its smallest (+ 1e-12)."""
+    first = np.where(np.isinf(D[..., 0]), float(n_features), D[..., 0])
+    total = first.sum(axis=1)
+    z1 = np.empty_like(total)
+    for i, row in enumerate(total):
+        z1[i] = (row - row.min()) / (row.mean() - row.min() + 1e-12)
+    return z1
+
+
+def answer(g2, z1, w):
+    """The class of the largest g2 - w z1 (inf: of the smallest z1)."""
+    if w == math.inf:
+        return np.argmin(z1, axis=1)
+    return np.argmax(g2 - w * z1, axis=1)
+
+
+def layer2_scores(F, y, n_classes, readout, shrinkage, test):
+    """Layer 2 fitted on (F, y): its class scores for ``test`` (LDA's discriminant, or minus the
+    squared distances to the class means, -inf for a class without samples)."""
+    if readout == "slda":
+        W, b = lda(F, y, n_classes, shrinkage)
+        return test @ W + b
+    scores = np.full((len(test), n_classes), -np.inf)
+    for k in range(n_classes):
+        if np.any(y == k):
+            scores[:, k] = -((test - F[y == k].mean(axis=0)) ** 2).sum(axis=1)
+    return scores
+
+
 def lda(F, y, n_classes, shrinkage):
     """Batch LDA: (W, b) of g(x) = x W + b with the pooled biased covariance, shrunk."""
     means = np.array([F[y == k].mean(axis=0) for k in range(n_classes)])
@@ -86,26 +122,42 @@ def lda(F, y, n_classes, shrinkage):
 
 def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, block, expected,
                 j, evidence="nearest", normalise="none", readout="slda", shrinkage=1e-4,
-                beta=0.01, layer2_from=0.0):  # fmt: skip
+                beta=0.01, layer2_from=0.0, layer1_weight="auto"):  # fmt: skip
     """The prequential hierarchy on the stream (X, y) in the order given: layer 2 learns each
     block's evidence from layer 1 as the earlier blocks left it (the first block: none; nor the
-    blocks that start before ``layer2_from`` x the expected samples). Returns
-    the final layer 1's reference state, layer 2's training evidence and the test predictions."""
+    blocks that start before ``layer2_from`` x the expected samples). With layer1_weight "auto",
+    the blocks that start half-way or later from layer 2's start to the expected end, once layer
+    2 has learnt a block, are answered by each candidate weight before layer 2 learns them; the
+    first candidate with the most right answers is kept (none scored: 0). Returns the final
+    layer 1's reference state, layer 2's training evidence, the test predictions and layer 1's
+    weight."""
     n_features = X.shape[1] * patch * patch
+    total = sum(expected)
+    layer2_start = min(math.ceil(layer2_from * total), total - 1)
+    scoring_start = math.ceil((layer2_start + total) / 2)
+    right = np.zeros(len(CANDIDATES), np.int64)
     evidence_rows, labels, state = [], [], None
-    for a, b in blocks(len(X), block, sum(expected), layer2_from):
-        if a > 0 and a >= min(math.ceil(layer2_from * sum(expected)), sum(expected) - 1):
+    for a, b in blocks(len(X), block, total, layer2_from):
+        if a > 0 and a >= layer2_start:
             D = nearest(state, X[a:b], j)
-            evidence_rows.append(code(D, n_features, evidence, normalise, state["tau"]))
+            F = code(D, n_features, evidence, normalise, state["tau"])
+            if layer1_weight == "auto" and evidence_rows and a >= scoring_start:
+                g2 = layer2_scores(np.concatenate(evidence_rows), np.concatenate(labels),
+                                   n_classes, readout, shrinkage, F)  # fmt: skip
+                z1 = layer1_scores(D, n_features)
+                for i, w in enumerate(CANDIDATES):
+                    right[i] += np.sum(answer(g2, z1, w) == y[a:b])
+            evidence_rows.append(F)
             labels.append(y[a:b])
         state = R.fit(X[:b], y[:b], n_classes=n_classes, scales=[(patch, stride, n_per_bank)],
                       tau=[tau], beta=beta, expected=expected)[0]  # fmt: skip
     F, labels = np.concatenate(evidence_rows), np.concatenate(labels)
-    test = code(nearest(state, X_test, j), n_features, evidence, normalise, state["tau"])
-    if readout == "slda":
-        W, b = lda(F, labels, n_classes, shrinkage)
-        predicted = np.argmax(test @ W + b, axis=1)
+    D_test = nearest(state, X_test, j)
+    test = code(D_test, n_features, evidence, normalise, state["tau"])
+    if layer1_weight == "auto":
+        weight = CANDIDATES[int(np.argmax(right))] if right.any() else 0.0
     else:
-        means = np.array([F[labels == k].mean(axis=0) for k in range(n_classes)])
-        predicted = np.argmin(((test[:, None] - means[None]) ** 2).sum(axis=2), axis=1)
-    return state, F, predicted
+        weight = layer1_weight
+    g2 = layer2_scores(F, labels, n_classes, readout, shrinkage, test)
+    predicted = answer(g2, layer1_scores(D_test, n_features), weight)
+    return state, F, predicted, weight
