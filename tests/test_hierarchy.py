@@ -219,7 +219,16 @@ def test_bench_hierarchy_counts_layer2_work_and_compares_with_the_local_model(mo
     )
     report = {"dataset": "mnist", "result": result, "threads": 1, "peak_rss_bytes": 2**20,
               "machine": {"cpu": "x", "cores": 1, "load_before": [0], "load_after": [0]}}  # fmt: skip
-    assert "| ratio to local |" in bench_hierarchy.markdown(report)
+    text = bench_hierarchy.markdown(report)
+    assert "| ratio to local |" in text
+    for name in ("local", "hierarchy"):  # row: the true class; its diagonal: the right answers
+        counts = np.array(run[name]["confusion"])
+        assert counts.shape == (3, 3) and counts.sum() == 20
+        assert np.trace(counts) / 20 == pytest.approx(run[name]["accuracy"])
+        assert np.array_equal(counts.sum(axis=1), np.bincount(y[:20], minlength=3))
+    section = text.split("Where the errors go")[1].split("\n")
+    rows = [line for line in section if line.startswith("| ") and "true class" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| 0", "| 1", "| 2"]  # one row a class
 
 
 @pytest.mark.parametrize("n, layer2_from, learnt", [(60, 0.5, 30), (60, 0.95, 3), (10, 0.95, 1)])

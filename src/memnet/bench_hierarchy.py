@@ -39,6 +39,33 @@ def layer2_macs(model, n_test: int) -> int:
     return model.n_layer2_samples_ * d * d + n_test * d * K
 
 
+def confusion(y_true, y_pred, n_classes=10) -> np.ndarray:
+    """(K, K) counts: row the true class, column the answer."""
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2).reshape(n_classes, -1)
+
+
+def error_table(runs, dataset) -> list[str]:
+    """Markdown: per true class, over every seed, the share each model got right and the
+    hierarchy's most frequent wrong answer."""
+    from memnet.datasets import REGISTRY
+
+    sums = {m: np.sum([r[m]["confusion"] for r in runs], axis=0) for m in ("local", "hierarchy")}
+    names = list(REGISTRY[dataset].classes) if dataset in REGISTRY else []
+    names = (
+        names if len(names) == len(sums["local"]) else [str(k) for k in range(len(sums["local"]))]
+    )
+    lines = ["| true class | local right | hierarchy right | hierarchy's most frequent wrong answer |",
+             "|---|---|---|---|"]  # fmt: skip
+    for k, name in enumerate(names):
+        row = {m: c[k] / max(c[k].sum(), 1) for m, c in sums.items()}
+        wrong = sums["hierarchy"][k].astype(float)
+        wrong[k] = -1
+        j = int(np.argmax(wrong))
+        lines.append(f"| {name} | {100 * row['local'][k]:.1f}% | {100 * row['hierarchy'][k]:.1f}% "
+                     f"| {names[j]} ({100 * row['hierarchy'][j]:.1f}%) |")  # fmt: skip
+    return lines
+
+
 def run_seed(data, seed, threads, params):
     from memnet.models.memory.hierarchy import HierarchicalMemoryNetwork
     from memnet.models.memory.local import LocalMemoryNetwork
@@ -47,11 +74,12 @@ def run_seed(data, seed, threads, params):
     hier = HierarchicalMemoryNetwork(random_state=seed, n_threads=threads, **params)
     local = LocalMemoryNetwork(random_state=seed, n_threads=threads, **hier._layer1_params())
     out = {"seed": seed}
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
     for name, model in (("local", local), ("hierarchy", hier)):
         train_s, _, _ = timed(lambda m=model: m.fit(X_train, y_train), 1)
         infer_s, _, pred = timed(lambda m=model: m.predict(X_test), 1)
         out[name] = {"accuracy": float(np.mean(pred == y_test)), "train_seconds": train_s,
-                     "infer_seconds": infer_s}  # fmt: skip
+                     "infer_seconds": infer_s, "confusion": confusion(y_test, pred, n_classes).tolist()}  # fmt: skip
     work = hier.layer1_.work_()
     out["hierarchy"]["multiply_adds"] = (
         work["train_multiply_adds"] + work["predict_multiply_adds"] + layer2_macs(hier, len(X_test))
@@ -124,6 +152,10 @@ def markdown(report) -> str:
         f"Targets: ratio to local <= 1.5, to matmul <= 2 (rate {r['matmul_rate'] / 1e9:.1f} G "
         "multiply-adds/s, the best before and after).",
         f"Peak memory of this process: {report['peak_rss_bytes'] / 2**20:.0f} MiB.",
+        "",
+        f"Where the errors go (test images of every seed, {len(r['runs'])} in all):",
+        "",
+        *error_table(r["runs"], report["dataset"]),
         "",
     ]
     return "\n".join(lines)
