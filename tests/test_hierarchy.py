@@ -152,8 +152,8 @@ def test_one_and_two_threads_give_the_same_model():
 
 @pytest.mark.parametrize("readout", ["slda", "ncm", "memory"])
 def test_save_and_load_give_the_same_predictions(tmp_path, readout):
-    X, y = blobs(150)
-    X_test, _ = blobs(40, seed=1)
+    X, y = blobs(150, noise=0.9)  # noisy: the weight chosen in the pass is not the first
+    X_test, _ = blobs(40, seed=1, noise=0.9)
     model = HierarchicalMemoryNetwork(**{**BASE, "readout": readout, "layer2_neurons": 20})
     model.fit(X, y)
     model.save(tmp_path / "h.npz")
@@ -161,6 +161,26 @@ def test_save_and_load_give_the_same_predictions(tmp_path, readout):
     assert loaded.get_params() == model.get_params()
     np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
     assert loaded.model_bytes == model.model_bytes
+    assert loaded.layer1_weight_ == model.layer1_weight_
+    assert readout == "memory" or model.layer1_weight_ > 0
+
+
+def test_layer2_never_answers_a_class_it_has_not_learnt():
+    """A class-incremental stream: after the tasks of classes 0 and 1, no answer is class 2, for
+    any weight of layer 1 (streaming LDA's discriminant gives a class without samples 0, not
+    -inf, unless it is masked)."""
+    X, y = blobs(200, noise=0.9)
+    seen = y < 2
+    X_test, _ = blobs(60, seed=1, noise=0.9)
+    for weight in ("auto", 0, 4.0, math.inf):
+        for readout in ("slda", "ncm"):
+            model = HierarchicalMemoryNetwork(**{**BASE, "readout": readout}, layer1_weight=weight,
+                                              expected_samples=200)  # fmt: skip
+            model.partial_fit(X[seen], y[seen], classes=[0, 1, 2])
+            assert model._layer2 is not None
+            assert set(model.predict(X_test)) <= {0, 1}, (weight, readout)
+            scores = model._layer2_scores(model.evidence_(X_test) * 0.2)  # all seen ones < 0
+            assert np.all(scores[:, 2] == -np.inf) and np.isfinite(scores[:, :2]).all()
 
 
 def test_two_pass_variant_learns_layer2_from_the_final_layer1_and_says_two_passes():
@@ -176,6 +196,11 @@ def test_two_pass_variant_learns_layer2_from_the_final_layer1_and_says_two_passe
     assert HierarchicalMemoryNetwork(**BASE).n_passes == 1
     with pytest.raises(ValueError, match="partial_fit needs schedule='prequential'"):
         model.partial_fit(X, y)
+    # its layer 1 has stored every sample layer 2 reads: "auto" scores no block, so w is 0
+    noisy, labels = blobs(150, noise=0.9)
+    two = HierarchicalMemoryNetwork(**{**BASE, "schedule": "two-pass"}).fit(noisy, labels)
+    assert not two._hits.any() and two.layer1_weight_ == 0
+    assert HierarchicalMemoryNetwork(**BASE).fit(noisy, labels).layer1_weight_ > 0
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,8 @@ def test_one_update_of_the_hidden_rule_equals_the_reference(p):
     with ThreadPoolExecutor(1) as pool:
         model._hidden_step(V, 0.05, pool)
     expected = reference_step(W, V.astype(np.float64), p, 3, 0.4, 0.05)
+    hit = np.unique(np.flatnonzero(np.any(expected != W, axis=1)))
+    assert model.update_multiply_adds_ == (4 * 5 + 3 * len(hit)) * 9  # formed twice, applied
     assert np.allclose(model.weights_, expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(model.weights_, W)  # the step changed something
     for g in range(len(model._columns)):
@@ -140,7 +142,7 @@ def test_the_benchmark_counts_the_work_the_model_did():
     assert work["infer_multiply_adds"] == 50 * 40 * 16 + 50 * 40 * 10
 
 
-@pytest.mark.parametrize(("n_hidden", "k"), [(9, 3), (40, 7), (5, 5), (2, 2)])
+@pytest.mark.parametrize(("n_hidden", "k"), [(9, 3), (40, 7), (5, 5), (2, 2), (1203, 7), (700, 11)])
 def test_the_ranks_equal_a_stable_sort_with_ties(n_hidden, k):
     """The blocks' k first and their merge give the units a stable sort of -currents ranks
     first and k-th; currents of a few values make ties common (the smaller unit wins)."""
@@ -148,6 +150,8 @@ def test_the_ranks_equal_a_stable_sort_with_ties(n_hidden, k):
 
     rng = np.random.default_rng(n_hidden)
     currents = rng.integers(0, 4, (60, n_hidden)).astype(np.float32)
+    if n_hidden > 100:  # many chunks of 32: the skipping of chunks below the bound is exercised
+        currents = np.round(rng.standard_normal((60, n_hidden)), 1).astype(np.float32)
     edges = np.linspace(0, n_hidden, 3).astype(int)
     blocks = []
     for lo, hi in zip(edges, edges[1:], strict=False):

@@ -94,7 +94,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
         w above; "auto": the one of WEIGHTS that answered most right of the blocks in the second
         half of layer 2's part of the stream, each block scored before layer 2 learnt it (none
         scored: 0). The Memory Network readout has no class scores: its answer is layer 2's
-        ("auto" or 0 only).
+        ("auto" or 0 only). With ``schedule="two-pass"`` "auto" is 0: layer 1 has stored every
+        sample layer 2 reads, so no block can be scored as an unseen image.
     schedule : {"prequential", "two-pass"}
         Layer 2 learns from evidence before each block is stored (one pass), or after layer 1
         has seen everything (two passes).
@@ -112,7 +113,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
 
     name = "hierarchy"
     FORMAT_NAME = "memnet.HierarchicalMemoryNetwork"
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2  # 2: layer 1's weight in the answer (its candidates' right answers saved)
     can_save = True
     uses_backprop = False
     uses_weight_sharing = False
@@ -274,7 +275,11 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self._learn_readout(F, y)
 
     def _choosing(self) -> bool:
-        return self.layer1_weight == "auto" and self.readout != "memory"
+        """Whether the pass chooses layer 1's weight: not for the memory readout (no class
+        scores), nor for the two-pass schedule (its layer 1 has stored every sample that layer 2
+        reads, so no block answers as an unseen image would)."""
+        return (self.layer1_weight == "auto" and self.readout != "memory"
+                and self.schedule == "prequential")  # fmt: skip
 
     def _scoring_start(self) -> int:
         """Where in the stream the blocks that choose layer 1's weight start: half-way from
@@ -378,12 +383,17 @@ class HierarchicalMemoryNetwork(MemoryModel):
     def _layer2_scores(self, F) -> np.ndarray:
         """(n, K) layer 2's class scores, larger for likelier: streaming LDA's discriminant, or
         minus the squared distance to each class mean (-inf for a class not seen)."""
+        from threadpoolctl import threadpool_limits
+
         if self.readout == "slda":
             W, b = self._layer2.discriminant()
-            return F @ W + b
-        sums, counts = self._layer2
-        means = sums / np.maximum(counts, 1)[:, None]
-        scores = -((F[:, None, :] - means[None]) ** 2).sum(axis=2)
+            with threadpool_limits(1):  # BLAS's sums depend on its thread count
+                scores = F @ W + b
+            counts = self._layer2._counts
+        else:
+            sums, counts = self._layer2
+            means = sums / np.maximum(counts, 1)[:, None]
+            scores = -((F[:, None, :] - means[None]) ** 2).sum(axis=2)
         scores[:, counts == 0] = -np.inf
         return scores
 
@@ -430,7 +440,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
     def run_facts(self, n_classes: int) -> dict:
         facts = super().run_facts(n_classes)
         facts.update(n_born=int(self.n_born_), layer2_samples=self.n_layer2_samples_,
-                     layer1_weight=f"{self.layer1_weight_:g}")  # fmt: skip
+                     layer1_weight=str(float(self.layer1_weight_)))  # fmt: skip
         return facts
 
     def for_warm_up(self):

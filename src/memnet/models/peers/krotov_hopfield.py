@@ -102,9 +102,10 @@ class KrotovHopfield(Baseline):
     hidden_epochs, top_epochs : int
         The epochs of each part (run_facts records them).
     update_multiply_adds_ : int
-        Multiply-adds of the hidden rule's updates so far (``g v``: ``2 d`` a sample; ``I W``:
-        ``d`` a unit some sample ranked first or ``k``-th; the currents' products are
-        ``n_hidden x d`` a sample each epoch).
+        Multiply-adds of the hidden rule's updates so far, as done: each change is formed twice
+        (once for the largest, once to apply it), ``g v`` (``2 d`` a sample) and ``I W`` (``d``
+        a unit some sample ranked first or ``k``-th), then applied (``d`` a unit): ``(4 B + 3
+        n_hit) d`` an update; the currents' products are ``n_hidden x d`` a sample each epoch.
     """
 
     name = "krotov_hopfield"
@@ -217,7 +218,8 @@ class KrotovHopfield(Baseline):
         hit, row, change = self._scratch
         n = rule_update(self.weights_, V, currents, first, kth, float(self.delta), float(rate),
                         PRECISION, hit, row, change)  # fmt: skip
-        self.update_multiply_adds_ += (2 * len(V) + n) * V.shape[1]
+        # each unit's change is formed twice (2 terms a sample, and I W) and then applied
+        self.update_multiply_adds_ += (4 * len(V) + 3 * n) * V.shape[1]
         self._stale = [hit[:n]] * GROUPS
 
     def _refresh(self, g) -> None:
