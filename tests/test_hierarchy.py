@@ -54,6 +54,8 @@ def reference(model, X, y, X_test, n_classes=3):
         {"layer1_weight": 4.0},
         {"layer1_weight": math.inf},
         {"readout": "ncm", "layer1_weight": 2.0},
+        {"evidence": "winner", "readout": "ncm"},
+        {"evidence": "winner", "readout": "ncm", "layer1_weight": 0},
     ],  # fmt: skip
     ids=lambda v: "-".join(map(str, v.values())) or "base",
 )
@@ -75,25 +77,33 @@ def test_it_equals_the_numpy_reference(variant):
     # the evidence layer 2 reads for the test images, and its predictions
     n_features = 16
     D = RH.nearest(state, X_test, j)
-    expected = RH.code(D, n_features, params["evidence"], params["normalise"], state["tau"])
-    np.testing.assert_allclose(model.evidence_(X_test), expected, rtol=1e-10, atol=1e-10)
+    if params["evidence"] == "winner":  # the model gives each location's active coordinate
+        expected = RH.winners(state, X_test, 6)
+        active = np.zeros_like(expected)
+        np.put_along_axis(active, model.evidence_(X_test), 1.0, axis=1)
+        np.testing.assert_array_equal(active, expected)
+    else:
+        expected = RH.code(D, n_features, params["evidence"], params["normalise"], state["tau"])
+        np.testing.assert_allclose(model.evidence_(X_test), expected, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(model.predict(X_test), predicted)
     assert model.layer1_weight_ == weight
 
 
-@pytest.mark.parametrize("readout", ["slda", "ncm"])
-def test_layer1_weight_is_chosen_in_the_pass_as_the_reference_chooses_it(readout):
+@pytest.mark.parametrize("readout, evidence", [("slda", "nearest"), ("ncm", "nearest"),
+                                               ("ncm", "winner")])  # fmt: skip
+def test_layer1_weight_is_chosen_in_the_pass_as_the_reference_chooses_it(readout, evidence):
     """On noisy blobs the candidates disagree; the weight chosen is the reference's (the first
     with the most right answers over the second half of layer 2's blocks), neither 0 nor inf,
     and the model answers as one given that weight."""
     X, y = blobs(150, noise=0.9)
     X_test, _ = blobs(40, seed=1, noise=0.9)
-    model = HierarchicalMemoryNetwork(**BASE, readout=readout).fit(X, y)
+    model = HierarchicalMemoryNetwork(**BASE, readout=readout, evidence=evidence).fit(X, y)
     _, _, predicted, weight = reference(model, X, y, X_test)
     assert model.layer1_weight_ == weight
     assert 0 < weight < math.inf
     np.testing.assert_array_equal(model.predict(X_test), predicted)
-    fixed = HierarchicalMemoryNetwork(**BASE, readout=readout, layer1_weight=weight).fit(X, y)
+    fixed = HierarchicalMemoryNetwork(**BASE, readout=readout, evidence=evidence,
+                                      layer1_weight=weight).fit(X, y)  # fmt: skip
     np.testing.assert_array_equal(fixed.predict(X_test), predicted)
 
 
@@ -205,11 +215,12 @@ def test_two_pass_variant_learns_layer2_from_the_final_layer1_and_says_two_passe
 
 @pytest.mark.parametrize(
     "params, message",
-    [({"evidence": "winners"}, "evidence"), ({"readout": "mlp"}, "readout"),
+    [({"evidence": "sparse"}, "evidence"), ({"readout": "mlp"}, "readout"),
      ({"n_nearest": 0}, "n_nearest"), ({"block": 0}, "block"),
      ({"patch": (4, 6), "stride": (2, 2)}, "one scale"), ({"patch": 9}, "patch 9"),
      ({"layer1_weight": "best"}, "layer1_weight"), ({"layer1_weight": -1}, "layer1_weight"),
-     ({"readout": "memory", "layer1_weight": 2}, "no class scores")],
+     ({"readout": "memory", "layer1_weight": 2}, "no class scores"),
+     ({"evidence": "winner"}, "readout='ncm'")],
 )  # fmt: skip
 def test_bad_parameters_are_named(params, message):
     X, y = blobs(40)

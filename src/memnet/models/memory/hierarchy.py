@@ -39,12 +39,13 @@ from memnet.models.memory.network import MemoryNetwork
 from memnet.models.peers.slda import StreamingLDA
 from memnet.validation import check_choice, check_images, check_int, check_labels, check_real
 
-EVIDENCES = ("distance", "nearest", "rank", "vote")
+EVIDENCES = ("distance", "nearest", "rank", "vote", "winner")
 NORMALISATIONS = ("none", "location", "threshold")
 READOUTS = ("slda", "ncm", "memory")
 SCHEDULES = ("prequential", "two-pass")
 LAYER1 = ("patch", "stride", "n_per_bank", "shift", "preprocess", "beta")
 CHUNK = 4096  # images whose evidence is formed at a time (float64: CHUNK x locations x K x j)
+WINNER_CHUNK = 512  # patches compared with all of a location's memories at a time ("winner")
 # layer 1's weight against layer 2's scores: candidates of layer1_weight="auto" (inf: layer 1 alone)
 WEIGHTS = (0.0, *(2.0**e for e in range(-2, 13)), math.inf)
 
@@ -58,7 +59,12 @@ class HierarchicalMemoryNetwork(MemoryModel):
     - ``"distance"``: sqrt of the distance to the bank's nearest memory;
     - ``"nearest"``: sqrt of the distances to its ``n_nearest`` nearest memories, each apart;
     - ``"rank"``: the class's rank among the classes at that location (0: the nearest);
-    - ``"vote"``: 1 for the class of the nearest memory (none when several tie), else 0.
+    - ``"vote"``: 1 for the class of the nearest memory (none when several tie), else 0;
+    - ``"winner"``: a sparse code, one-hot at each location over all its memories (``n_per_bank``
+      slots a class): which memory is the nearest there, of any class (the first on a tie, in
+      class then slot order), at the location's own position. Its dimension (locations x K x
+      n_per_bank, about a million on 28 x 28 images) allows only the nearest-class-mean readout,
+      kept as counts; ``evidence_`` gives each sample's active coordinate per location.
 
     A bank with no memory yet (a class not seen) gives sqrt(patch features) as its distance, the
     largest that two patches of pixels in [0, 1] can be apart.
@@ -288,7 +294,12 @@ class HierarchicalMemoryNetwork(MemoryModel):
 
     def _learn_readout(self, F, y):
         if self._layer2 is None:
-            self._layer2 = self._make_readout(F.shape[1])
+            d = (
+                F.shape[1] * self._n_classes * self.n_per_bank
+                if self.evidence == "winner"
+                else F.shape[1]
+            )
+            self._layer2 = self._make_readout(d)
         if self.readout == "slda":
             if not hasattr(self._layer2, "_counts"):
                 self._layer2.classes_ = self.classes_
@@ -296,7 +307,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
             self._layer2._learn_more(F, y)
         elif self.readout == "ncm":
             sums, counts = self._layer2
-            np.add.at(sums, y, F)
+            if self.evidence == "winner":  # one-hot codes: a count per class and coordinate
+                np.add.at(sums, (np.repeat(y, F.shape[1]), F.ravel()), 1.0)
+            else:
+                np.add.at(sums, y, F)
             counts += np.bincount(y, minlength=self._n_classes)
         else:
             self._layer2.partial_fit(F[:, None, None, :].astype(np.float32), y,
@@ -320,6 +334,31 @@ class HierarchicalMemoryNetwork(MemoryModel):
         ``n_nearest`` for "nearest", else 1), location-major."""
         return self._evidence_and_layer1(X)[0]
 
+    def _winners(self, Xp, sc) -> np.ndarray:
+        """(n, L) int64: per location, the code coordinate of the nearest memory of any class,
+        (location x K + class) x n_per_bank + slot; squared distances as |x|^2 - 2 x.m + |m|^2
+        from one-thread float32 products (so the same on any thread count)."""
+        from threadpoolctl import threadpool_limits
+
+        n, K, p, cap = len(Xp), self._n_classes, sc.patch, self.n_per_bank
+        out = np.empty((n, len(sc.positions)), np.int64)
+        with threadpool_limits(1):
+            for loc, (r0, c0) in enumerate(sc.positions):
+                slots = [(c, m) for c in range(K) for m in range(int(sc.count[loc][c]))]
+                if not slots:
+                    out[:, loc] = (loc * K) * cap
+                    continue
+                mem = np.concatenate([sc.mem[loc][c, : sc.count[loc][c]] for c in range(K)])
+                code = np.array([(loc * K + c) * cap + m for c, m in slots], np.int64)
+                m_norm = (mem.astype(np.float64) ** 2).sum(axis=1)
+                patches = Xp[:, :, r0 : r0 + p, c0 : c0 + p].reshape(n, -1)
+                for s in range(0, n, WINNER_CHUNK):
+                    x = patches[s : s + WINNER_CHUNK]
+                    d = (x.astype(np.float64) ** 2).sum(axis=1)[:, None] + m_norm[None]
+                    d -= 2.0 * (x @ mem.T)
+                    out[s : s + len(x), loc] = code[np.argmin(d, axis=1)]
+        return out
+
     def _evidence_and_layer1(self, X):
         """(evidence_(X), z1 (n, K)): z1 from layer 1's summed squared distances to each
         class's nearest memory (an empty bank: patch features), per sample less their
@@ -330,14 +369,20 @@ class HierarchicalMemoryNetwork(MemoryModel):
         n, K = len(X), self._n_classes
         j = self.n_nearest if self.evidence == "nearest" else 1
         sc = layer1._scales[0]
-        out = np.empty((n, len(sc.positions) * K * j))
+        if self.evidence == "winner":
+            out = np.empty((n, len(sc.positions)), np.int64)
+        else:
+            out = np.empty((n, len(sc.positions) * K * j))
         z1 = np.empty((n, K))
         for s in range(0, n, CHUNK):
             Xp = np.ascontiguousarray(layer1._transform(X[s : s + CHUNK]), np.float32)
             D, each = layer1._location_distances(Xp, sc, k=j, n_nearest=j)
             each = each.transpose(1, 0, 2, 3)
-            code = self._code(each, sc.n_features, sc.tau)
-            out[s : s + len(Xp)] = code.reshape(len(Xp), -1)
+            if self.evidence == "winner":
+                out[s : s + len(Xp)] = self._winners(Xp, sc)
+            else:
+                code = self._code(each, sc.n_features, sc.tau)
+                out[s : s + len(Xp)] = code.reshape(len(Xp), -1)
             total = np.where(np.isinf(each[..., 0]), float(sc.n_features), each[..., 0]).sum(axis=1)
             low = total.min(axis=1, keepdims=True)
             z1[s : s + len(Xp)] = (total - low) / (total.mean(axis=1, keepdims=True) - low + 1e-12)
@@ -390,6 +435,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
             with threadpool_limits(1):  # BLAS's sums depend on its thread count
                 scores = F @ W + b
             counts = self._layer2._counts
+        elif self.evidence == "winner":  # -|f - mean|^2 of one-hot f, from its coordinates
+            sums, counts = self._layer2
+            means = sums / np.maximum(counts, 1)[:, None]
+            scores = 2.0 * means[:, F].sum(axis=2).T - (means**2).sum(axis=1)[None] - F.shape[1]
         else:
             sums, counts = self._layer2
             means = sums / np.maximum(counts, 1)[:, None]
@@ -526,6 +575,11 @@ class HierarchicalMemoryNetwork(MemoryModel):
             raise ValueError(
                 "layer1_weight must be 'auto' or a number >= 0 (inf: layer 1's class alone); "
                 f"got {self.layer1_weight!r}"
+            )
+        if self.evidence == "winner" and self.readout != "ncm":
+            raise ValueError(
+                f"evidence='winner' with readout={self.readout!r}: the sparse code has locations x "
+                "classes x n_per_bank dimensions (about a million); its readout is readout='ncm'"
             )
         if self.layer1_weight != "auto":
             if self.readout == "memory" and self.layer1_weight != 0:

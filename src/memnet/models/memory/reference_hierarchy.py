@@ -44,6 +44,26 @@ def nearest(state, X, j):
     return out
 
 
+def winners(state, X, n_per_bank):
+    """(n, L * K * n_per_bank) one-hot per location: the slot of the nearest memory of any class
+    there (exact distances; the first in class then slot order on a tie), at
+    (location x K + class) x n_per_bank + slot."""
+    n_classes = len(state["banks"][0])
+    n_loc = len(state["locations"])
+    out = np.zeros((len(X), n_loc * n_classes * n_per_bank))
+    for i, image in enumerate(X):
+        for loc, (r, c) in enumerate(state["locations"]):
+            x = R.cut(image, r, c, state["patch"])
+            best = None
+            for k, bank in enumerate(state["banks"][loc]):
+                for slot, m in enumerate(bank):
+                    d = R.distance(x, m, "l2")
+                    if best is None or d < best[0]:
+                        best = (d, (loc * n_classes + k) * n_per_bank + slot)
+            out[i, best[1] if best else loc * n_classes * n_per_bank] = 1.0
+    return out
+
+
 def code(D, n_features, evidence="nearest", normalise="none", tau=None):
     """hierarchy's evidence of the squared distances D (n, L, K, j), written out plainly
     (``tau``: the state's tau[loc][c], for normalise="threshold")."""
@@ -140,7 +160,10 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
     for a, b in blocks(len(X), block, total, layer2_from):
         if a > 0 and a >= layer2_start:
             D = nearest(state, X[a:b], j)
-            F = code(D, n_features, evidence, normalise, state["tau"])
+            if evidence == "winner":
+                F = winners(state, X[a:b], n_per_bank)
+            else:
+                F = code(D, n_features, evidence, normalise, state["tau"])
             if layer1_weight == "auto" and evidence_rows and a >= scoring_start:
                 g2 = layer2_scores(np.concatenate(evidence_rows), np.concatenate(labels),
                                    n_classes, readout, shrinkage, F)  # fmt: skip
@@ -153,7 +176,10 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
                       tau=[tau], beta=beta, expected=expected)[0]  # fmt: skip
     F, labels = np.concatenate(evidence_rows), np.concatenate(labels)
     D_test = nearest(state, X_test, j)
-    test = code(D_test, n_features, evidence, normalise, state["tau"])
+    if evidence == "winner":
+        test = winners(state, X_test, n_per_bank)
+    else:
+        test = code(D_test, n_features, evidence, normalise, state["tau"])
     if layer1_weight == "auto":
         weight = CANDIDATES[int(np.argmax(right))] if right.any() else 0.0
     else:
