@@ -257,6 +257,8 @@ def test_bench_hierarchy_counts_layer2_work_and_compares_with_the_local_model(mo
               "machine": {"cpu": "x", "cores": 1, "load_before": [0], "load_after": [0]}}  # fmt: skip
     text = bench_hierarchy.markdown(report)
     assert "| ratio to local |" in text
+    assert run["hierarchy"]["layer1_weight"] == str(float(model.layer1_weight_))
+    assert f"chosen in each seed's pass: {model.layer1_weight_}." in text
     for name in ("local", "hierarchy"):  # row: the true class; its diagonal: the right answers
         counts = np.array(run[name]["confusion"])
         assert counts.shape == (3, 3) and counts.sum() == 20

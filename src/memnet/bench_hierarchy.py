@@ -80,6 +80,9 @@ def run_seed(data, seed, threads, params):
         infer_s, _, pred = timed(lambda m=model: m.predict(X_test), 1)
         out[name] = {"accuracy": float(np.mean(pred == y_test)), "train_seconds": train_s,
                      "infer_seconds": infer_s, "confusion": confusion(y_test, pred, n_classes).tolist()}  # fmt: skip
+    out["hierarchy"]["layer1_weight"] = str(
+        float(hier.layer1_weight_)
+    )  # chosen in the pass (inf: text)
     work = hier.layer1_.work_()
     out["hierarchy"]["multiply_adds"] = (
         work["train_multiply_adds"] + work["predict_multiply_adds"] + layer2_macs(hier, len(X_test))
@@ -151,6 +154,9 @@ def markdown(report) -> str:
         f"(std {std['local']:.4f}), hierarchy {mean['hierarchy']:.4f} (std {std['hierarchy']:.4f}). "
         f"Targets: ratio to local <= 1.5, to matmul <= 2 (rate {r['matmul_rate'] / 1e9:.1f} G "
         "multiply-adds/s, the best before and after).",
+        "Layer 1's weight in the answer, chosen in each seed's pass: "
+        + ", ".join(run["hierarchy"].get("layer1_weight", "?") for run in r["runs"])
+        + ".",
         f"Peak memory of this process: {report['peak_rss_bytes'] / 2**20:.0f} MiB.",
         "",
         f"Where the errors go (test images of every seed, {len(r['runs'])} in all):",
