@@ -25,7 +25,7 @@ import numpy as np
 from memnet.bench import load_mnist, machine, matmul_rate, timed
 from memnet.cli import _positive_int, _seed
 from memnet.io import output_dir, write_json, write_text
-from memnet.pipeline.execute import peak_rss_bytes
+from memnet.pipeline.execute import confusion_matrix, peak_rss_bytes
 
 DATASETS = ("mnist", "fashion-mnist")  # same files, same shapes
 
@@ -37,11 +37,6 @@ def layer2_macs(model, n_test: int) -> int:
     K = len(model.classes_)
     d = len(model.layer1_.positions_()) * K * j  # the evidence's features
     return model.n_layer2_samples_ * d * d + n_test * d * K
-
-
-def confusion(y_true, y_pred, n_classes=10) -> np.ndarray:
-    """(K, K) counts: row the true class, column the answer."""
-    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2).reshape(n_classes, -1)
 
 
 def error_table(runs, dataset) -> list[str]:
@@ -79,10 +74,8 @@ def run_seed(data, seed, threads, params):
         train_s, _, _ = timed(lambda m=model: m.fit(X_train, y_train), 1)
         infer_s, _, pred = timed(lambda m=model: m.predict(X_test), 1)
         out[name] = {"accuracy": float(np.mean(pred == y_test)), "train_seconds": train_s,
-                     "infer_seconds": infer_s, "confusion": confusion(y_test, pred, n_classes).tolist()}  # fmt: skip
-    out["hierarchy"]["layer1_weight"] = str(
-        float(hier.layer1_weight_)
-    )  # chosen in the pass (inf: text)
+                     "infer_seconds": infer_s, "confusion": confusion_matrix(y_test, pred, n_classes).tolist()}  # fmt: skip
+    out["hierarchy"]["layer1_weight"] = str(float(hier.layer1_weight_))  # the pass's (inf: text)
     work = hier.layer1_.work_()
     out["hierarchy"]["multiply_adds"] = (
         work["train_multiply_adds"] + work["predict_multiply_adds"] + layer2_macs(hier, len(X_test))

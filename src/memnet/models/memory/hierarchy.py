@@ -231,7 +231,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         from it, layer 1 being empty), and a block boundary where layer 2 starts learning
         (``layer2_from`` x the expected samples)."""
         offset = self._n_seen
-        first = max(1, min(self.block, self._n_expected // 10, n)) if offset == 0 else 0
+        first = min(self._first_block(), n) if offset == 0 else 0
         cut = min(max(self._layer2_start() - offset, first), n)
         edges = sorted({0, first, *range(first, cut, self.block), *range(cut, n, self.block), n})
         self._n_seen += n
@@ -253,6 +253,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self._hits = np.zeros(len(WEIGHTS), np.int64)  # right answers of each candidate weight
         self._n_seen = 0
         self._n_expected = int(np.sum(expected))
+
+    def _first_block(self) -> int:
+        """The stream's first block: ``block`` samples, or a tenth of the expected ones if fewer."""
+        return max(1, min(self.block, self._n_expected // 10))
 
     def _layer2_start(self) -> int:
         """Where in the stream layer 2 starts learning: ceil(layer2_from x the expected samples),
@@ -322,8 +326,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
             return StreamingLDA(shrinkage=self.shrinkage)
         if self.readout == "ncm":
             return np.zeros((self._n_classes, d)), np.zeros(self._n_classes, np.int64)
-        first = max(1, min(self.block, self._n_expected // 10))
-        seen = max(self._n_expected - max(self._layer2_start(), first), 1)  # what layer 2 will see
+        seen = max(
+            self._n_expected - max(self._layer2_start(), self._first_block()), 1
+        )  # layer 2's
         return MemoryNetwork(n_neurons=self.layer2_neurons, expected_samples=seen,
                              preprocess=None, shuffle=False, n_threads=self.n_threads)  # fmt: skip
 
@@ -344,12 +349,17 @@ class HierarchicalMemoryNetwork(MemoryModel):
         out = np.empty((n, len(sc.positions)), np.int64)
         with threadpool_limits(1):
             for loc, (r0, c0) in enumerate(sc.positions):
-                slots = [(c, m) for c in range(K) for m in range(int(sc.count[loc][c]))]
-                if not slots:
+                counts = [int(sc.count[loc][c]) for c in range(K)]
+                if not any(counts):
                     out[:, loc] = (loc * K) * cap
                     continue
-                mem = np.concatenate([sc.mem[loc][c, : sc.count[loc][c]] for c in range(K)])
-                code = np.array([(loc * K + c) * cap + m for c, m in slots], np.int64)
+                mem = np.concatenate([sc.mem[loc][c, :m] for c, m in enumerate(counts)])
+                code = np.concatenate(
+                    [
+                        (loc * K + c) * cap + np.arange(m, dtype=np.int64)
+                        for c, m in enumerate(counts)
+                    ]
+                )
                 m_norm = (mem.astype(np.float64) ** 2).sum(axis=1)
                 patches = Xp[:, :, r0 : r0 + p, c0 : c0 + p].reshape(n, -1)
                 for s in range(0, n, WINNER_CHUNK):
@@ -428,20 +438,13 @@ class HierarchicalMemoryNetwork(MemoryModel):
     def _layer2_scores(self, F) -> np.ndarray:
         """(n, K) layer 2's class scores, larger for likelier: streaming LDA's discriminant, or
         minus the squared distance to each class mean (-inf for a class not seen)."""
-        from threadpoolctl import threadpool_limits
-
         if self.readout == "slda":
-            W, b = self._layer2.discriminant()
-            with threadpool_limits(1):  # BLAS's sums depend on its thread count
-                scores = F @ W + b
-            counts = self._layer2._counts
-        elif self.evidence == "winner":  # -|f - mean|^2 of one-hot f, from its coordinates
-            sums, counts = self._layer2
-            means = sums / np.maximum(counts, 1)[:, None]
+            return self._layer2.discriminant_scores(F)
+        sums, counts = self._layer2
+        means = sums / np.maximum(counts, 1)[:, None]
+        if self.evidence == "winner":  # -|f - mean|^2 of one-hot f, from its coordinates
             scores = 2.0 * means[:, F].sum(axis=2).T - (means**2).sum(axis=1)[None] - F.shape[1]
         else:
-            sums, counts = self._layer2
-            means = sums / np.maximum(counts, 1)[:, None]
             scores = -((F[:, None, :] - means[None]) ** 2).sum(axis=2)
         scores[:, counts == 0] = -np.inf
         return scores

@@ -244,13 +244,16 @@ class KrotovHopfield(Baseline):
 
     def _train_hidden(self, V) -> None:
         from concurrent.futures import ThreadPoolExecutor
+        from contextlib import nullcontext
 
         from threadpoolctl import threadpool_limits
 
         self._start_rule(len(V))
         workers = min(self.n_threads, GROUPS) - 1  # besides this thread
-        with threadpool_limits(1), ThreadPoolExecutor(max(workers, 1)) as pool:
-            pool = pool if workers else None
+        with (
+            threadpool_limits(1),
+            ThreadPoolExecutor(workers) if workers else nullcontext() as pool,
+        ):
             for epoch in range(self.hidden_epochs):
                 rate = self.lr * (1 - epoch / self.hidden_epochs)
                 order = self._rng.permutation(len(V))

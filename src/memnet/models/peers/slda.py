@@ -102,15 +102,20 @@ class StreamingLDA(Baseline):
             self._discriminant = W, b
         return self._discriminant
 
-    def _predict_index(self, X):
+    def discriminant_scores(self, X) -> np.ndarray:
+        """(n, K) g_k(x), float64, on one BLAS thread; -inf for a class not seen yet (a stream)."""
         W, b = self.discriminant()
-        flat = X.reshape(len(X), -1)
-        predicted = np.empty(len(flat), np.int64)
-        for start in range(0, len(flat), CHUNK):
-            with threadpool_limits(1):
-                scores = flat[start : start + CHUNK].astype(np.float64) @ W + b
-            scores[:, self._counts == 0] = -np.inf  # a class not seen yet (a stream)
-            predicted[start : start + CHUNK] = scores.argmax(axis=1)
+        with threadpool_limits(1):  # BLAS's sums depend on its thread count
+            scores = X.reshape(len(X), -1).astype(np.float64) @ W + b
+        scores[:, self._counts == 0] = -np.inf
+        return scores
+
+    def _predict_index(self, X):
+        predicted = np.empty(len(X), np.int64)
+        for start in range(0, len(X), CHUNK):
+            predicted[start : start + CHUNK] = self.discriminant_scores(
+                X[start : start + CHUNK]
+            ).argmax(axis=1)
         return predicted
 
     @property
