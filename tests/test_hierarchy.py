@@ -107,6 +107,50 @@ def test_layer1_weight_is_chosen_in_the_pass_as_the_reference_chooses_it(readout
     np.testing.assert_array_equal(fixed.predict(X_test), predicted)
 
 
+def test_classes_yet_to_come_leave_the_seen_classes_layer1_scores_as_they_are():
+    """z1 of the classes with memories is the same whether or not empty banks (classes the stream
+    has not shown yet) stand beside them, and an empty bank's class scores worst."""
+    from memnet.models.memory.hierarchy import _layer1_scores
+
+    rng = np.random.default_rng(0)
+    D = rng.random((5, 4, 3)) * 10  # (samples, locations, classes)
+    with_empty = np.concatenate([D, np.full((5, 4, 2), np.inf)], axis=2)
+    z1 = _layer1_scores(with_empty, 16)
+    np.testing.assert_allclose(z1[:, :3], _layer1_scores(D, 16), rtol=1e-12)
+    total = D.sum(axis=1)  # by hand: 0 for the nearest class, 1 at the mean of the seen three
+    low = total.min(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        z1[:, :3], (total - low) / (total.mean(axis=1, keepdims=True) - low + 1e-12)
+    )
+    assert (z1[:, 3:] > z1[:, :3].max(axis=1, keepdims=True)).all()
+
+
+@pytest.mark.parametrize("weight", ["auto", 0, 4.0, 64.0, math.inf])
+def test_a_class_incremental_stream_equals_the_reference(weight):
+    """Classes in label order: layer 2 learns and the weights are scored while the banks of the
+    classes to come are empty, and half-way (three classes of six) the model answers with them
+    empty. Both then and at the end, the model equals the reference."""
+    X, y = blobs(240, n_classes=6, noise=0.9)
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    X_test, _ = blobs(60, n_classes=6, seed=1, noise=0.9)
+    counts = np.bincount(y).tolist()
+    half = int(np.sum(y < 3))
+    model = HierarchicalMemoryNetwork(**BASE, layer1_weight=weight, expected_samples=counts)
+    model.partial_fit(X[:half], y[:half], classes=np.arange(6))
+    whole = HierarchicalMemoryNetwork(**{**BASE, "shuffle": False}, layer1_weight=weight).fit(X, y)
+    for fitted, n in ((model, half), (whole, len(y))):
+        _, F, predicted, chosen = RH.fit_predict(
+            X[:n], y[:n], X_test, n_classes=6, patch=4, stride=2, n_per_bank=6,
+            tau=fitted.layer1_.initial_tau_(), block=30, expected=counts, j=2, shrinkage=0.05,
+            layer1_weight=weight,
+        )  # fmt: skip
+        assert fitted.n_layer2_samples_ == len(F)
+        assert fitted.layer1_weight_ == chosen
+        np.testing.assert_array_equal(fitted.predict(X_test), predicted)
+    assert set(model.predict(X_test)) <= {0, 1, 2}
+
+
 def test_layer2_learns_each_block_before_layer1_stores_it():
     """The prequential evidence of a training sample is that of an unseen image: for the second
     block it equals layer 1 fitted on the first block alone, scoring the second."""

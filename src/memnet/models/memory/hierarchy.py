@@ -72,7 +72,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
     The answer: the class of the largest ``g2 - w z1``, with g2 layer 2's class scores (streaming
     LDA's discriminant, or minus the squared distance to each class mean), z1 layer 1's summed
     squared distances to each class's nearest memories, per sample less their smallest and over
-    their mean (so 0 for layer 1's class), and w ``layer1_weight`` (inf: layer 1's class).
+    their mean (so 0 for layer 1's class; smallest and mean over the classes with memories, so that
+    classes yet to come leave the scale alone), and w ``layer1_weight`` (inf: layer 1's class).
     Layer 1's initial thresholds (and any preprocessing statistics) come from the stream's first
     block, as LocalMemoryNetwork.partial_fit takes them from its first batch. ``normalise="location"``: at each
     location the distances less their smallest over the classes, divided by their mean;
@@ -393,9 +394,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
             else:
                 code = self._code(each, sc.n_features, sc.tau)
                 out[s : s + len(Xp)] = code.reshape(len(Xp), -1)
-            total = np.where(np.isinf(each[..., 0]), float(sc.n_features), each[..., 0]).sum(axis=1)
-            low = total.min(axis=1, keepdims=True)
-            z1[s : s + len(Xp)] = (total - low) / (total.mean(axis=1, keepdims=True) - low + 1e-12)
+            z1[s : s + len(Xp)] = _layer1_scores(each[..., 0], sc.n_features)
         return out, z1
 
     def _code(self, D, n_features, tau):
@@ -611,6 +610,19 @@ def _from_bytes(cls, array):
         path = Path(tmp) / "model.npz"
         path.write_bytes(np.asarray(array, np.uint8).tobytes())
         return cls.load(path)
+
+
+def _layer1_scores(D, n_features):
+    """z1 (n, K) from the squared distances D (n, L, K) of each location's patch to each class's
+    nearest memory: their sums over the locations, less the sample's smallest and over its mean
+    less its smallest, smallest and mean taken over the classes whose banks hold memories. An
+    empty bank counts n_features a location: far from every class, and left out of the scale, so
+    that classes yet to come (a class-incremental stream) do not shrink the seen classes' spread."""
+    empty = np.isinf(D).any(axis=1)  # (n, K): a bank empty at one location is empty at all
+    total = np.where(np.isinf(D), float(n_features), D).sum(axis=1)
+    seen = np.where(empty, np.nan, total)
+    low = np.nanmin(seen, axis=1, keepdims=True)
+    return (total - low) / (np.nanmean(seen, axis=1, keepdims=True) - low + 1e-12)
 
 
 def _combine(g2, z1, w):

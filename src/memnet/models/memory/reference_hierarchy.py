@@ -101,12 +101,15 @@ CANDIDATES = [0.0] + [2.0**e for e in range(-2, 13)] + [math.inf]
 
 def layer1_scores(D, n_features):
     """z1 (n, K): the sum over locations of each class's nearest squared distance (inf: n_features),
-    less the sample's smallest, over the sample's mean less its smallest (+ 1e-12)."""
+    less the sample's smallest, over the sample's mean less its smallest (+ 1e-12); smallest and
+    mean over the classes whose banks are not empty."""
     first = np.where(np.isinf(D[..., 0]), float(n_features), D[..., 0])
     total = first.sum(axis=1)
     z1 = np.empty_like(total)
     for i, row in enumerate(total):
-        z1[i] = (row - row.min()) / (row.mean() - row.min() + 1e-12)
+        filled = [c for c in range(len(row)) if not np.isinf(D[i, :, c, 0]).any()]
+        low, mean = min(row[filled]), sum(row[filled]) / len(filled)
+        z1[i] = (row - low) / (mean - low + 1e-12)
     return z1
 
 
@@ -121,8 +124,9 @@ def layer2_scores(F, y, n_classes, readout, shrinkage, test):
     """Layer 2 fitted on (F, y): its class scores for ``test`` (LDA's discriminant, or minus the
     squared distances to the class means, -inf for a class without samples)."""
     if readout == "slda":
+        present = np.isin(np.arange(n_classes), y)
         W, b = lda(F, y, n_classes, shrinkage)
-        return test @ W + b
+        return np.where(present, test @ np.where(present, W, 0) + np.where(present, b, 0), -np.inf)
     scores = np.full((len(test), n_classes), -np.inf)
     for k in range(n_classes):
         if np.any(y == k):
@@ -132,7 +136,8 @@ def layer2_scores(F, y, n_classes, readout, shrinkage, test):
 
 def lda(F, y, n_classes, shrinkage):
     """Batch LDA: (W, b) of g(x) = x W + b with the pooled biased covariance, shrunk."""
-    means = np.array([F[y == k].mean(axis=0) for k in range(n_classes)])
+    means = np.array([F[y == k].mean(axis=0) if np.any(y == k) else np.zeros(F.shape[1])
+                      for k in range(n_classes)])  # fmt: skip
     centred = F - means[y]
     S = centred.T @ centred / len(F)
     L = np.linalg.inv((1 - shrinkage) * S + shrinkage * np.eye(F.shape[1]))
