@@ -373,7 +373,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
     def _evidence_and_layer1(self, X):
         """(evidence_(X), z1 (n, K)): z1 from layer 1's summed squared distances to each
         class's nearest memory (an empty bank: patch features), per sample less their
-        smallest and over their mean."""
+        smallest and over their mean, over the classes with memories (_layer1_scores)."""
         layer1 = self._layer1
         layer1._check_fitted()
         X = check_images(X)
@@ -617,7 +617,10 @@ def _layer1_scores(D, n_features):
     nearest memory: their sums over the locations, less the sample's smallest and over its mean
     less its smallest, smallest and mean taken over the classes whose banks hold memories. An
     empty bank counts n_features a location: far from every class, and left out of the scale, so
-    that classes yet to come (a class-incremental stream) do not shrink the seen classes' spread."""
+    that classes yet to come (a class-incremental stream) do not shrink the seen classes' spread.
+    With one class seen, the others' z1 is about 1e12 times their distance excess: finite, so that
+    g2 - w z1 stays defined for w = 0. Layer 1 always holds a memory once fitted, so some class is
+    seen."""
     empty = np.isinf(D).any(axis=1)  # (n, K): a bank empty at one location is empty at all
     total = np.where(np.isinf(D), float(n_features), D).sum(axis=1)
     seen = np.where(empty, np.nan, total)
