@@ -126,8 +126,8 @@ def rule_update(W, V, currents, first, kth, delta, rate, precision, hit, row, dW
     """One update of the rule, on the units hit (first or k-th for some sample) only:
     dW_u = sum_b g_bu v_b - (sum_b g_bu I_bu) W_u, with g = 1 for first, -delta for k-th;
     W_u += rate dW_u / max(max |dW|, precision). hit[:n] = the units changed, ascending; returns
-    n. Scratch: row (n_hidden,) int64, dW (d,) float64: each unit's change, formed twice (for
-    the largest, then to apply it) in float64 sums."""
+    n. Scratch: row (n_hidden,) int64, dW (2 B, d) float64: the change of each unit hit, formed
+    once in float64 sums, kept until the largest is known, then applied."""
     n_hidden = W.shape[0]
     B = V.shape[0]
     row[:] = 0  # samples per unit, then where each unit's samples start
@@ -154,14 +154,13 @@ def rule_update(W, V, currents, first, kth, delta, rate, precision, hit, row, dW
     top = 0.0
     for r in range(n):
         u = hit[r]
-        _unit_change(u, W, V, currents, samples, weights, row[u], fill[u], dW)
-        top = max(top, _largest_abs(dW))
+        _unit_change(u, W, V, currents, samples, weights, row[u], fill[u], dW[r])
+        top = max(top, _largest_abs(dW[r]))
     step = rate / max(top, precision)
     for r in range(n):
         u = hit[r]
-        _unit_change(u, W, V, currents, samples, weights, row[u], fill[u], dW)
-        for i in range(dW.shape[0]):
-            W[u, i] = np.float32(W[u, i] + step * dW[i])
+        for i in range(dW.shape[1]):
+            W[u, i] = np.float32(W[u, i] + step * dW[r, i])
     return n
 
 

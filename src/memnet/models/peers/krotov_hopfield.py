@@ -102,10 +102,10 @@ class KrotovHopfield(Baseline):
     hidden_epochs, top_epochs : int
         The epochs of each part (run_facts records them).
     update_multiply_adds_ : int
-        Multiply-adds of the hidden rule's updates so far, as done: each change is formed twice
-        (once for the largest, once to apply it), ``g v`` (``2 d`` a sample) and ``I W`` (``d``
-        a unit some sample ranked first or ``k``-th), then applied (``d`` a unit): ``(4 B + 3
-        n_hit) d`` an update; the currents' products are ``n_hidden x d`` a sample each epoch.
+        Multiply-adds of the hidden rule's updates so far, as done: each change is formed once,
+        ``g v`` (``2 d`` a sample) and ``I W`` (``d`` a unit some sample ranked first or
+        ``k``-th), then applied (``d`` a unit): ``(2 B + 2 n_hit) d`` an update; the currents'
+        products are ``n_hidden x d`` a sample each epoch.
     """
 
     name = "krotov_hopfield"
@@ -218,8 +218,8 @@ class KrotovHopfield(Baseline):
         hit, row, change = self._scratch
         n = rule_update(self.weights_, V, currents, first, kth, float(self.delta), float(rate),
                         PRECISION, hit, row, change)  # fmt: skip
-        # each unit's change is formed twice (2 terms a sample, and I W) and then applied
-        self.update_multiply_adds_ += (4 * len(V) + 3 * n) * V.shape[1]
+        # each unit's change is formed once (2 terms a sample, and I W) and then applied
+        self.update_multiply_adds_ += (2 * len(V) + 2 * n) * V.shape[1]
         self._stale = [hit[:n]] * GROUPS
 
     def _refresh(self, g) -> None:
@@ -240,7 +240,7 @@ class KrotovHopfield(Baseline):
         b, d = min(self.batch_size, n_samples), self.weights_.shape[1]
         self._currents = np.empty((b, self.n_hidden), np.float32)  # buffers used by every step
         self._scratch = (np.empty(2 * b, np.int64), np.empty(self.n_hidden, np.int64),
-                         np.empty(d))  # fmt: skip
+                         np.empty((2 * b, d)))  # fmt: skip
 
     def _train_hidden(self, V) -> None:
         from concurrent.futures import ThreadPoolExecutor
