@@ -36,6 +36,7 @@ def reference(model, X, y, X_test, n_classes=3):
         tau=model.layer1_.initial_tau_(), block=30, expected=np.bincount(y).tolist(), j=j,
         evidence=params["evidence"], normalise=params["normalise"], readout=params["readout"],
         shrinkage=0.05, layer2_from=params["layer2_from"], layer1_weight=params["layer1_weight"],
+        layer2_hidden=params["layer2_hidden"], features_seed=[3, 2],
     )  # fmt: skip
 
 
@@ -56,6 +57,9 @@ def reference(model, X, y, X_test, n_classes=3):
         {"readout": "ncm", "layer1_weight": 2.0},
         {"evidence": "winner", "readout": "ncm"},
         {"evidence": "winner", "readout": "ncm", "layer1_weight": 0},
+        {"layer2_hidden": 40},
+        {"layer2_hidden": 40, "readout": "ncm", "layer1_weight": 0},
+        {"layer2_hidden": 40, "layer2_from": 0.5, "normalise": "location"},
     ],  # fmt: skip
     ids=lambda v: "-".join(map(str, v.values())) or "base",
 )
@@ -195,20 +199,22 @@ def test_a_sample_changes_at_most_one_memory_per_bank_of_layer1():
             assert grown + changed <= 1 and (c == y[60] or grown + changed == 0)
 
 
-def test_one_and_two_threads_give_the_same_model():
+@pytest.mark.parametrize("hidden", [0, 50])
+def test_one_and_two_threads_give_the_same_model(hidden):
     X, y = blobs(300, size=12)
     X_test, _ = blobs(60, size=12, seed=5)
-    a = HierarchicalMemoryNetwork(**{**BASE, "n_threads": 1}).fit(X, y)
-    b = HierarchicalMemoryNetwork(**{**BASE, "n_threads": 2}).fit(X, y)
+    a = HierarchicalMemoryNetwork(**{**BASE, "n_threads": 1, "layer2_hidden": hidden}).fit(X, y)
+    b = HierarchicalMemoryNetwork(**{**BASE, "n_threads": 2, "layer2_hidden": hidden}).fit(X, y)
     np.testing.assert_array_equal(a.evidence_(X_test), b.evidence_(X_test))
     np.testing.assert_array_equal(a.predict(X_test), b.predict(X_test))
 
 
-@pytest.mark.parametrize("readout", ["slda", "ncm", "memory"])
-def test_save_and_load_give_the_same_predictions(tmp_path, readout):
+@pytest.mark.parametrize("readout, hidden", [("slda", 0), ("ncm", 0), ("memory", 0), ("slda", 30)])
+def test_save_and_load_give_the_same_predictions(tmp_path, readout, hidden):
     X, y = blobs(150, noise=0.9)  # noisy: the weight chosen in the pass is not the first
     X_test, _ = blobs(40, seed=1, noise=0.9)
-    model = HierarchicalMemoryNetwork(**{**BASE, "readout": readout, "layer2_neurons": 20})
+    model = HierarchicalMemoryNetwork(**{**BASE, "readout": readout, "layer2_neurons": 20,
+                                         "layer2_hidden": hidden})  # fmt: skip
     model.fit(X, y)
     model.save(tmp_path / "h.npz")
     loaded = HierarchicalMemoryNetwork.load(tmp_path / "h.npz")
@@ -264,7 +270,8 @@ def test_two_pass_variant_learns_layer2_from_the_final_layer1_and_says_two_passe
      ({"patch": (4, 6), "stride": (2, 2)}, "one scale"), ({"patch": 9}, "patch 9"),
      ({"layer1_weight": "best"}, "layer1_weight"), ({"layer1_weight": -1}, "layer1_weight"),
      ({"readout": "memory", "layer1_weight": 2}, "no class scores"),
-     ({"evidence": "winner"}, "readout='ncm'")],
+     ({"evidence": "winner"}, "readout='ncm'"), ({"layer2_hidden": -1}, "layer2_hidden"),
+     ({"evidence": "winner", "readout": "ncm", "layer2_hidden": 8}, "layer2_hidden with")],
 )  # fmt: skip
 def test_bad_parameters_are_named(params, message):
     X, y = blobs(40)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memnet.models.memory._random_features import RandomFeatures
 from memnet.models.memory.base import MemoryModel, corrupt_file
 from memnet.models.memory.local import LocalMemoryNetwork
 from memnet.models.memory.network import MemoryNetwork
@@ -97,6 +98,11 @@ class HierarchicalMemoryNetwork(MemoryModel):
         Streaming LDA's shrinkage of the covariance toward the identity.
     layer2_neurons : int
         The Memory Network readout's neuron budget.
+    layer2_hidden : int
+        0: layer 2 reads the evidence. Else layer 2 reads this many fixed random features of it,
+        relu(((f - m) / s) R + b) (memnet.models.memory._random_features: R, b drawn from
+        ``random_state``, never learnt; m, s the first evidence block layer 2 learns), so that
+        its readout is a non-linear function of the evidence, still without gradients.
     layer1_weight : "auto" or float >= 0 (inf allowed)
         w above; "auto": the one of WEIGHTS that answered most right of the blocks in the second
         half of layer 2's part of the stream, each block scored before layer 2 learnt it (none
@@ -139,6 +145,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         readout="slda",
         shrinkage=1e-4,
         layer2_neurons=2000,
+        layer2_hidden=0,
         layer1_weight="auto",
         schedule="prequential",
         block=1000,
@@ -160,6 +167,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
         self.readout = readout
         self.shrinkage = shrinkage
         self.layer2_neurons = layer2_neurons
+        self.layer2_hidden = layer2_hidden
         self.layer1_weight = layer1_weight
         self.schedule = schedule
         self.block = block
@@ -250,6 +258,7 @@ class HierarchicalMemoryNetwork(MemoryModel):
             n_threads=self.n_threads,
         )
         self._layer2 = None
+        self._features = None  # layer2_hidden's map, fixed by the first block layer 2 learns
         self._n_layer2 = 0
         self._hits = np.zeros(len(WEIGHTS), np.int64)  # right answers of each candidate weight
         self._n_seen = 0
@@ -278,6 +287,9 @@ class HierarchicalMemoryNetwork(MemoryModel):
         block lies in the second half of layer 2's part, each candidate weight answers the
         block and its right answers count."""
         F, z1 = self._evidence_and_layer1(X)
+        if self.layer2_hidden and self._features is None:
+            self._features = RandomFeatures.start(F, self.layer2_hidden, self._features_seed())
+        F = self._layer2_inputs(F)
         scored = self._choosing() and position >= self._scoring_start()
         if self._layer2 is not None and scored:
             g2 = self._layer2_scores(F)
@@ -430,9 +442,18 @@ class HierarchicalMemoryNetwork(MemoryModel):
 
     def _predict_block(self, X):
         F, z1 = self._evidence_and_layer1(X)
+        F = self._layer2_inputs(F)
         if self.readout == "memory":
             return self._layer2.predict(F[:, None, None, :].astype(np.float32))
         return _combine(self._layer2_scores(F), z1, self.layer1_weight_)
+
+    def _layer2_inputs(self, F) -> np.ndarray:
+        """What layer 2 reads of the evidence F: F, or its random features (layer2_hidden)."""
+        return F if self._features is None else self._features(F)
+
+    def _features_seed(self) -> list[int]:
+        """The seed of layer2_hidden's R and b: random_state's (0 if None), apart from the order's."""
+        return [0 if self.random_state is None else int(self.random_state), 2]
 
     def _layer2_scores(self, F) -> np.ndarray:
         """(n, K) layer 2's class scores, larger for likelier: streaming LDA's discriminant, or
@@ -486,6 +507,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
             two = self._layer2[0].nbytes + self._layer2[1].nbytes
         else:
             two = self._layer2.model_bytes
+        if self._features is not None:
+            two += self._features.nbytes
         return int(self._layer1.model_bytes + two)
 
     def run_facts(self, n_classes: int) -> dict:
@@ -496,7 +519,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
 
     def for_warm_up(self):
         """A small copy of the model: the same code paths with little work."""
-        return type(self)(**{**self.get_params(), "n_per_bank": 8, "layer2_neurons": 16})
+        return type(self)(**{**self.get_params(), "n_per_bank": 8, "layer2_neurons": 16,
+                             "layer2_hidden": min(self.layer2_hidden, 16)})  # fmt: skip
 
     # ---- persistence ------------------------------------------------------------------------
 
@@ -508,6 +532,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
                  "n_layer2": int(self._n_layer2), "n_seen": int(self._n_seen),
                  "n_expected": int(self._n_expected)}  # fmt: skip
         arrays = {"layer1": _file_bytes(self._layer1), "hits": self._hits}
+        if self._features is not None:  # R and b are drawn again from the seed
+            arrays.update(features_mean=self._features.mean, features_scale=self._features.scale)
         if self._layer2 is None:
             pass
         elif self.readout == "slda":
@@ -534,6 +560,10 @@ class HierarchicalMemoryNetwork(MemoryModel):
             model._n_expected = int(state["n_expected"])
             model._layer1 = _from_bytes(LocalMemoryNetwork, data["layer1"])
             model._hits = np.asarray(data["hits"], np.int64)
+            model._features = None
+            if "features_mean" in data:
+                model._features = RandomFeatures.of(data["features_mean"], data["features_scale"],
+                                                    model.layer2_hidden, model._features_seed())  # fmt: skip
             if "l2_counts" not in data and "layer2" not in data:
                 model._layer2 = None
             elif model.readout == "slda":
@@ -571,6 +601,12 @@ class HierarchicalMemoryNetwork(MemoryModel):
         check_int("n_nearest", self.n_nearest, minimum=1)
         check_int("block", self.block, minimum=1)
         check_int("layer2_neurons", self.layer2_neurons, minimum=1)
+        check_int("layer2_hidden", self.layer2_hidden, minimum=0)
+        if self.layer2_hidden and self.evidence == "winner":
+            raise ValueError(
+                "layer2_hidden with evidence='winner': the sparse code is read by class means "
+                "only; give layer2_hidden=0 or another evidence"
+            )
         check_real("shrinkage", self.shrinkage, low=0, high=1, low_open=True)
         check_real("layer2_from", self.layer2_from, low=0, high=1, high_open=True)
         if not _is_weight(self.layer1_weight):

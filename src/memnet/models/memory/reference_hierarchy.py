@@ -145,9 +145,19 @@ def lda(F, y, n_classes, shrinkage):
     return W, -0.5 * np.einsum("kd,dk->k", means, W)
 
 
+def random_features(F, h, seed):
+    """The map f -> max(0, ((f - m) / s) R + b) fixed by the evidence rows F (see fit_predict)."""
+    m, sd = F.mean(axis=0), F.std(axis=0) + 1e-9
+    rng = np.random.default_rng(seed)
+    R = rng.standard_normal((F.shape[1], h)) / math.sqrt(F.shape[1])
+    b = 0.5 * rng.standard_normal(h)
+    return lambda G: np.maximum(((G - m) / sd) @ R + b, 0)
+
+
 def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, block, expected,
                 j, evidence="nearest", normalise="none", readout="slda", shrinkage=1e-4,
-                beta=0.01, layer2_from=0.0, layer1_weight="auto"):  # fmt: skip
+                beta=0.01, layer2_from=0.0, layer1_weight="auto", layer2_hidden=0,
+                features_seed=None):  # fmt: skip
     """The prequential hierarchy on the stream (X, y) in the order given: layer 2 learns each
     block's evidence from layer 1 as the earlier blocks left it (the first block: none; nor the
     blocks that start before ``layer2_from`` x the expected samples). With layer1_weight "auto",
@@ -155,13 +165,17 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
     2 has learnt a block, are answered by each candidate weight before layer 2 learns them; the
     first candidate with the most right answers is kept (none scored: 0). Returns the final
     layer 1's reference state, layer 2's training evidence, the test predictions and layer 1's
-    weight."""
+    weight. With ``layer2_hidden`` h > 0, layer 2 reads max(0, ((f - m) / s) R + b) of each
+    evidence row f: m, s the mean and standard deviation (+ 1e-9) of the first block layer 2
+    learns, R (d, h) ~ N(0, 1/d) and b (h,) ~ N(0, 1/4) drawn in that order from
+    default_rng(features_seed); its "training evidence" is then those features."""
     n_features = X.shape[1] * patch * patch
     total = sum(expected)
     layer2_start = min(math.ceil(layer2_from * total), total - 1)
     scoring_start = math.ceil((layer2_start + total) / 2)
     right = np.zeros(len(CANDIDATES), np.int64)
     evidence_rows, labels, state = [], [], None
+    expand = None
     for a, b in blocks(len(X), block, total, layer2_from):
         if a > 0 and a >= layer2_start:
             D = nearest(state, X[a:b], j)
@@ -169,6 +183,10 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
                 F = winners(state, X[a:b], n_per_bank)
             else:
                 F = code(D, n_features, evidence, normalise, state["tau"])
+            if layer2_hidden and expand is None:
+                expand = random_features(F, layer2_hidden, features_seed)
+            if expand is not None:
+                F = expand(F)
             if layer1_weight == "auto" and evidence_rows and a >= scoring_start:
                 g2 = layer2_scores(np.concatenate(evidence_rows), np.concatenate(labels),
                                    n_classes, readout, shrinkage, F)  # fmt: skip
@@ -185,6 +203,8 @@ def fit_predict(X, y, X_test, *, n_classes, patch, stride, n_per_bank, tau, bloc
         test = winners(state, X_test, n_per_bank)
     else:
         test = code(D_test, n_features, evidence, normalise, state["tau"])
+    if expand is not None:
+        test = expand(test)
     if layer1_weight == "auto":
         weight = CANDIDATES[int(np.argmax(right))] if right.any() else 0.0
     else:
