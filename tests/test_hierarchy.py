@@ -285,6 +285,18 @@ def test_partial_fit_needs_the_stream_length():
         HierarchicalMemoryNetwork(**BASE).partial_fit(X, y)
 
 
+def test_bench_hierarchy_counts_the_random_features_work():
+    """With layer2_hidden h, layer 2's work is the projection of every evidence row it reads
+    (d x h each), its scatter of h features and the test scores (h x K)."""
+    from memnet.bench_hierarchy import layer2_macs
+
+    X, y = blobs(150, size=10)
+    model = HierarchicalMemoryNetwork(patch=5, stride=5, n_per_bank=4, preprocess=None, block=30,
+                                      layer2_from=0.0, layer2_hidden=7, random_state=0).fit(X, y)  # fmt: skip
+    d, h, n = 4 * 3 * 3, 7, 150 - 15
+    assert layer2_macs(model, 20) == (n + 20) * d * h + n * h * h + 20 * h * 3
+
+
 def test_bench_hierarchy_counts_layer2_work_and_compares_with_the_local_model(monkeypatch):
     from memnet import bench_hierarchy
 

@@ -36,7 +36,9 @@ def layer2_macs(model, n_test: int) -> int:
     j = model.n_nearest if model.evidence == "nearest" else 1
     K = len(model.classes_)
     d = len(model.layer1_.positions_()) * K * j  # the evidence's features
-    return model.n_layer2_samples_ * d * d + n_test * d * K
+    h = model.layer2_hidden or d  # what layer 2 reads: the evidence, or its random features
+    projection = (model.n_layer2_samples_ + n_test) * d * h if model.layer2_hidden else 0
+    return model.n_layer2_samples_ * h * h + n_test * h * K + projection
 
 
 def error_table(runs, dataset) -> list[str]:
