@@ -35,7 +35,7 @@ test-fast: venv
 bench: venv
 	$(BIN)/python -m memnet.bench --out results/bench
 	$(BIN)/python -m memnet.bench_local --out results/bench --repeats 2
-	$(BIN)/python -m memnet.bench_hierarchy --out results/bench
+	$(BIN)/python -m memnet.bench_hierarchy --out results/bench --param layer2_hidden=4000
 	$(BIN)/python -m memnet.bench_peers --out results/bench
 	$(BIN)/python -m memnet.bench_pipeline --name quick --configfile config/quick.yaml --out results/bench
 
