@@ -339,9 +339,8 @@ class HierarchicalMemoryNetwork(MemoryModel):
             return StreamingLDA(shrinkage=self.shrinkage)
         if self.readout == "ncm":
             return np.zeros((self._n_classes, d)), np.zeros(self._n_classes, np.int64)
-        seen = max(
-            self._n_expected - max(self._layer2_start(), self._first_block()), 1
-        )  # layer 2's
+        first = max(self._layer2_start(), self._first_block())  # layer 2's first sample
+        seen = max(self._n_expected - first, 1)
         return MemoryNetwork(n_neurons=self.layer2_neurons, expected_samples=seen,
                              preprocess=None, shuffle=False, n_threads=self.n_threads)  # fmt: skip
 

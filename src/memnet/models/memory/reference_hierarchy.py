@@ -126,7 +126,7 @@ def layer2_scores(F, y, n_classes, readout, shrinkage, test):
     if readout == "slda":
         present = np.isin(np.arange(n_classes), y)
         W, b = lda(F, y, n_classes, shrinkage)
-        return np.where(present, test @ np.where(present, W, 0) + np.where(present, b, 0), -np.inf)
+        return np.where(present, test @ W + b, -np.inf)  # lda: an absent class's W, b are 0
     scores = np.full((len(test), n_classes), -np.inf)
     for k in range(n_classes):
         if np.any(y == k):
